@@ -1,0 +1,135 @@
+"""Registering files and folders as Artifacts: hash, place the bytes, record — all or nothing.
+
+Files already inside a registered storage root are recorded in place (key = relative path).
+Files elsewhere are copied into the default root as content-addressed objects. The record is
+written only after the bytes are in place, and bytes copied for a record that then fails to be
+written are removed again, so a record never points at nothing and nothing is left half-written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy import select
+
+from . import schema as S
+from .errors import FileMissingError, ValidationError
+from .hashing import hash_path
+from .settings import settings
+from .storage import StorageRoot, object_key, validate_key
+from .uids import ARTIFACT_STEM, random_uid
+
+logger = logging.getLogger("flowprov")
+
+_MULTI_SUFFIXES = {".gz", ".bz2", ".xz", ".zst", ".zip"}
+
+
+def suffix_of(path: str) -> str:
+    """'.tsv.gz' for matrix.tsv.gz, '.parquet' for x.parquet, '' for folders."""
+    if os.path.isdir(path):
+        return ""
+    p = Path(path)
+    if p.suffix in _MULTI_SUFFIXES and len(p.suffixes) > 1:
+        return "".join(p.suffixes[-2:])
+    return p.suffix
+
+
+def _containing_root(path: str, roots: list[StorageRoot]) -> tuple[StorageRoot, str] | None:
+    best = None
+    for root in roots:
+        key = root.key_of(path)
+        if key is not None and (best is None or len(root.root) > len(best[0].root)):
+            best = (root, key)
+    return best
+
+
+def register(artifacts: Sequence) -> None:
+    """Save a batch of unsaved Artifact objects in one transaction (they are updated in place)."""
+    from .context import current_run
+    from .events import ArtifactRegistered, RunRef
+    from .instance import current
+
+    inst = current()
+    roots = list(inst.storages().values())
+    default = inst.storage
+    prepared = []  # (artifact, event fields)
+    for art in artifacts:
+        src = os.path.abspath(art._source)
+        if not os.path.exists(src):
+            raise FileMissingError(f"cannot register {art._source}: no such file or folder ({src})")
+        digest = hash_path(src, art._algorithm or settings.hash_algorithm)
+        user_key = validate_key(art.key) if art.key is not None else None
+        inside = _containing_root(os.path.realpath(src), roots) or _containing_root(src, roots)
+        if inside is not None and not inside[1].startswith(".flowprov/"):
+            root, key = inside
+            if user_key is not None and user_key != key:
+                raise ValidationError(
+                    f"{src} is inside storage {root.root} at key {key!r}; it is registered in place,"
+                    f" so its key cannot be {user_key!r}"
+                )
+            fields = dict(storage_root=root.root, key=key, key_is_virtual=False, managed=False)
+        else:
+            fields = dict(
+                storage_root=default.root, key=user_key, key_is_virtual=user_key is not None,
+                managed=True,
+            )
+        run = art.__dict__.get("_run") or current_run()
+        if run is not None:
+            run.save()
+        fields.update(
+            stem=random_uid(ARTIFACT_STEM), description=art.description, suffix=suffix_of(src),
+            size=digest.size, hash=digest.hash, hash_type=digest.hash_type,
+            n_objects=digest.n_objects, run=RunRef(uid=run.uid) if run is not None else None,
+        )
+        prepared.append((art, src, fields))
+
+    hashes = [f["hash"] for _, _, f in prepared]
+    known = _known_hashes(inst, hashes)
+    copied: list[tuple[StorageRoot, str]] = []
+    try:
+        for _art, src, f in prepared:
+            if f["managed"] and f["hash"] not in known:
+                key = object_key(f["hash"], f["suffix"])
+                if not default.exists(key):
+                    default.put(src, key)
+                    copied.append((default, key))
+        results = inst.store.apply([ArtifactRegistered(**f) for _, _, f in prepared])
+    except BaseException:
+        _remove_orphans(inst, copied)
+        raise
+    for (art, _src, _f), res in zip(prepared, results, strict=True):
+        art._refresh_by_uid(res.uid)
+        object.__setattr__(art, "existed", res.existed)
+        if res.existed:
+            logger.info("returning existing Artifact('%s'): same content (hash %s…)", res.uid, res.uid and art.hash[:12])
+
+
+def _known_hashes(inst, hashes: list[str]) -> set[str]:
+    from .db import read_connection
+
+    out: set[str] = set()
+    with read_connection(inst.engine) as conn:
+        for i in range(0, len(hashes), 500):
+            chunk = hashes[i : i + 500]
+            out.update(conn.execute(select(S.artifacts.c.hash).where(S.artifacts.c.hash.in_(chunk))).scalars())
+    return out
+
+
+def _remove_orphans(inst, copied: list[tuple[StorageRoot, str]]) -> None:
+    """Remove objects we copied whose record was not written (unless someone else's record uses them)."""
+    if not copied:
+        return
+    try:
+        hashes = {key.rsplit("/", 1)[-1] for _, key in copied}
+        used = _known_hashes(inst, [h.split(".", 1)[0] for h in hashes])
+    except Exception:  # noqa: BLE001 - the database may be what failed; be conservative
+        used = set()
+        for root, key in copied:
+            root.remove(key)
+        return
+    for root, key in copied:
+        if key.rsplit("/", 1)[-1].split(".", 1)[0] not in used:
+            root.remove(key)

@@ -1,0 +1,157 @@
+"""Database engines, connection pragmas and schema migrations.
+
+SQLite is tuned for many writers on one machine: WAL journal, ``synchronous=NORMAL``, a 30 s
+busy timeout, and write transactions that take the write lock up front (``BEGIN IMMEDIATE``) so
+two writers never deadlock upgrading read locks. Other databases (PostgreSQL) use their defaults.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
+
+from .errors import DatabaseUnavailable, InstanceError, ValidationError
+
+# The newest migration this flowprov knows; tests check it equals Alembic's head.
+SCHEMA_HEAD = "0001"
+_WRITE = "flowprov_write"
+
+
+def parse_url(url: str | URL) -> URL:
+    try:
+        return make_url(url)
+    except ArgumentError as e:
+        raise ValidationError(
+            f"not a database URL: {url!r} (expected e.g. sqlite:////path/db.sqlite or "
+            "postgresql://user@host/dbname)"
+        ) from e
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL with any password masked, for messages and logs."""
+    return parse_url(url).render_as_string(hide_password=True)
+
+
+def make_engine(url: str | URL) -> Engine:
+    u = parse_url(url)
+    try:
+        if u.get_backend_name() == "sqlite":
+            engine = create_engine(u, connect_args={"timeout": 30})
+            _tune_sqlite(engine)
+        else:
+            engine = create_engine(u, pool_pre_ping=True)
+    except (NoSuchModuleError, ImportError) as e:
+        raise ValidationError(
+            f"no driver for database {safe_url(u)}: {e}. For PostgreSQL: pip install 'flowprov[postgres]'"
+        ) from e
+    return engine
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (SQLAlchemy's documented recipe)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")  # persistent per file; a no-op once set
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection):
+        write = conn.get_execution_options().get(_WRITE)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+@contextlib.contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """One transaction that writes; rolled back entirely on any error."""
+    with engine.connect().execution_options(**{_WRITE: True}) as conn:
+        with conn.begin():
+            yield conn
+
+
+@contextlib.contextmanager
+def read_connection(engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as conn:
+        with conn.begin():
+            yield conn
+
+
+def _alembic_config(conn: Connection):
+    from importlib.resources import files
+
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(files("flowprov") / "migrations"))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to `revision` (creates every table on an empty database)."""
+    from alembic import command
+
+    with write_transaction(engine) as conn:
+        command.upgrade(_alembic_config(conn), revision)
+
+
+def schema_revision(conn: Connection) -> str | None:
+    try:
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except (OperationalError, DatabaseError):
+        return None
+
+
+def open_schema(engine: Engine, where: str) -> None:
+    """Check the database is a flowprov database; upgrade an older schema; refuse a newer one."""
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")  # fails early on files that are not databases
+            rev = _revision_or_none(conn)
+            if rev is None:
+                tables = set(inspect(conn).get_table_names())
+    except DatabaseError as e:
+        raise _db_error(e, where) from e
+    if rev == SCHEMA_HEAD:
+        return
+    if rev is None:
+        if tables:
+            raise InstanceError(
+                f"{where} is a database, but not a flowprov one (tables: "
+                f"{', '.join(sorted(tables)[:5])}). Point FLOWPROV_INSTANCE at a flowprov instance "
+                "or run `flowprov init`."
+            )
+        raise InstanceError(f"{where} is empty: it was never initialised. Run `flowprov init`.")
+    if rev not in _known_revisions():
+        raise InstanceError(
+            f"{where} has schema revision {rev!r}, newer than this flowprov knows "
+            f"({SCHEMA_HEAD!r}): upgrade flowprov (pip install -U flowprov)."
+        )
+    migrate(engine)
+
+
+def _revision_or_none(conn: Connection) -> str | None:
+    if "alembic_version" not in inspect(conn).get_table_names():
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def _known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    cfg = _alembic_config(None)
+    return {s.revision for s in ScriptDirectory.from_config(cfg).walk_revisions()}
+
+
+def _db_error(e: Exception, where: str) -> Exception:
+    msg = str(getattr(e, "orig", e))
+    if isinstance(e, OperationalError) and "unable to open" not in msg and "not a database" not in msg:
+        return DatabaseUnavailable(f"cannot reach the database {where}: {msg}")
+    return InstanceError(f"{where} is not a readable flowprov database: {msg}")

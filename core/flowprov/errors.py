@@ -1,0 +1,53 @@
+"""Errors a user can cause. Every one says what was wrong and what to do."""
+
+
+class FlowprovError(Exception):
+    """Base class of every error flowprov raises on purpose."""
+
+
+class NoInstanceError(FlowprovError):
+    """No flowprov instance is configured or the configured one cannot be found."""
+
+
+class InstanceError(FlowprovError):
+    """The instance exists but cannot be opened (corrupt, foreign or newer database)."""
+
+
+class InstanceNotEmpty(FlowprovError):
+    """`delete` was asked to remove an instance that still holds records or files."""
+
+
+class DatabaseUnavailable(FlowprovError):
+    """The database could not be reached."""
+
+
+class ValidationError(FlowprovError):
+    """A value given to flowprov is not acceptable (bad key, bad type, bad status...)."""
+
+
+class FileMissingError(FlowprovError, FileNotFoundError):
+    """A file or folder flowprov was asked to register or read does not exist."""
+
+
+class StorageError(FlowprovError):
+    """Storage could not be written or read."""
+
+
+class LookupFieldError(FlowprovError):
+    """A query names a field or lookup that does not exist."""
+
+
+class DoesNotExist(FlowprovError):
+    """A query that must return exactly one record returned none."""
+
+
+class MultipleResultsFound(FlowprovError):
+    """A query that must return exactly one record returned several."""
+
+
+class NotSaved(FlowprovError):
+    """An operation needs a saved record."""
+
+
+class NoCurrentRun(FlowprovError):
+    """`finish()` was called with no tracked run."""

@@ -1,0 +1,185 @@
+"""The one contract between engines and the core: a handful of pydantic event models.
+
+Adapters (Snakemake, Nextflow, Prefect, the Python API itself) translate what they see into these
+events and hand a batch to ``Store.apply`` — the only writer. Each event carries its natural key,
+so applying the same batch twice changes nothing:
+
+- a Transform is (key or type+name, version, source hash);
+- a Run is its client-made ``uid``, or (``engine``, ``reference``) when the engine has its own id;
+- an Artifact is its content hash;
+- a run input is (run, artifact).
+
+Events are JSON-serialisable (``model_dump_json``) so they can be spooled to a file and replayed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+TRANSFORM_TYPES = (
+    "upload",
+    "script",
+    "notebook",
+    "pipeline",
+    "flow",
+    "task",
+    "rule",
+    "process",
+    "function",
+)
+TransformType = Literal[
+    "upload", "script", "notebook", "pipeline", "flow", "task", "rule", "process", "function"
+]
+RUN_STATUSES = ("scheduled", "started", "completed", "failed", "aborted", "cached", "crashed", "cancelled")
+RunStatus = Literal[
+    "scheduled", "started", "completed", "failed", "aborted", "cached", "crashed", "cancelled"
+]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunRef(_Model):
+    """A run by its uid, or by the engine's own id."""
+
+    uid: str | None = None
+    engine: str | None = None
+    reference: str | None = None
+
+    @model_validator(mode="after")
+    def _one_identity(self):
+        if not self.uid and not (self.engine and self.reference):
+            raise ValueError("a RunRef needs a uid, or both engine and reference")
+        return self
+
+
+class ArtifactRef(_Model):
+    uid: str | None = None
+    hash: str | None = None
+
+    @model_validator(mode="after")
+    def _one_identity(self):
+        if not self.uid and not self.hash:
+            raise ValueError("an ArtifactRef needs a uid or a hash")
+        return self
+
+
+class TransformSpec(_Model):
+    """Versioned code. Saving the same family with a new version or new source → a new version."""
+
+    name: str
+    type: TransformType
+    key: str | None = None
+    version: str | None = None
+    description: str | None = None
+    source_code: str | None = None
+    hash: str | None = None  # of the source code; computed from source_code when not given
+    reference: str | None = None
+    reference_type: str | None = None
+    uid: str | None = None  # pin the uid (stem + suffix), e.g. a notebook that declares its own
+
+
+class _Event(_Model):
+    at: datetime = Field(default_factory=now)
+    created_by: str | None = None  # user handle; the store's current user when None
+
+
+class UserSeen(_Event):
+    kind: Literal["user_seen"] = "user_seen"
+    handle: str
+    name: str | None = None
+    uid: str | None = None
+
+
+class StorageDeclared(_Event):
+    kind: Literal["storage_declared"] = "storage_declared"
+    root: str
+    type: str = "local"
+    region: str | None = None
+    description: str | None = None
+    is_default: bool = False
+
+
+class TransformSaved(_Event):
+    kind: Literal["transform_saved"] = "transform_saved"
+    transform: TransformSpec
+
+
+class RunStarted(_Event):
+    kind: Literal["run_started"] = "run_started"
+    uid: str
+    transform: TransformSpec | str  # a spec (saved if new) or an existing transform's uid
+    name: str | None = None
+    params: dict[str, Any] | None = None
+    environment: dict[str, Any] | None = None
+    parent: RunRef | None = None
+    engine: str | None = None
+    reference: str | None = None
+    reference_type: str | None = None
+    status: RunStatus = "started"
+
+
+class RunFinished(_Event):
+    kind: Literal["run_finished"] = "run_finished"
+    run: RunRef
+    status: RunStatus = "completed"
+    error: str | None = None
+    environment: dict[str, Any] | None = None
+
+
+class ArtifactRegistered(_Event):
+    """A file or folder produced by `run` (or uploaded with no run), by content hash."""
+
+    kind: Literal["artifact_registered"] = "artifact_registered"
+    stem: str  # used only if this content and key are both new
+    storage_root: str
+    key: str | None = None
+    key_is_virtual: bool = False
+    managed: bool = False
+    description: str | None = None
+    suffix: str = ""
+    size: int | None = None
+    hash: str
+    hash_type: str
+    n_objects: int = 1
+    run: RunRef | None = None
+
+
+class ArtifactUsed(_Event):
+    kind: Literal["artifact_used"] = "artifact_used"
+    run: RunRef
+    artifact: ArtifactRef
+
+
+Event = Annotated[
+    UserSeen
+    | StorageDeclared
+    | TransformSaved
+    | RunStarted
+    | RunFinished
+    | ArtifactRegistered
+    | ArtifactUsed,
+    Field(discriminator="kind"),
+]
+
+
+class EventBatch(BaseModel):
+    """A list of events as one JSON document (spool files hold one batch per line)."""
+
+    events: list[Event]
+
+
+class Applied(BaseModel):
+    """What applying one event did: the uid of the record it concerns, and whether it existed."""
+
+    kind: str
+    uid: str | None
+    existed: bool

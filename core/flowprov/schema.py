@@ -1,0 +1,155 @@
+"""The database schema (SQLAlchemy Core). Changes here need a migration in migrations/versions/.
+
+Idempotency is enforced by the database, not by Python checks alone, so that concurrent writers
+(cluster jobs, several notebooks) cannot create duplicates:
+
+- transforms: one row per (family, version_tag) — family is the key (or type+name), version_tag
+  the version string and source hash;
+- runs: one row per uid, and per (engine, reference) when an engine gives its own id;
+- artifacts: one row per content hash (same bytes → the same artifact);
+- run_inputs: one row per (run, artifact).
+"""
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+
+def _ts(name: str, **kw) -> Column:
+    return Column(name, DateTime(timezone=True), **kw)
+
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uid", String(8), nullable=False, unique=True),
+    Column("handle", String(150), nullable=False, unique=True),
+    Column("name", String(255)),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+)
+
+storages = Table(
+    "storages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uid", String(12), nullable=False, unique=True),
+    Column("root", String(1024), nullable=False, unique=True),
+    Column("type", String(16), nullable=False),  # local, s3, gs, ...
+    Column("region", String(64)),
+    Column("description", Text),
+    Column("is_default", Boolean, nullable=False, default=False),
+    Column("created_by_id", Integer, ForeignKey("users.id")),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+)
+
+transforms = Table(
+    "transforms",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uid", String(16), nullable=False, unique=True),
+    Column("stem", String(12), nullable=False, index=True),
+    Column("family", String(1024), nullable=False),
+    Column("version_tag", String(128), nullable=False),
+    Column("name", String(1024), nullable=False),
+    Column("key", String(1024), index=True),
+    Column("description", Text),
+    Column("type", String(20), nullable=False, index=True),
+    Column("version", String(64)),
+    Column("is_latest", Boolean, nullable=False, default=True),
+    Column("reference", String(1024)),
+    Column("reference_type", String(64)),
+    Column("source_code", Text),
+    Column("hash", String(128)),
+    Column("created_by_id", Integer, ForeignKey("users.id"), index=True),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+    UniqueConstraint("family", "version_tag"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uid", String(20), nullable=False, unique=True),
+    Column("transform_id", Integer, ForeignKey("transforms.id"), nullable=False, index=True),
+    Column("name", String(255)),
+    _ts("started_at", nullable=False),
+    _ts("finished_at"),
+    Column("status", String(16), nullable=False, index=True),
+    Column("params", JSON),
+    Column("environment", JSON),
+    Column("error", Text),
+    Column("parent_id", Integer, ForeignKey("runs.id"), index=True),
+    Column("engine", String(32)),
+    Column("reference", String(255)),
+    Column("reference_type", String(64)),
+    Column("created_by_id", Integer, ForeignKey("users.id"), index=True),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+    UniqueConstraint("engine", "reference"),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uid", String(20), nullable=False, unique=True),
+    Column("stem", String(16), nullable=False, index=True),
+    Column("key", String(1024), index=True),
+    Column("key_is_virtual", Boolean, nullable=False, default=False),
+    Column("description", Text),
+    Column("suffix", String(32), nullable=False, default=""),
+    Column("size", BigInteger),
+    Column("hash", String(128), nullable=False, unique=True),
+    Column("hash_type", String(32), nullable=False),
+    Column("n_objects", Integer, nullable=False, default=1),
+    Column("is_latest", Boolean, nullable=False, default=True),
+    # managed: flowprov copied the bytes into its storage root (and so may delete them)
+    Column("managed", Boolean, nullable=False, default=False),
+    Column("storage_id", Integer, ForeignKey("storages.id"), nullable=False, index=True),
+    Column("run_id", Integer, ForeignKey("runs.id"), index=True),
+    Column("created_by_id", Integer, ForeignKey("users.id"), index=True),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+    Index("ix_artifacts_storage_key", "storage_id", "key"),
+)
+
+run_inputs = Table(
+    "run_inputs",
+    metadata,
+    Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
+    Column("artifact_id", Integer, ForeignKey("artifacts.id"), primary_key=True, index=True),
+    _ts("created_at", nullable=False),
+)
+
+TABLES = {
+    "users": users,
+    "storages": storages,
+    "transforms": transforms,
+    "runs": runs,
+    "artifacts": artifacts,
+}

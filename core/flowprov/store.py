@@ -1,0 +1,347 @@
+"""The core's only writer: applies a batch of events in one transaction, idempotently.
+
+Every lookup goes through the natural key of the event (see events.py) and the database's unique
+constraints back it up: if a concurrent writer inserts the same record first, the whole batch is
+retried and then finds that record instead of duplicating it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import blake3
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from . import schema as S
+from .db import write_transaction
+from .errors import DatabaseUnavailable, ValidationError
+from .events import (
+    Applied,
+    ArtifactRegistered,
+    ArtifactUsed,
+    RunFinished,
+    RunRef,
+    RunStarted,
+    StorageDeclared,
+    TransformSaved,
+    TransformSpec,
+    UserSeen,
+)
+from .storage import storage_type
+from .uids import (
+    ARTIFACT_STEM,
+    STORAGE_UID,
+    TRANSFORM_STEM,
+    USER_UID,
+    random_uid,
+    suffix_index,
+    version_suffix,
+)
+
+_RETRIES = 5
+
+
+def source_hash(source_code: str) -> str:
+    return blake3.blake3(source_code.encode()).hexdigest()
+
+
+class Store:
+    """Applies events to one database. ``default_user`` is the handle used when an event has none."""
+
+    def __init__(self, engine: Engine, default_user: str, where: str):
+        self.engine = engine
+        self.default_user = default_user
+        self.where = where
+        self._user_ids: dict[str, int] = {}
+        self._storage_ids: dict[str, int] = {}
+
+    def apply(self, events: Sequence) -> list[Applied]:
+        """Apply all events in one transaction; all or nothing."""
+        for attempt in range(_RETRIES):
+            batch = _Batch(self)
+            try:
+                with write_transaction(self.engine) as conn:
+                    batch.conn = conn
+                    results = [batch.apply(e) for e in events]
+            except IntegrityError:
+                # a concurrent writer inserted the same natural key first: retry and find it
+                if attempt == _RETRIES - 1:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
+                continue
+            except OperationalError as e:
+                if "locked" in str(e.orig) and attempt < _RETRIES - 1:
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                raise DatabaseUnavailable(f"cannot write to {self.where}: {e.orig}") from e
+            self._user_ids.update(batch.new_user_ids)
+            self._storage_ids.update(batch.new_storage_ids)
+            return results
+        raise AssertionError("unreachable")
+
+
+class _Batch:
+    def __init__(self, store: Store):
+        self.store = store
+        self.conn: Connection
+        self.new_user_ids: dict[str, int] = {}
+        self.new_storage_ids: dict[str, int] = {}
+
+    # -- lookups -----------------------------------------------------------------------------
+    def user_id(self, handle: str | None, at, name: str | None = None, uid: str | None = None) -> int:
+        handle = handle or self.store.default_user
+        uid_ = self.store._user_ids.get(handle) or self.new_user_ids.get(handle)
+        if uid_ is not None and name is None:
+            return uid_
+        row = self.conn.execute(
+            select(S.users.c.id, S.users.c.name).where(S.users.c.handle == handle)
+        ).first()
+        if row is not None:
+            if name is not None and row.name != name:
+                self.conn.execute(
+                    update(S.users).where(S.users.c.id == row.id).values(name=name, updated_at=at)
+                )
+            self.new_user_ids[handle] = row.id
+            return row.id
+        new_id = self.conn.execute(
+            S.users.insert().values(
+                uid=uid or random_uid(USER_UID), handle=handle, name=name, created_at=at, updated_at=at
+            )
+        ).inserted_primary_key[0]
+        self.new_user_ids[handle] = new_id
+        return new_id
+
+    def storage_id(self, root: str, at, created_by_id: int | None, **fields) -> int:
+        sid = self.store._storage_ids.get(root) or self.new_storage_ids.get(root)
+        if sid is not None:
+            return sid
+        sid = self.conn.execute(select(S.storages.c.id).where(S.storages.c.root == root)).scalar()
+        if sid is None:
+            sid = self.conn.execute(
+                S.storages.insert().values(
+                    uid=random_uid(STORAGE_UID),
+                    root=root,
+                    type=fields.get("type") or storage_type(root),
+                    region=fields.get("region"),
+                    description=fields.get("description"),
+                    is_default=fields.get("is_default", False),
+                    created_by_id=created_by_id,
+                    created_at=at,
+                    updated_at=at,
+                )
+            ).inserted_primary_key[0]
+        self.new_storage_ids[root] = sid
+        return sid
+
+    def run_id(self, ref: RunRef) -> int:
+        r = S.runs.c
+        if ref.uid:
+            rid = self.conn.execute(select(r.id).where(r.uid == ref.uid)).scalar()
+        else:
+            rid = None
+        if rid is None and ref.engine and ref.reference:
+            rid = self.conn.execute(
+                select(r.id).where(and_(r.engine == ref.engine, r.reference == ref.reference))
+            ).scalar()
+        if rid is None:
+            raise ValidationError(f"unknown run {ref.model_dump(exclude_none=True)} in {self.store.where}")
+        return rid
+
+    # -- events ------------------------------------------------------------------------------
+    def apply(self, e) -> Applied:
+        handler = getattr(self, "_" + e.kind)
+        return handler(e)
+
+    def _user_seen(self, e: UserSeen) -> Applied:
+        existed = self.conn.execute(
+            select(S.users.c.id).where(S.users.c.handle == e.handle)
+        ).scalar() is not None
+        self.user_id(e.handle, e.at, name=e.name, uid=e.uid)
+        uid = self.conn.execute(select(S.users.c.uid).where(S.users.c.handle == e.handle)).scalar()
+        return Applied(kind=e.kind, uid=uid, existed=existed)
+
+    def _storage_declared(self, e: StorageDeclared) -> Applied:
+        existed = self.conn.execute(
+            select(S.storages.c.uid).where(S.storages.c.root == e.root)
+        ).scalar()
+        by = self.user_id(e.created_by, e.at)
+        self.storage_id(
+            e.root, e.at, by, type=e.type, region=e.region, description=e.description,
+            is_default=e.is_default,
+        )
+        uid = self.conn.execute(select(S.storages.c.uid).where(S.storages.c.root == e.root)).scalar()
+        return Applied(kind=e.kind, uid=uid, existed=existed is not None)
+
+    def _transform_saved(self, e: TransformSaved) -> Applied:
+        uid, existed = self.transform(e.transform, e.created_by, e.at)
+        return Applied(kind=e.kind, uid=uid, existed=existed)
+
+    def transform(self, spec: TransformSpec, created_by: str | None, at) -> tuple[str, bool]:
+        t = S.transforms.c
+        if spec.uid is not None and len(spec.uid) not in (TRANSFORM_STEM, TRANSFORM_STEM + 4):
+            raise ValidationError(
+                f"a Transform uid has {TRANSFORM_STEM + 4} characters ({TRANSFORM_STEM} stem + 4 "
+                f"version), got {spec.uid!r}"
+            )
+        family = f"key:{spec.key}" if spec.key else f"{spec.type}:{spec.name}"
+        if spec.uid is not None:  # a pinned uid keeps its family even if the key changes
+            pinned_family = self.conn.execute(
+                select(t.family).where(t.stem == spec.uid[:TRANSFORM_STEM]).limit(1)
+            ).scalar()
+            family = pinned_family or family
+        code_hash = spec.hash or (source_hash(spec.source_code) if spec.source_code else None)
+        version_tag = f"{spec.version or ''}|{code_hash or ''}"
+        row = self.conn.execute(
+            select(t.uid).where(and_(t.family == family, t.version_tag == version_tag))
+        ).first()
+        if row is not None:
+            return row.uid, True
+        siblings = self.conn.execute(select(t.uid, t.stem).where(t.family == family)).all()
+        if siblings:
+            stem = siblings[0].stem
+            n = max(suffix_index(s.uid[TRANSFORM_STEM:]) for s in siblings) + 1
+            uid = stem + version_suffix(n)
+            self.conn.execute(update(S.transforms).where(t.family == family).values(is_latest=False))
+        elif spec.uid is not None:
+            uid = spec.uid if len(spec.uid) > TRANSFORM_STEM else spec.uid + version_suffix(0)
+        else:
+            uid = random_uid(TRANSFORM_STEM) + version_suffix(0)
+        self.conn.execute(
+            S.transforms.insert().values(
+                uid=uid,
+                stem=uid[:TRANSFORM_STEM],
+                family=family,
+                version_tag=version_tag,
+                name=spec.name,
+                key=spec.key,
+                description=spec.description,
+                type=spec.type,
+                version=spec.version,
+                is_latest=True,
+                reference=spec.reference,
+                reference_type=spec.reference_type,
+                source_code=spec.source_code,
+                hash=code_hash,
+                created_by_id=self.user_id(created_by, at),
+                created_at=at,
+                updated_at=at,
+            )
+        )
+        return uid, False
+
+    def _run_started(self, e: RunStarted) -> Applied:
+        r = S.runs.c
+        if self.conn.execute(select(r.id).where(r.uid == e.uid)).scalar() is not None:
+            return Applied(kind=e.kind, uid=e.uid, existed=True)
+        if e.engine and e.reference:
+            uid = self.conn.execute(
+                select(r.uid).where(and_(r.engine == e.engine, r.reference == e.reference))
+            ).scalar()
+            if uid is not None:
+                return Applied(kind=e.kind, uid=uid, existed=True)
+        if isinstance(e.transform, str):
+            tid = self.conn.execute(
+                select(S.transforms.c.id).where(S.transforms.c.uid == e.transform)
+            ).scalar()
+            if tid is None:
+                raise ValidationError(f"unknown transform {e.transform!r} in {self.store.where}")
+        else:
+            tuid, _ = self.transform(e.transform, e.created_by, e.at)
+            tid = self.conn.execute(select(S.transforms.c.id).where(S.transforms.c.uid == tuid)).scalar()
+        self.conn.execute(
+            S.runs.insert().values(
+                uid=e.uid,
+                transform_id=tid,
+                name=e.name,
+                started_at=e.at,
+                status=e.status,
+                params=e.params,
+                environment=e.environment,
+                parent_id=self.run_id(e.parent) if e.parent else None,
+                engine=e.engine,
+                reference=e.reference,
+                reference_type=e.reference_type,
+                created_by_id=self.user_id(e.created_by, e.at),
+                created_at=e.at,
+                updated_at=e.at,
+            )
+        )
+        return Applied(kind=e.kind, uid=e.uid, existed=False)
+
+    def _run_finished(self, e: RunFinished) -> Applied:
+        rid = self.run_id(e.run)
+        values = dict(status=e.status, finished_at=e.at, error=e.error, updated_at=e.at)
+        if e.environment is not None:
+            values["environment"] = e.environment
+        self.conn.execute(update(S.runs).where(S.runs.c.id == rid).values(**values))
+        uid = self.conn.execute(select(S.runs.c.uid).where(S.runs.c.id == rid)).scalar()
+        return Applied(kind=e.kind, uid=uid, existed=True)
+
+    def _artifact_registered(self, e: ArtifactRegistered) -> Applied:
+        a = S.artifacts.c
+        uid = self.conn.execute(select(a.uid).where(a.hash == e.hash)).scalar()
+        if uid is not None:
+            return Applied(kind=e.kind, uid=uid, existed=True)
+        by = self.user_id(e.created_by, e.at)
+        sid = self.storage_id(e.storage_root, e.at, by)
+        stem, n = e.stem, 0
+        if e.key is not None:  # new bytes under an existing key → next version of that artifact
+            prev = self.conn.execute(
+                select(a.stem)
+                .where(and_(a.storage_id == sid, a.key == e.key))
+                .order_by(a.id.desc())
+                .limit(1)
+            ).scalar()
+            if prev is not None:
+                stem = prev
+                n = self.conn.execute(
+                    select(func.count()).select_from(S.artifacts).where(a.stem == stem)
+                ).scalar()
+                self.conn.execute(update(S.artifacts).where(a.stem == stem).values(is_latest=False))
+        if len(stem) != ARTIFACT_STEM:
+            raise ValidationError(f"artifact stem must have {ARTIFACT_STEM} characters: {stem!r}")
+        uid = stem + version_suffix(n)
+        self.conn.execute(
+            S.artifacts.insert().values(
+                uid=uid,
+                stem=stem,
+                key=e.key,
+                key_is_virtual=e.key_is_virtual,
+                description=e.description,
+                suffix=e.suffix,
+                size=e.size,
+                hash=e.hash,
+                hash_type=e.hash_type,
+                n_objects=e.n_objects,
+                is_latest=True,
+                managed=e.managed,
+                storage_id=sid,
+                run_id=self.run_id(e.run) if e.run else None,
+                created_by_id=by,
+                created_at=e.at,
+                updated_at=e.at,
+            )
+        )
+        return Applied(kind=e.kind, uid=uid, existed=False)
+
+    def _artifact_used(self, e: ArtifactUsed) -> Applied:
+        a = S.artifacts.c
+        cond = a.uid == e.artifact.uid if e.artifact.uid else a.hash == e.artifact.hash
+        row = self.conn.execute(select(a.id, a.uid).where(cond)).first()
+        if row is None:
+            raise ValidationError(
+                f"unknown artifact {e.artifact.model_dump(exclude_none=True)} in {self.store.where}"
+            )
+        rid = self.run_id(e.run)
+        ri = S.run_inputs.c
+        exists = self.conn.execute(
+            select(ri.run_id).where(and_(ri.run_id == rid, ri.artifact_id == row.id))
+        ).first()
+        if exists is None:
+            self.conn.execute(
+                S.run_inputs.insert().values(run_id=rid, artifact_id=row.id, created_at=e.at)
+            )
+        return Applied(kind=e.kind, uid=row.uid, existed=exists is not None)

@@ -6,42 +6,42 @@
     df = raw.load()                              # recorded as an input of the current run
     fp.Artifact("hits.parquet", description="hits from schmidt22 crispra GWS").save()
     fp.finish()
+
+Names are imported on first use (PEP 562) so that `import flowprov` and the CLI start fast.
 """
 
-from .context import current_run, finish, track
-from .errors import FlowprovError
-from .records import Artifact, Run, Storage, Transform, User
-from .settings import settings
-from .view import view
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Artifact",
-    "FlowprovError",
-    "Run",
-    "Storage",
-    "Transform",
-    "User",
-    "current_run",
-    "finish",
-    "save",
-    "settings",
-    "track",
-    "view",
-    "__version__",
-]
+_EXPORTS = {
+    "Artifact": "records",
+    "Run": "records",
+    "Storage": "records",
+    "Transform": "records",
+    "User": "records",
+    "track": "context",
+    "finish": "context",
+    "current_run": "context",
+    "settings": "settings",
+    "view": "view",
+    "FlowprovError": "errors",
+    "save": "artifacts",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
 
 
-def save(records) -> list:
-    """Save many records at once; Artifacts are hashed, placed and recorded in one transaction."""
-    from .artifacts import register
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'flowprov' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"flowprov.{module}"), name)
+    globals()[name] = value
+    return value
 
-    records = list(records)
-    artifacts = [r for r in records if isinstance(r, Artifact) and r._row.get("id") is None]
-    if artifacts:
-        register(artifacts)
-    for r in records:
-        if not isinstance(r, Artifact):
-            r.save()
-    return records
+
+def __dir__():
+    return __all__

@@ -133,3 +133,18 @@ def _remove_orphans(inst, copied: list[tuple[StorageRoot, str]]) -> None:
     for root, key in copied:
         if key.rsplit("/", 1)[-1].split(".", 1)[0] not in used:
             root.remove(key)
+
+
+def save(records) -> list:
+    """Save many records at once (``fp.save``); Artifacts are hashed, placed and recorded in one
+    transaction."""
+    from .records import Artifact
+
+    records = list(records)
+    pending = [r for r in records if isinstance(r, Artifact) and r._row.get("id") is None]
+    if pending:
+        register(pending)
+    for r in records:
+        if not isinstance(r, Artifact):
+            r.save()
+    return records

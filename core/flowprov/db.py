@@ -14,10 +14,9 @@ from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 
+from .migrations import SCHEMA_HEAD
 from .errors import DatabaseUnavailable, InstanceError, ValidationError
 
-# The newest migration this flowprov knows; tests check it equals Alembic's head.
-SCHEMA_HEAD = "0001"
 _WRITE = "flowprov_write"
 
 

@@ -178,7 +178,7 @@ def init(
     cfg = C.InstanceConfig(name=name, uid=uid, db=url.render_as_string(hide_password=False)
                            if url.password is None else _without_password(url), storage=root)
     if existing.is_file():
-        cfg = cfg.model_copy(update={"uid": C.load_instance_config(existing).uid})
+        cfg = cfg.copy(uid=C.load_instance_config(existing).uid)
     path = C.save_instance_config(cfg)
     _cache.clear()
     inst = Instance(cfg, path)

@@ -1,0 +1,290 @@
+"""The `flowprov` command line (click + rich). Library code never prints; this module renders."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .errors import FlowprovError
+
+TABLE_NAMES = {
+    "artifacts": "Artifact",
+    "transforms": "Transform",
+    "runs": "Run",
+    "users": "User",
+    "storages": "Storage",
+}
+LIST_COLUMNS = {
+    "Artifact": ("uid", "key", "description", "suffix", "size", "hash", "n_objects", "run_id", "created_by_id", "created_at"),
+    "Transform": ("uid", "name", "key", "type", "version", "is_latest", "reference", "created_by_id", "created_at"),
+    "Run": ("uid", "transform_id", "status", "started_at", "finished_at", "parent_id", "reference", "created_by_id"),
+    "User": ("uid", "handle", "name", "created_at"),
+    "Storage": ("uid", "root", "type", "region", "is_default", "created_at"),
+}
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    console = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    if not console.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
+        console.width = max(console.width, 200)
+    return console
+
+
+def _fmt(v, column: str = "") -> str:
+    from datetime import datetime
+
+    if v is None:
+        return ""
+    if isinstance(v, datetime):
+        return v.strftime("%Y-%m-%d %H:%M:%S")
+    if column.endswith("_at"):  # SQLite text timestamps from the fast path
+        return str(v)[:19]
+    if column == "hash":
+        return str(v)[:16] + "…"
+    if isinstance(v, int) and not isinstance(v, bool) and v > 10_000:
+        return f"{v:,}"
+    s = str(v)
+    return s if len(s) <= 60 else s[:28] + "…" + s[-28:]
+
+
+def _table(title: str, columns, rows):
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left", show_lines=False, pad_edge=False)
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*(_fmt(r.get(c), c) for c in columns))
+    return t
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except FlowprovError as e:
+            _console(stderr=True).print(f"[bold red]flowprov error:[/] {e}")
+            sys.exit(1)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="flowprov")
+def cli():
+    """flowprov — provenance for Snakemake, Nextflow, Prefect, scripts and notebooks."""
+
+
+@cli.command()
+@click.option("--storage", required=True, help="Storage root: a local folder, s3://bucket/prefix or gs://bucket/prefix.")
+@click.option("--db", default=None, help="SQLAlchemy database URL (default: SQLite inside the storage root).")
+@click.option("--name", default=None, help="Instance name (default: the storage folder's name).")
+def init(storage, db, name):
+    """Create an instance (or reconnect to an existing one) and make it current."""
+    from . import instance
+
+    inst, created = instance.init(storage, db=db, name=name)
+    user = inst.user.handle
+    verb = "created" if created else "connected to existing"
+    out = _console()
+    out.print(f"{verb} flowprov instance [bold]{user}/{inst.name}[/]")
+    out.print(f"  storage:  {inst.storage.root}")
+    out.print(f"  database: {inst.db_display}")
+    out.print(f"  config:   {inst.config_path}")
+
+
+@cli.command()
+@click.argument("handle")
+@click.option("--name", default=None, help="Full name, e.g. 'Test User1'.")
+def login(handle, name):
+    """Act as HANDLE from now on (recorded as created_by of new records)."""
+    from . import config as C
+    from .errors import NoInstanceError
+    from .uids import USER_UID, random_uid
+
+    old = C.load_user_config()
+    uid = old.uid if old is not None and old.handle == handle else random_uid(USER_UID)
+    if name is None and old is not None and old.handle == handle:
+        name = old.name
+    C.save_user_config(C.UserConfig(handle=handle, name=name, uid=uid))
+    try:
+        from .records import User
+
+        u = User.current()
+        uid = u.uid
+    except NoInstanceError:
+        pass
+    _console().print(f"logged in as [bold]{handle}[/]" + (f" ({name})" if name else "") + f" (uid: {uid})")
+
+
+@cli.command()
+def info():
+    """The current instance: storage root, database, schema, current user, record counts."""
+    from .db import read_connection, schema_revision
+    from .instance import current
+
+    inst = current()
+    counts = inst.counts()
+    with read_connection(inst.engine) as conn:
+        rev = schema_revision(conn)
+    u = inst.user
+    out = _console()
+    out.print(f"instance:  [bold]{inst.name}[/] (uid {inst.config.uid})")
+    out.print(f"storage:   {inst.storage.root}")
+    out.print(f"database:  {inst.db_display} (schema {rev})")
+    out.print(f"user:      {u.handle}" + (f" ({u.name})" if u.name else ""))
+    out.print(f"config:    {inst.config_path}")
+    out.print("records:   " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+
+
+@cli.command(name="ls")
+@click.argument("table", type=click.Choice(sorted(TABLE_NAMES)))
+@click.option("-n", "--limit", default=50, show_default=True, help="Newest N records (0 = all).")
+@click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE",
+              help="Django-style lookup, e.g. --filter key__contains=figures/ (repeatable).")
+def ls(table, limit, filters):
+    """List records of one table, newest first."""
+    lookups = {}
+    for f in filters:
+        if "=" not in f:
+            raise click.BadParameter(f"expected FIELD=VALUE, got {f!r}", param_hint="--filter")
+        k, v = f.split("=", 1)
+        lookups[k] = v
+    name = TABLE_NAMES[table]
+    cols = LIST_COLUMNS[name]
+    fast = None
+    if not lookups:
+        from . import config as C
+        from .fastread import list_rows
+
+        cfg = C.load_instance_config(C.locate_instance_config())
+        fast = list_rows(cfg.db, table, ("id", *cols), limit or None)
+    if fast is not None:
+        rows, total = fast
+    else:
+        from .records import MODELS
+
+        qs = MODELS[name].filter(**lookups).order_by("-id")
+        total = qs.count()
+        rows = qs._rows(limit=limit or None)
+    shown = f" (newest {len(rows)} of {total})" if len(rows) < total else f" ({total})"
+    _console().print(_table(f"{table}{shown}", cols, rows))
+
+
+def _find(uid: str):
+    from .errors import DoesNotExist, MultipleResultsFound
+    from .records import MODELS
+
+    found = []
+    for model in MODELS.values():
+        found += model.filter(uid__startswith=uid).all()[:2]
+    if not found:
+        raise DoesNotExist(f"no record has uid {uid!r}")
+    exact = [r for r in found if r.uid == uid]
+    if len(exact) == 1:
+        return exact[0]
+    if len(found) > 1:
+        raise MultipleResultsFound(
+            f"{uid!r} is the start of several uids: {', '.join(r.uid for r in found)}; give more characters"
+        )
+    return found[0]
+
+
+@cli.command()
+@click.argument("uid")
+def show(uid):
+    """One record (by uid or a unique uid prefix) with its relations."""
+    from .records import Artifact, Run, Transform, User
+
+    rec = _find(uid)
+    out = _console()
+    out.print(f"[bold]{type(rec).__name__}[/] {rec.uid}")
+    for k, v in rec._row.items():
+        if k in ("id", "family", "version_tag", "stem") or v is None:
+            continue
+        if k == "source_code":
+            v = f"{len(v.splitlines())} lines"
+        out.print(f"  {k:<16} {_fmt(v) if not isinstance(v, dict) else v}")
+
+    def rel(label, items):
+        items = list(items)
+        out.print(f"  [bold]{label}[/] ({len(items)})")
+        for r in items[:20]:
+            out.print(f"    {r!r}")
+        if len(items) > 20:
+            out.print(f"    … {len(items) - 20} more")
+
+    if isinstance(rec, Artifact):
+        out.print(f"  {'path':<16} {rec.path}")
+        run = rec.run
+        out.print(f"  [bold]created by run[/]  {run!r}")
+        out.print(f"  [bold]transform[/]       {run.transform!r}" if run else "  [bold]transform[/]       —")
+        out.print(f"  [bold]created by[/]      {rec.created_by!r}")
+        rel("input of runs", rec.input_of)
+        rel("versions", rec.versions)
+    elif isinstance(rec, Run):
+        out.print(f"  [bold]transform[/]  {rec.transform!r}")
+        out.print(f"  [bold]created by[/] {rec.created_by!r}")
+        if rec.parent_id:
+            out.print(f"  [bold]parent[/]     {rec.parent!r}")
+        rel("inputs", rec.inputs)
+        rel("outputs", rec.outputs)
+        rel("child runs", rec.children)
+    elif isinstance(rec, Transform):
+        out.print(f"  [bold]created by[/] {rec.created_by!r}")
+        rel("runs", rec.runs)
+        rel("parents", rec.parents)
+        rel("versions", rec.versions)
+    elif isinstance(rec, User):
+        rel("transforms", Transform.filter(created_by=rec))
+        rel("artifacts", Artifact.filter(created_by=rec).order_by("-id")[:20])
+
+
+@cli.command()
+@click.argument("query")
+@click.option("-n", "--limit", default=10, show_default=True)
+def search(query, limit):
+    """Typo-tolerant search across every record type, best match first."""
+    from .search import search_all
+
+    hits = search_all(query, limit=limit)
+    rows = []
+    for score, rec in hits:
+        label = rec.name if "name" in rec._row and rec.name else (rec.key or rec.description or getattr(rec, "handle", "") or "")
+        rows.append({"score": f"{score:.0f}", "type": type(rec).__name__, "uid": rec.uid, "match": label})
+    _console().print(_table(f"search {query!r}", ("score", "type", "uid", "match"), rows))
+
+
+@cli.command()
+@click.option("-n", "--limit", default=7, show_default=True)
+def view(limit):
+    """The most recent records of every table, newest first."""
+    from .records import MODELS
+
+    out = _console()
+    for name, model in MODELS.items():
+        rows = model.all().order_by("-id")._rows(limit=limit)
+        out.print(_table(name, LIST_COLUMNS[name], rows))
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="Also remove every record and the files flowprov copied in.")
+def delete(force):
+    """Delete the current instance (refuses while it holds records or files, unless --force)."""
+    from . import instance
+
+    inst = instance.current()
+    done = instance.delete(inst, force=force)
+    _console().print(
+        f"deleted instance [bold]{inst.name}[/]: database removed, {done['files_removed']} managed files "
+        f"removed from {inst.storage.root}; files registered in place were left alone"
+    )
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

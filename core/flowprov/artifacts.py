@@ -19,7 +19,7 @@ from . import schema as S
 from .errors import FileMissingError, ValidationError
 from .hashing import hash_path
 from .settings import settings
-from .storage import StorageRoot, object_key, validate_key
+from .storage import SYSTEM_DIR, StorageRoot, object_key, validate_key
 from .uids import ARTIFACT_STEM, random_uid
 
 logger = logging.getLogger("flowprov")
@@ -53,7 +53,6 @@ def register(artifacts: Sequence) -> None:
     from .instance import current
 
     inst = current()
-    roots = list(inst.storages().values())
     default = inst.storage
     prepared = []  # (artifact, event fields)
     for art in artifacts:
@@ -62,8 +61,8 @@ def register(artifacts: Sequence) -> None:
             raise FileMissingError(f"cannot register {art._source}: no such file or folder ({src})")
         digest = hash_path(src, art._algorithm or settings.hash_algorithm)
         user_key = validate_key(art.key) if art.key is not None else None
-        inside = _containing_root(os.path.realpath(src), roots) or _containing_root(src, roots)
-        if inside is not None and not inside[1].startswith(".flowprov/"):
+        inside = _in_place(inst, src)
+        if inside is not None:
             root, key = inside
             if user_key is not None and user_key != key:
                 raise ValidationError(
@@ -86,25 +85,53 @@ def register(artifacts: Sequence) -> None:
         )
         prepared.append((art, src, fields))
 
-    hashes = [f["hash"] for _, _, f in prepared]
-    known = _known_hashes(inst, hashes)
-    copied: list[tuple[StorageRoot, str]] = []
+    # Bytes first, record second: a record never points at an object that is not there.
+    copied: dict[str, str] = {}  # hash → object key we wrote
     try:
         for _art, src, f in prepared:
-            if f["managed"] and f["hash"] not in known:
+            if f["managed"] and f["hash"] not in copied:
                 key = object_key(f["hash"], f["suffix"])
                 if not default.exists(key):
                     default.put(src, key)
-                    copied.append((default, key))
+                    copied[f["hash"]] = key
         results = inst.store.apply([ArtifactRegistered(**f) for _, _, f in prepared])
     except BaseException:
-        _remove_orphans(inst, copied)
+        _remove_unrecorded(inst, default, copied)
         raise
     for (art, _src, _f), res in zip(prepared, results, strict=True):
-        art._refresh_by_uid(res.uid)
+        art._set_row(res.row)
         object.__setattr__(art, "existed", res.existed)
         if res.existed:
-            logger.info("returning existing Artifact('%s'): same content (hash %s…)", res.uid, res.uid and art.hash[:12])
+            logger.info("returning existing Artifact('%s'): same content already registered", res.uid)
+            key = copied.pop(res.row["hash"], None)
+            if key is not None and not res.row["managed"]:
+                default.remove(key)  # the content lives elsewhere (registered in place)
+
+
+def _in_place(inst, src: str) -> tuple[StorageRoot, str] | None:
+    """(root, key) if src lies inside a registered storage root (outside flowprov's own folder)."""
+    roots = list(inst.storages().values())
+    found = _containing_root(src, roots)
+    if found is None:
+        real = os.path.realpath(src)
+        found = _containing_root(real, roots) if real != src else None
+    if found is None or found[1].split("/", 1)[0] == SYSTEM_DIR:
+        return None
+    return found
+
+
+def _remove_unrecorded(inst, root: StorageRoot, copied: dict[str, str]) -> None:
+    """Remove objects we wrote whose record was not written — unless a concurrent writer's record
+    now uses the same content."""
+    if not copied:
+        return
+    try:
+        used = _known_hashes(inst, list(copied))
+    except Exception:  # noqa: BLE001 - the database may be what failed; then nobody can use them
+        used = set()
+    for h, key in copied.items():
+        if h not in used:
+            root.remove(key)
 
 
 def _known_hashes(inst, hashes: list[str]) -> set[str]:
@@ -116,24 +143,6 @@ def _known_hashes(inst, hashes: list[str]) -> set[str]:
             chunk = hashes[i : i + 500]
             out.update(conn.execute(select(S.artifacts.c.hash).where(S.artifacts.c.hash.in_(chunk))).scalars())
     return out
-
-
-def _remove_orphans(inst, copied: list[tuple[StorageRoot, str]]) -> None:
-    """Remove objects we copied whose record was not written (unless someone else's record uses them)."""
-    if not copied:
-        return
-    try:
-        hashes = {key.rsplit("/", 1)[-1] for _, key in copied}
-        used = _known_hashes(inst, [h.split(".", 1)[0] for h in hashes])
-    except Exception:  # noqa: BLE001 - the database may be what failed; be conservative
-        used = set()
-        for root, key in copied:
-            root.remove(key)
-        return
-    for root, key in copied:
-        if key.rsplit("/", 1)[-1].split(".", 1)[0] not in used:
-            root.remove(key)
-
 
 def save(records) -> list:
     """Save many records at once (``fp.save``); Artifacts are hashed, placed and recorded in one

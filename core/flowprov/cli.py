@@ -42,6 +42,8 @@ def _fmt(v, column: str = "") -> str:
         return v.strftime("%Y-%m-%d %H:%M:%S")
     if column.endswith("_at"):  # SQLite text timestamps from the fast path
         return str(v)[:19]
+    if column.startswith("is_"):
+        return str(bool(v))
     if column == "hash":
         return str(v)[:16] + "…"
     if isinstance(v, int) and not isinstance(v, bool) and v > 10_000:

@@ -16,9 +16,8 @@ The current instance is found from ``FLOWPROV_INSTANCE`` (a name or a yaml path)
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 
 import yaml
 

@@ -14,8 +14,8 @@ from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 
-from .migrations import SCHEMA_HEAD
 from .errors import DatabaseUnavailable, InstanceError, ValidationError
+from .migrations import SCHEMA_HEAD
 
 _WRITE = "flowprov_write"
 

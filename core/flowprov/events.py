@@ -178,8 +178,10 @@ class EventBatch(BaseModel):
 
 
 class Applied(BaseModel):
-    """What applying one event did: the uid of the record it concerns, and whether it existed."""
+    """What applying one event did: the uid of the record it concerns, whether it existed, and
+    (for artifacts) the record's row, so callers need not read it back."""
 
     kind: str
     uid: str | None
     existed: bool
+    row: dict[str, Any] | None = None

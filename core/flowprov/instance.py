@@ -25,6 +25,7 @@ from .uids import random_uid
 class Instance:
     config: C.InstanceConfig
     config_path: Path
+    _storages_at: float = 0.0
 
     @property
     def name(self) -> str:
@@ -61,12 +62,21 @@ class Instance:
                 for name, t in S.TABLES.items()
             }
 
-    def storages(self) -> dict[int, StorageRoot]:
+    def storages(self, refresh: bool = False) -> dict[int, StorageRoot]:
+        """Every registered storage root by id. Roots are never removed or changed, so the list is
+        cached; it is re-read after 10 s, or on request, to see roots other processes added."""
+        import time
+
         from . import schema as S
 
+        cached = self.__dict__.get("_storages")
+        if cached is not None and not refresh and time.monotonic() - self._storages_at < 10:
+            return cached
+        self._storages_at = time.monotonic()
         with read_connection(self.engine) as conn:
             rows = conn.execute(select(S.storages.c.id, S.storages.c.root)).all()
-        return {r.id: StorageRoot(r.root) for r in rows}
+        self.__dict__["_storages"] = {r.id: StorageRoot(r.root) for r in rows}
+        return self.__dict__["_storages"]
 
     def close(self) -> None:
         if "engine" in self.__dict__:

@@ -38,7 +38,7 @@ def load_path(path: Path, suffix: str, **kwargs):
         return anndata.read_h5ad(path, **kwargs)
     if s in (".png", ".jpg", ".jpeg", ".svg"):
         try:
-            from IPython.display import Image, SVG
+            from IPython.display import SVG, Image
 
             return SVG(filename=str(path)) if s == ".svg" else Image(filename=str(path))
         except ImportError:

@@ -198,8 +198,8 @@ class QuerySet:
         return q.limit(lim) if lim is not None else q
 
     def _rows(self, limit=None):
-        from .instance import current
         from .db import read_connection
+        from .instance import current
 
         with read_connection(current().engine) as conn:
             return conn.execute(self._select(limit)).mappings().all()
@@ -219,8 +219,8 @@ class QuerySet:
         if i < 0:
             return self.all()[i]
         rows = self._select().offset(i).limit(1)
-        from .instance import current
         from .db import read_connection
+        from .instance import current
 
         with read_connection(current().engine) as conn:
             row = conn.execute(rows).mappings().first()
@@ -267,8 +267,8 @@ class QuerySet:
         return bool(self._rows(limit=1))
 
     def count(self) -> int:
-        from .instance import current
         from .db import read_connection
+        from .instance import current
 
         q = select(func.count()).select_from(self._select().subquery())
         with read_connection(current().engine) as conn:

@@ -79,6 +79,10 @@ class Record:
             raise NotSaved(f"{type(self).__name__} is not saved yet: call .save() first")
         return rid
 
+    def _set_row(self, row: dict) -> None:
+        self._row.clear()
+        self._row.update({k: _utc(v) for k, v in row.items()})
+
     def _refresh_by_uid(self, uid: str) -> None:
         from .db import read_connection
         from .instance import current
@@ -469,6 +473,8 @@ class Artifact(Record):
         from .instance import current
 
         roots = current().storages()
+        if self.storage_id not in roots:
+            roots = current().storages(refresh=True)
         return roots[self.storage_id]
 
     @property

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 
 import blake3
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -43,6 +43,22 @@ from .uids import (
 
 _RETRIES = 5
 
+# Statements on the hot path are built once: constructing SQLAlchemy expressions per call costs
+# more than the SQLite work itself when registering many small files.
+_A, _R = S.artifacts, S.runs
+_ARTIFACT_BY_HASH = select(_A).where(_A.c.hash == bindparam("hash"))
+_RUN_ID_BY_UID = select(_R.c.id).where(_R.c.uid == bindparam("uid"))
+_RUN_ID_BY_ENGINE_REF = select(_R.c.id).where(
+    and_(_R.c.engine == bindparam("engine"), _R.c.reference == bindparam("reference"))
+)
+_LATEST_STEM_FOR_KEY = (
+    select(_A.c.stem)
+    .where(and_(_A.c.storage_id == bindparam("sid"), _A.c.key == bindparam("key")))
+    .order_by(_A.c.id.desc())
+    .limit(1)
+)
+_INSERT_ARTIFACT = _A.insert()
+
 
 def source_hash(source_code: str) -> str:
     return blake3.blake3(source_code.encode()).hexdigest()
@@ -57,6 +73,7 @@ class Store:
         self.where = where
         self._user_ids: dict[str, int] = {}
         self._storage_ids: dict[str, int] = {}
+        self._run_ids: dict[str, int] = {}  # run uid → id (ids never change once committed)
 
     def apply(self, events: Sequence) -> list[Applied]:
         """Apply all events in one transaction; all or nothing."""
@@ -65,6 +82,7 @@ class Store:
             try:
                 with write_transaction(self.engine) as conn:
                     batch.conn = conn
+                    batch.prefetch(events)
                     results = [batch.apply(e) for e in events]
             except IntegrityError:
                 # a concurrent writer inserted the same natural key first: retry and find it
@@ -79,6 +97,9 @@ class Store:
                 raise DatabaseUnavailable(f"cannot write to {self.where}: {e.orig}") from e
             self._user_ids.update(batch.new_user_ids)
             self._storage_ids.update(batch.new_storage_ids)
+            if len(self._run_ids) > 100_000:
+                self._run_ids.clear()
+            self._run_ids.update(batch.new_run_ids)
             return results
         raise AssertionError("unreachable")
 
@@ -89,6 +110,30 @@ class _Batch:
         self.conn: Connection
         self.new_user_ids: dict[str, int] = {}
         self.new_storage_ids: dict[str, int] = {}
+        self.new_run_ids: dict[str, int] = {}
+        # artifacts known in this transaction, by hash and by (storage id, key) → stem
+        self.by_hash: dict[str, dict] = {}
+        self.stem_by_key: dict[tuple[int, str], str] = {}
+        self.prefetched = False
+
+    def prefetch(self, events) -> None:
+        """Read, in two statements, what the batch's artifact events need to know."""
+        regs = [e for e in events if e.kind == "artifact_registered"]
+        if len(regs) < 2:
+            return
+        a = _A.c
+        hashes = list({e.hash for e in regs})
+        keys = list({e.key for e in regs if e.key is not None})
+        for i in range(0, len(hashes), 500):
+            for row in self.conn.execute(select(_A).where(a.hash.in_(hashes[i : i + 500]))).mappings():
+                self.by_hash[row["hash"]] = dict(row)
+        for i in range(0, len(keys), 500):
+            rows = self.conn.execute(
+                select(a.storage_id, a.key, a.stem).where(a.key.in_(keys[i : i + 500])).order_by(a.id)
+            )
+            for sid, key, stem in rows:
+                self.stem_by_key[(sid, key)] = stem  # ordered by id: the latest wins
+        self.prefetched = True
 
     # -- lookups -----------------------------------------------------------------------------
     def user_id(self, handle: str | None, at, name: str | None = None, uid: str | None = None) -> int:
@@ -137,15 +182,18 @@ class _Batch:
         return sid
 
     def run_id(self, ref: RunRef) -> int:
-        r = S.runs.c
+        rid = None
         if ref.uid:
-            rid = self.conn.execute(select(r.id).where(r.uid == ref.uid)).scalar()
-        else:
-            rid = None
+            rid = self.store._run_ids.get(ref.uid) or self.new_run_ids.get(ref.uid)
+            if rid is not None:
+                return rid
+            rid = self.conn.execute(_RUN_ID_BY_UID, {"uid": ref.uid}).scalar()
         if rid is None and ref.engine and ref.reference:
             rid = self.conn.execute(
-                select(r.id).where(and_(r.engine == ref.engine, r.reference == ref.reference))
+                _RUN_ID_BY_ENGINE_REF, {"engine": ref.engine, "reference": ref.reference}
             ).scalar()
+        if rid is not None and ref.uid:
+            self.new_run_ids[ref.uid] = rid
         if rid is None:
             raise ValidationError(f"unknown run {ref.model_dump(exclude_none=True)} in {self.store.where}")
         return rid
@@ -281,51 +329,53 @@ class _Batch:
         return Applied(kind=e.kind, uid=uid, existed=True)
 
     def _artifact_registered(self, e: ArtifactRegistered) -> Applied:
-        a = S.artifacts.c
-        uid = self.conn.execute(select(a.uid).where(a.hash == e.hash)).scalar()
-        if uid is not None:
-            return Applied(kind=e.kind, uid=uid, existed=True)
+        a = _A.c
+        if self.prefetched:
+            row = self.by_hash.get(e.hash)
+        else:
+            row = self.conn.execute(_ARTIFACT_BY_HASH, {"hash": e.hash}).mappings().first()
+        if row is not None:
+            return Applied(kind=e.kind, uid=row["uid"], existed=True, row=dict(row))
         by = self.user_id(e.created_by, e.at)
         sid = self.storage_id(e.storage_root, e.at, by)
         stem, n = e.stem, 0
         if e.key is not None:  # new bytes under an existing key → next version of that artifact
-            prev = self.conn.execute(
-                select(a.stem)
-                .where(and_(a.storage_id == sid, a.key == e.key))
-                .order_by(a.id.desc())
-                .limit(1)
-            ).scalar()
+            if self.prefetched:
+                prev = self.stem_by_key.get((sid, e.key))
+            else:
+                prev = self.conn.execute(_LATEST_STEM_FOR_KEY, {"sid": sid, "key": e.key}).scalar()
             if prev is not None:
                 stem = prev
                 n = self.conn.execute(
-                    select(func.count()).select_from(S.artifacts).where(a.stem == stem)
+                    select(func.count()).select_from(_A).where(a.stem == stem)
                 ).scalar()
-                self.conn.execute(update(S.artifacts).where(a.stem == stem).values(is_latest=False))
+                self.conn.execute(update(_A).where(a.stem == stem).values(is_latest=False))
         if len(stem) != ARTIFACT_STEM:
             raise ValidationError(f"artifact stem must have {ARTIFACT_STEM} characters: {stem!r}")
-        uid = stem + version_suffix(n)
-        self.conn.execute(
-            S.artifacts.insert().values(
-                uid=uid,
-                stem=stem,
-                key=e.key,
-                key_is_virtual=e.key_is_virtual,
-                description=e.description,
-                suffix=e.suffix,
-                size=e.size,
-                hash=e.hash,
-                hash_type=e.hash_type,
-                n_objects=e.n_objects,
-                is_latest=True,
-                managed=e.managed,
-                storage_id=sid,
-                run_id=self.run_id(e.run) if e.run else None,
-                created_by_id=by,
-                created_at=e.at,
-                updated_at=e.at,
-            )
+        values = dict(
+            uid=stem + version_suffix(n),
+            stem=stem,
+            key=e.key,
+            key_is_virtual=e.key_is_virtual,
+            description=e.description,
+            suffix=e.suffix,
+            size=e.size,
+            hash=e.hash,
+            hash_type=e.hash_type,
+            n_objects=e.n_objects,
+            is_latest=True,
+            managed=e.managed,
+            storage_id=sid,
+            run_id=self.run_id(e.run) if e.run else None,
+            created_by_id=by,
+            created_at=e.at,
+            updated_at=e.at,
         )
-        return Applied(kind=e.kind, uid=uid, existed=False)
+        values["id"] = self.conn.execute(_INSERT_ARTIFACT, values).inserted_primary_key[0]
+        self.by_hash[e.hash] = values
+        if e.key is not None:
+            self.stem_by_key[(sid, e.key)] = stem
+        return Applied(kind=e.kind, uid=values["uid"], existed=False, row=values)
 
     def _artifact_used(self, e: ArtifactUsed) -> Applied:
         a = S.artifacts.c

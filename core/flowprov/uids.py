@@ -18,7 +18,13 @@ STORAGE_UID = 12
 
 
 def random_uid(n: int) -> str:
-    return "".join(secrets.choice(_ALPHABET) for _ in range(n))
+    """n uniformly random base62 characters (one call to the OS's CSPRNG)."""
+    v = secrets.randbelow(62**n)
+    out = []
+    for _ in range(n):
+        v, r = divmod(v, 62)
+        out.append(_ALPHABET[r])
+    return "".join(out)
 
 
 def version_suffix(i: int) -> str:

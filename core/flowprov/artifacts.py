@@ -72,16 +72,23 @@ def register(artifacts: Sequence) -> None:
             fields = dict(storage_root=root.root, key=key, key_is_virtual=False, managed=False)
         else:
             fields = dict(
-                storage_root=default.root, key=user_key, key_is_virtual=user_key is not None,
+                storage_root=default.root,
+                key=user_key,
+                key_is_virtual=user_key is not None,
                 managed=True,
             )
         run = art.__dict__.get("_run") or current_run()
         if run is not None:
             run.save()
         fields.update(
-            stem=random_uid(ARTIFACT_STEM), description=art.description, suffix=suffix_of(src),
-            size=digest.size, hash=digest.hash, hash_type=digest.hash_type,
-            n_objects=digest.n_objects, run=RunRef(uid=run.uid) if run is not None else None,
+            stem=random_uid(ARTIFACT_STEM),
+            description=art.description,
+            suffix=suffix_of(src),
+            size=digest.size,
+            hash=digest.hash,
+            hash_type=digest.hash_type,
+            n_objects=digest.n_objects,
+            run=RunRef(uid=run.uid) if run is not None else None,
         )
         prepared.append((art, src, fields))
 
@@ -102,7 +109,9 @@ def register(artifacts: Sequence) -> None:
         art._set_row(res.row)
         object.__setattr__(art, "existed", res.existed)
         if res.existed:
-            logger.info("returning existing Artifact('%s'): same content already registered", res.uid)
+            logger.info(
+                "returning existing Artifact('%s'): same content already registered", res.uid
+            )
             key = copied.pop(res.row["hash"], None)
             if key is not None and not res.row["managed"]:
                 default.remove(key)  # the content lives elsewhere (registered in place)
@@ -141,8 +150,13 @@ def _known_hashes(inst, hashes: list[str]) -> set[str]:
     with read_connection(inst.engine) as conn:
         for i in range(0, len(hashes), 500):
             chunk = hashes[i : i + 500]
-            out.update(conn.execute(select(S.artifacts.c.hash).where(S.artifacts.c.hash.in_(chunk))).scalars())
+            out.update(
+                conn.execute(
+                    select(S.artifacts.c.hash).where(S.artifacts.c.hash.in_(chunk))
+                ).scalars()
+            )
     return out
+
 
 def save(records) -> list:
     """Save many records at once (``fp.save``); Artifacts are hashed, placed and recorded in one

@@ -16,9 +16,39 @@ TABLE_NAMES = {
     "storages": "Storage",
 }
 LIST_COLUMNS = {
-    "Artifact": ("uid", "key", "description", "suffix", "size", "hash", "n_objects", "run_id", "created_by_id", "created_at"),
-    "Transform": ("uid", "name", "key", "type", "version", "is_latest", "reference", "created_by_id", "created_at"),
-    "Run": ("uid", "transform_id", "status", "started_at", "finished_at", "parent_id", "reference", "created_by_id"),
+    "Artifact": (
+        "uid",
+        "key",
+        "description",
+        "suffix",
+        "size",
+        "hash",
+        "n_objects",
+        "run_id",
+        "created_by_id",
+        "created_at",
+    ),
+    "Transform": (
+        "uid",
+        "name",
+        "key",
+        "type",
+        "version",
+        "is_latest",
+        "reference",
+        "created_by_id",
+        "created_at",
+    ),
+    "Run": (
+        "uid",
+        "transform_id",
+        "status",
+        "started_at",
+        "finished_at",
+        "parent_id",
+        "reference",
+        "created_by_id",
+    ),
     "User": ("uid", "handle", "name", "created_at"),
     "Storage": ("uid", "root", "type", "region", "is_default", "created_at"),
 }
@@ -79,8 +109,14 @@ def cli():
 
 
 @cli.command()
-@click.option("--storage", required=True, help="Storage root: a local folder, s3://bucket/prefix or gs://bucket/prefix.")
-@click.option("--db", default=None, help="SQLAlchemy database URL (default: SQLite inside the storage root).")
+@click.option(
+    "--storage",
+    required=True,
+    help="Storage root: a local folder, s3://bucket/prefix or gs://bucket/prefix.",
+)
+@click.option(
+    "--db", default=None, help="SQLAlchemy database URL (default: SQLite inside the storage root)."
+)
 @click.option("--name", default=None, help="Instance name (default: the storage folder's name).")
 def init(storage, db, name):
     """Create an instance (or reconnect to an existing one) and make it current."""
@@ -117,7 +153,9 @@ def login(handle, name):
         uid = u.uid
     except NoInstanceError:
         pass
-    _console().print(f"logged in as [bold]{handle}[/]" + (f" ({name})" if name else "") + f" (uid: {uid})")
+    _console().print(
+        f"logged in as [bold]{handle}[/]" + (f" ({name})" if name else "") + f" (uid: {uid})"
+    )
 
 
 @cli.command()
@@ -143,8 +181,13 @@ def info():
 @cli.command(name="ls")
 @click.argument("table", type=click.Choice(sorted(TABLE_NAMES)))
 @click.option("-n", "--limit", default=50, show_default=True, help="Newest N records (0 = all).")
-@click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE",
-              help="Django-style lookup, e.g. --filter key__contains=figures/ (repeatable).")
+@click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help="Django-style lookup, e.g. --filter key__contains=figures/ (repeatable).",
+)
 def ls(table, limit, filters):
     """List records of one table, newest first."""
     lookups = {}
@@ -221,7 +264,11 @@ def show(uid):
         out.print(f"  {'path':<16} {rec.path}")
         run = rec.run
         out.print(f"  [bold]created by run[/]  {run!r}")
-        out.print(f"  [bold]transform[/]       {run.transform!r}" if run else "  [bold]transform[/]       —")
+        out.print(
+            f"  [bold]transform[/]       {run.transform!r}"
+            if run
+            else "  [bold]transform[/]       —"
+        )
         out.print(f"  [bold]created by[/]      {rec.created_by!r}")
         rel("input of runs", rec.input_of)
         rel("versions", rec.versions)
@@ -253,8 +300,14 @@ def search(query, limit):
     hits = search_all(query, limit=limit)
     rows = []
     for score, rec in hits:
-        label = rec.name if "name" in rec._row and rec.name else (rec.key or rec.description or getattr(rec, "handle", "") or "")
-        rows.append({"score": f"{score:.0f}", "type": type(rec).__name__, "uid": rec.uid, "match": label})
+        label = (
+            rec.name
+            if "name" in rec._row and rec.name
+            else (rec.key or rec.description or getattr(rec, "handle", "") or "")
+        )
+        rows.append(
+            {"score": f"{score:.0f}", "type": type(rec).__name__, "uid": rec.uid, "match": label}
+        )
     _console().print(_table(f"search {query!r}", ("score", "type", "uid", "match"), rows))
 
 
@@ -271,7 +324,9 @@ def view(limit):
 
 
 @cli.command()
-@click.option("--force", is_flag=True, help="Also remove every record and the files flowprov copied in.")
+@click.option(
+    "--force", is_flag=True, help="Also remove every record and the files flowprov copied in."
+)
 def delete(force):
     """Delete the current instance (refuses while it holds records or files, unless --force)."""
     from . import instance

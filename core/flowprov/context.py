@@ -44,11 +44,15 @@ def record_input(artifact, is_run_input: bool | None) -> None:
     run = current_run()
     if run is None:
         if is_run_input:
-            logger.warning("no current run: call fp.track() to record Artifact('%s') as an input", artifact.uid)
+            logger.warning(
+                "no current run: call fp.track() to record Artifact('%s') as an input", artifact.uid
+            )
         return
     if artifact.run_id is not None and artifact.run_id == run.save().id:
         return  # reading one's own output is not an input
-    current().store.apply([ArtifactUsed(run=RunRef(uid=run.uid), artifact=ArtifactRef(uid=artifact.uid))])
+    current().store.apply(
+        [ArtifactUsed(run=RunRef(uid=run.uid), artifact=ArtifactRef(uid=artifact.uid))]
+    )
 
 
 def environment(packages: bool = False) -> dict:
@@ -176,8 +180,12 @@ def track(
         else:
             source, title = p.read_text(errors="replace"), None
         transform = Transform(
-            name=name or title or p.name, type=kind, key=_project_key(p), version=version,
-            source_code=source, uid=uid,
+            name=name or title or p.name,
+            type=kind,
+            key=_project_key(p),
+            version=version,
+            source_code=source,
+            uid=uid,
         )
     if _tracked is not None and _tracked.finished_at is None:
         logger.info("finishing the previously tracked Run('%s')", _tracked.uid)
@@ -230,7 +238,9 @@ def _finish_at_exit() -> None:
         else:
             finish("completed")
     except Exception as e:  # noqa: BLE001 - at exit there is no one to raise to
-        logger.warning("could not finish Run('%s') at exit: %s", _tracked.uid if _tracked else "?", e)
+        logger.warning(
+            "could not finish Run('%s') at exit: %s", _tracked.uid if _tracked else "?", e
+        )
 
 
 def _ensure_log_handler() -> None:

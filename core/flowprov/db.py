@@ -53,7 +53,9 @@ def make_engine(url: str | URL) -> Engine:
 def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
-        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (SQLAlchemy's documented recipe)
+        dbapi_conn.isolation_level = (
+            None  # we issue BEGIN ourselves (SQLAlchemy's documented recipe)
+        )
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")  # persistent per file; a no-op once set
         cur.execute("PRAGMA foreign_keys=ON")
@@ -151,6 +153,10 @@ def _known_revisions() -> set[str]:
 
 def _db_error(e: Exception, where: str) -> Exception:
     msg = str(getattr(e, "orig", e))
-    if isinstance(e, OperationalError) and "unable to open" not in msg and "not a database" not in msg:
+    if (
+        isinstance(e, OperationalError)
+        and "unable to open" not in msg
+        and "not a database" not in msg
+    ):
         return DatabaseUnavailable(f"cannot reach the database {where}: {msg}")
     return InstanceError(f"{where} is not a readable flowprov database: {msg}")

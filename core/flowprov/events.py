@@ -33,7 +33,16 @@ TRANSFORM_TYPES = (
 TransformType = Literal[
     "upload", "script", "notebook", "pipeline", "flow", "task", "rule", "process", "function"
 ]
-RUN_STATUSES = ("scheduled", "started", "completed", "failed", "aborted", "cached", "crashed", "cancelled")
+RUN_STATUSES = (
+    "scheduled",
+    "started",
+    "completed",
+    "failed",
+    "aborted",
+    "cached",
+    "crashed",
+    "cancelled",
+)
 RunStatus = Literal[
     "scheduled", "started", "completed", "failed", "aborted", "cached", "crashed", "cancelled"
 ]

@@ -83,7 +83,6 @@ class Instance:
             self.__dict__["engine"].dispose()
 
 
-
 class _UserAwareStore:
     """The instance's Store, acting as whoever the current user is at each call."""
 
@@ -185,8 +184,14 @@ def init(
         created = False
     uid = random_uid(12)
     # the password (if any) is never written to the config: PGPASSWORD or ~/.pgpass supply it
-    cfg = C.InstanceConfig(name=name, uid=uid, db=url.render_as_string(hide_password=False)
-                           if url.password is None else _without_password(url), storage=root)
+    cfg = C.InstanceConfig(
+        name=name,
+        uid=uid,
+        db=url.render_as_string(hide_password=False)
+        if url.password is None
+        else _without_password(url),
+        storage=root,
+    )
     if existing.is_file():
         cfg = cfg.copy(uid=C.load_instance_config(existing).uid)
     path = C.save_instance_config(cfg)
@@ -244,8 +249,11 @@ def delete(inst: Instance, force: bool = False) -> dict:
             conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
         engine.dispose()
     if inst.storage.is_local:
-        for d in (os.path.join(inst.storage.root, SYSTEM_DIR, "objects"),
-                  os.path.join(inst.storage.root, SYSTEM_DIR), inst.storage.root):
+        for d in (
+            os.path.join(inst.storage.root, SYSTEM_DIR, "objects"),
+            os.path.join(inst.storage.root, SYSTEM_DIR),
+            inst.storage.root,
+        ):
             _rmdir_if_empty(d)
     C.forget_instance(inst.name)
     _cache.clear()
@@ -261,4 +269,3 @@ def _rmdir_if_empty(d: str) -> None:
             os.rmdir(dirpath)
         except OSError:
             pass
-

@@ -23,8 +23,20 @@ if TYPE_CHECKING:
     from .records import Record
 
 OPS = (
-    "exact", "iexact", "contains", "icontains", "startswith", "istartswith", "endswith",
-    "iendswith", "in", "gt", "gte", "lt", "lte", "isnull",
+    "exact",
+    "iexact",
+    "contains",
+    "icontains",
+    "startswith",
+    "istartswith",
+    "endswith",
+    "iendswith",
+    "in",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "isnull",
 )
 
 
@@ -95,7 +107,9 @@ def lookup_clause(model: type[Record], lookup: str, value: Any) -> ColumnElement
     return _clause(model, parts, op, value, lookup)
 
 
-def _clause(model: type[Record], parts: list[str], op: str, value: Any, where: str) -> ColumnElement:
+def _clause(
+    model: type[Record], parts: list[str], op: str, value: Any, where: str
+) -> ColumnElement:
     name = parts[0]
     table = model._table
     if name in model._aliases:
@@ -153,7 +167,9 @@ def _match_records(target, op: str, value: Any, where: str) -> ColumnElement:
             return target._table.c.uid == v
         if isinstance(v, int):
             return target._table.c.id == v
-        raise LookupFieldError(f"{where!r}: expected a {target.__name__}, a uid or an id, got {v!r}")
+        raise LookupFieldError(
+            f"{where!r}: expected a {target.__name__}, a uid or an id, got {v!r}"
+        )
 
     if op == "in":
         from sqlalchemy import false, or_
@@ -186,7 +202,9 @@ class QuerySet:
             desc = f.startswith("-")
             name = f.lstrip("-")
             if name not in self.model._table.c:
-                raise LookupFieldError(f"cannot order {self.model.__name__} by unknown field {name!r}")
+                raise LookupFieldError(
+                    f"cannot order {self.model.__name__} by unknown field {name!r}"
+                )
             c = self.model._table.c[name]
             cols.append(c.desc() if desc else c.asc())
         return QuerySet(self.model, self._where, tuple(cols), self._limit)
@@ -234,7 +252,11 @@ class QuerySet:
 
     def last(self):
         t = self.model._table
-        qs = QuerySet(self.model, self._where, self._order or (t.c.id.desc(),), 1) if not self._order else self
+        qs = (
+            QuerySet(self.model, self._where, self._order or (t.c.id.desc(),), 1)
+            if not self._order
+            else self
+        )
         rows = qs._rows() if not self._order else self._rows()[-1:]
         return self.model._from_row(rows[0]) if rows else None
 

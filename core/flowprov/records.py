@@ -212,7 +212,9 @@ class Storage(Record):
     _search_fields = ("root", "description")
     _repr_fields = ("uid", "root", "type", "region", "is_default")
 
-    def __init__(self, root: str | os.PathLike, description: str | None = None, region: str | None = None):
+    def __init__(
+        self, root: str | os.PathLike, description: str | None = None, region: str | None = None
+    ):
         from .storage import normalize_root, storage_type
 
         r = normalize_root(root)
@@ -223,7 +225,11 @@ class Storage(Record):
         from .instance import current
 
         res = current().store.apply(
-            [StorageDeclared(root=self.root, type=self.type, region=self.region, description=self.description)]
+            [
+                StorageDeclared(
+                    root=self.root, type=self.type, region=self.region, description=self.description
+                )
+            ]
         )
         self._refresh_by_uid(res[0].uid)
         return self
@@ -238,7 +244,16 @@ class Transform(Record):
         "runs": Rel("rev", "Run", "transform_id"),
     }
     _search_fields = ("name", "key", "description")
-    _repr_fields = ("uid", "name", "key", "type", "version", "is_latest", "created_by_id", "updated_at")
+    _repr_fields = (
+        "uid",
+        "name",
+        "key",
+        "type",
+        "version",
+        "is_latest",
+        "created_by_id",
+        "updated_at",
+    )
 
     def __init__(
         self,
@@ -259,8 +274,15 @@ class Transform(Record):
                 f"unknown transform type {type!r}; use one of {', '.join(TRANSFORM_TYPES)}"
             )
         super().__init__(
-            name=name, type=type, key=key, version=version, description=description,
-            reference=reference, reference_type=reference_type, source_code=source_code, uid=uid,
+            name=name,
+            type=type,
+            key=key,
+            version=version,
+            description=description,
+            reference=reference,
+            reference_type=reference_type,
+            source_code=source_code,
+            uid=uid,
         )
 
     def _spec(self):
@@ -268,9 +290,15 @@ class Transform(Record):
 
         r = self._row
         return TransformSpec(
-            name=r["name"], type=r["type"], key=r.get("key"), version=r.get("version"),
-            description=r.get("description"), source_code=r.get("source_code"),
-            reference=r.get("reference"), reference_type=r.get("reference_type"), uid=r.get("uid"),
+            name=r["name"],
+            type=r["type"],
+            key=r.get("key"),
+            version=r.get("version"),
+            description=r.get("description"),
+            source_code=r.get("source_code"),
+            reference=r.get("reference"),
+            reference_type=r.get("reference_type"),
+            uid=r.get("uid"),
         )
 
     def save(self) -> Transform:
@@ -300,7 +328,9 @@ class Transform(Record):
     def parents(self) -> QuerySet:
         """Transforms whose runs created the artifacts this transform's runs read."""
         read = select(S.run_inputs.c.artifact_id).where(
-            S.run_inputs.c.run_id.in_(select(S.runs.c.id).where(S.runs.c.transform_id == self._require_id()))
+            S.run_inputs.c.run_id.in_(
+                select(S.runs.c.id).where(S.runs.c.transform_id == self._require_id())
+            )
         )
         creators = select(S.runs.c.transform_id).where(
             S.runs.c.id.in_(select(S.artifacts.c.run_id).where(S.artifacts.c.id.in_(read)))
@@ -337,10 +367,16 @@ class Run(Record):
         from .uids import RUN_UID, random_uid
 
         if not isinstance(transform, Transform):
-            raise ValidationError(f"Run(transform=...) needs a Transform, got {type(transform).__name__}")
+            raise ValidationError(
+                f"Run(transform=...) needs a Transform, got {type(transform).__name__}"
+            )
         super().__init__(
-            uid=uid or random_uid(RUN_UID), params=params, name=name, reference=reference,
-            reference_type=reference_type, engine=engine,
+            uid=uid or random_uid(RUN_UID),
+            params=params,
+            name=name,
+            reference=reference,
+            reference_type=reference_type,
+            engine=engine,
         )
         object.__setattr__(self, "_transform", transform)
         object.__setattr__(self, "_parent", parent)
@@ -358,9 +394,13 @@ class Run(Record):
         event = RunStarted(
             uid=self.uid,
             transform=t.uid if t._row.get("id") is not None else t._spec(),
-            name=self.name, params=self.params, environment=environment(),
+            name=self.name,
+            params=self.params,
+            environment=environment(),
             parent=RunRef(uid=parent.save().uid) if parent is not None else None,
-            engine=self.engine, reference=self.reference, reference_type=self.reference_type,
+            engine=self.engine,
+            reference=self.reference,
+            reference_type=self.reference_type,
         )
         res = current().store.apply([event])
         self._refresh_by_uid(res[0].uid)
@@ -376,11 +416,19 @@ class Run(Record):
         from .instance import current
 
         if status not in RUN_STATUSES:
-            raise ValidationError(f"unknown run status {status!r}; use one of {', '.join(RUN_STATUSES)}")
+            raise ValidationError(
+                f"unknown run status {status!r}; use one of {', '.join(RUN_STATUSES)}"
+            )
         self.save()
         current().store.apply(
-            [RunFinished(run=RunRef(uid=self.uid), status=status, error=error,
-                         environment=environment(packages=True))]
+            [
+                RunFinished(
+                    run=RunRef(uid=self.uid),
+                    status=status,
+                    error=error,
+                    environment=environment(packages=True),
+                )
+            ]
         )
         self._refresh_by_uid(self.uid)
         return self
@@ -438,7 +486,17 @@ class Artifact(Record):
     }
     _aliases = {"transform": ["run", "transform"]}
     _search_fields = ("key", "description")
-    _repr_fields = ("uid", "key", "description", "suffix", "size", "hash", "n_objects", "run_id", "created_by_id")
+    _repr_fields = (
+        "uid",
+        "key",
+        "description",
+        "suffix",
+        "size",
+        "hash",
+        "n_objects",
+        "run_id",
+        "created_by_id",
+    )
 
     def __init__(
         self,
@@ -523,7 +581,9 @@ class Artifact(Record):
     def open(self, mode: str = "rb", is_run_input: bool | None = None):
         """A file object on the content (files only); records a run input."""
         if self.n_objects != 1 or self.hash_type.endswith("-dir"):
-            raise ValidationError(f"Artifact('{self.uid}') is a folder: use .cache() to get its path")
+            raise ValidationError(
+                f"Artifact('{self.uid}') is a folder: use .cache() to get its path"
+            )
         if "w" in mode or "a" in mode or "+" in mode:
             raise ValidationError("artifacts are immutable: open them for reading only")
         root = self._root()

@@ -24,7 +24,9 @@ class SearchResult(list):
         if not self:
             raise DoesNotExist(f"no {self.model.__name__} matches the search")
         if len(self) > 1:
-            raise MultipleResultsFound(f"{len(self)} {self.model.__name__} records match the search")
+            raise MultipleResultsFound(
+                f"{len(self)} {self.model.__name__} records match the search"
+            )
         return self[0]
 
     def df(self):
@@ -58,7 +60,9 @@ def search_records(model, query: str, limit: int = 20, min_score: float = 50.0) 
     scored = [(s, r) for s, r in scored if s >= min_score]
     scored.sort(key=lambda sr: (-sr[0], -sr[1]["id"]))
     scored = scored[:limit]
-    return SearchResult(model, [model._from_row(r) for _, r in scored], [round(s, 1) for s, _ in scored])
+    return SearchResult(
+        model, [model._from_row(r) for _, r in scored], [round(s, 1) for s, _ in scored]
+    )
 
 
 def search_all(query: str, limit: int = 10, min_score: float = 50.0) -> list[tuple[float, object]]:

@@ -48,7 +48,9 @@ def validate_key(key: str) -> str:
         raise ValidationError(f"invalid key {key!r}: use '/' as the separator")
     p = PurePosixPath(key)
     if p.is_absolute() or key.startswith("~"):
-        raise ValidationError(f"invalid key {key!r}: a key is relative to the storage root, not absolute")
+        raise ValidationError(
+            f"invalid key {key!r}: a key is relative to the storage root, not absolute"
+        )
     if any(part == ".." for part in p.parts):
         raise ValidationError(f"invalid key {key!r}: '..' would leave the storage root")
     norm = posixpath.normpath(key)

@@ -125,18 +125,24 @@ class _Batch:
         hashes = list({e.hash for e in regs})
         keys = list({e.key for e in regs if e.key is not None})
         for i in range(0, len(hashes), 500):
-            for row in self.conn.execute(select(_A).where(a.hash.in_(hashes[i : i + 500]))).mappings():
+            for row in self.conn.execute(
+                select(_A).where(a.hash.in_(hashes[i : i + 500]))
+            ).mappings():
                 self.by_hash[row["hash"]] = dict(row)
         for i in range(0, len(keys), 500):
             rows = self.conn.execute(
-                select(a.storage_id, a.key, a.stem).where(a.key.in_(keys[i : i + 500])).order_by(a.id)
+                select(a.storage_id, a.key, a.stem)
+                .where(a.key.in_(keys[i : i + 500]))
+                .order_by(a.id)
             )
             for sid, key, stem in rows:
                 self.stem_by_key[(sid, key)] = stem  # ordered by id: the latest wins
         self.prefetched = True
 
     # -- lookups -----------------------------------------------------------------------------
-    def user_id(self, handle: str | None, at, name: str | None = None, uid: str | None = None) -> int:
+    def user_id(
+        self, handle: str | None, at, name: str | None = None, uid: str | None = None
+    ) -> int:
         handle = handle or self.store.default_user
         uid_ = self.store._user_ids.get(handle) or self.new_user_ids.get(handle)
         if uid_ is not None and name is None:
@@ -153,7 +159,11 @@ class _Batch:
             return row.id
         new_id = self.conn.execute(
             S.users.insert().values(
-                uid=uid or random_uid(USER_UID), handle=handle, name=name, created_at=at, updated_at=at
+                uid=uid or random_uid(USER_UID),
+                handle=handle,
+                name=name,
+                created_at=at,
+                updated_at=at,
             )
         ).inserted_primary_key[0]
         self.new_user_ids[handle] = new_id
@@ -195,7 +205,9 @@ class _Batch:
         if rid is not None and ref.uid:
             self.new_run_ids[ref.uid] = rid
         if rid is None:
-            raise ValidationError(f"unknown run {ref.model_dump(exclude_none=True)} in {self.store.where}")
+            raise ValidationError(
+                f"unknown run {ref.model_dump(exclude_none=True)} in {self.store.where}"
+            )
         return rid
 
     # -- events ------------------------------------------------------------------------------
@@ -204,9 +216,10 @@ class _Batch:
         return handler(e)
 
     def _user_seen(self, e: UserSeen) -> Applied:
-        existed = self.conn.execute(
-            select(S.users.c.id).where(S.users.c.handle == e.handle)
-        ).scalar() is not None
+        existed = (
+            self.conn.execute(select(S.users.c.id).where(S.users.c.handle == e.handle)).scalar()
+            is not None
+        )
         self.user_id(e.handle, e.at, name=e.name, uid=e.uid)
         uid = self.conn.execute(select(S.users.c.uid).where(S.users.c.handle == e.handle)).scalar()
         return Applied(kind=e.kind, uid=uid, existed=existed)
@@ -217,10 +230,17 @@ class _Batch:
         ).scalar()
         by = self.user_id(e.created_by, e.at)
         self.storage_id(
-            e.root, e.at, by, type=e.type, region=e.region, description=e.description,
+            e.root,
+            e.at,
+            by,
+            type=e.type,
+            region=e.region,
+            description=e.description,
             is_default=e.is_default,
         )
-        uid = self.conn.execute(select(S.storages.c.uid).where(S.storages.c.root == e.root)).scalar()
+        uid = self.conn.execute(
+            select(S.storages.c.uid).where(S.storages.c.root == e.root)
+        ).scalar()
         return Applied(kind=e.kind, uid=uid, existed=existed is not None)
 
     def _transform_saved(self, e: TransformSaved) -> Applied:
@@ -252,7 +272,9 @@ class _Batch:
             stem = siblings[0].stem
             n = max(suffix_index(s.uid[TRANSFORM_STEM:]) for s in siblings) + 1
             uid = stem + version_suffix(n)
-            self.conn.execute(update(S.transforms).where(t.family == family).values(is_latest=False))
+            self.conn.execute(
+                update(S.transforms).where(t.family == family).values(is_latest=False)
+            )
         elif spec.uid is not None:
             uid = spec.uid if len(spec.uid) > TRANSFORM_STEM else spec.uid + version_suffix(0)
         else:
@@ -298,7 +320,9 @@ class _Batch:
                 raise ValidationError(f"unknown transform {e.transform!r} in {self.store.where}")
         else:
             tuid, _ = self.transform(e.transform, e.created_by, e.at)
-            tid = self.conn.execute(select(S.transforms.c.id).where(S.transforms.c.uid == tuid)).scalar()
+            tid = self.conn.execute(
+                select(S.transforms.c.id).where(S.transforms.c.uid == tuid)
+            ).scalar()
         self.conn.execute(
             S.runs.insert().values(
                 uid=e.uid,

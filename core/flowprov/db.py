@@ -47,6 +47,8 @@ def make_engine(url: str | URL) -> Engine:
         raise ValidationError(
             f"no driver for database {safe_url(u)}: {e}. For PostgreSQL: pip install 'flowprov[postgres]'"
         ) from e
+    except ArgumentError as e:
+        raise ValidationError(f"invalid database URL {safe_url(u)}: {e}") from e
     return engine
 
 
@@ -119,7 +121,7 @@ def open_schema(engine: Engine, where: str) -> None:
             if rev is None:
                 tables = set(inspect(conn).get_table_names())
     except DatabaseError as e:
-        raise _db_error(e, where) from e
+        raise db_error(e, where) from e
     if rev == SCHEMA_HEAD:
         return
     if rev is None:
@@ -151,12 +153,12 @@ def _known_revisions() -> set[str]:
     return {s.revision for s in ScriptDirectory.from_config(cfg).walk_revisions()}
 
 
-def _db_error(e: Exception, where: str) -> Exception:
+def db_error(e: Exception, where: str) -> Exception:
     msg = str(getattr(e, "orig", e))
     if (
         isinstance(e, OperationalError)
         and "unable to open" not in msg
         and "not a database" not in msg
     ):
-        return DatabaseUnavailable(f"cannot reach the database {where}: {msg}")
+        return DatabaseUnavailable(f"cannot reach {where}: {msg}")
     return InstanceError(f"{where} is not a readable flowprov database: {msg}")

@@ -12,10 +12,12 @@ from functools import cached_property
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from . import config as C
-from .db import make_engine, migrate, open_schema, parse_url, read_connection, safe_url
+from .db import db_error, make_engine, migrate, open_schema, parse_url, read_connection, safe_url
 from .errors import InstanceNotEmpty, ValidationError
 from .storage import SYSTEM_DIR, StorageRoot, is_url, normalize_root, storage_type
 from .uids import random_uid
@@ -144,19 +146,13 @@ def init(
     name = name or (Path(root).name if not is_url(root) else root.rstrip("/").rsplit("/", 1)[-1])
     if not name or "/" in name or name.startswith("."):
         raise ValidationError(f"invalid instance name {name!r}: pass --name NAME")
-    if storage_type(root) == "local":
-        try:
-            os.makedirs(os.path.join(root, SYSTEM_DIR), exist_ok=True)
-        except OSError as e:
-            raise ValidationError(f"cannot create the storage folder {root}: {e}") from e
+    local = storage_type(root) == "local"
+    if local:
         default_db = f"sqlite:///{os.path.join(root, SYSTEM_DIR, 'flowprov.sqlite')}"
     else:
         data = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local/share") / "flowprov"
-        data.mkdir(parents=True, exist_ok=True)
         default_db = f"sqlite:///{data / (name + '.sqlite')}"
     url = parse_url(db or default_db)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     existing = C.instance_file(name)
     if existing.is_file():
         old = C.load_instance_config(existing)
@@ -165,17 +161,28 @@ def init(
                 f"an instance named {name!r} already exists with storage {old.storage}: "
                 "choose another --name or `flowprov delete` it first"
             )
+    # Folders are made only for an SQLite file that needs them; a server database is reached
+    # first, so a wrong URL leaves nothing behind.
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        try:
+            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ValidationError(f"cannot create the folder for {url.database}: {e}") from e
     engine = make_engine(url)
     where = f"database {safe_url(url)}"
-    from sqlalchemy import inspect as sa_inspect
-
-    with engine.connect() as conn:
-        try:
+    try:
+        with engine.connect() as conn:
             empty = not sa_inspect(conn).get_table_names()
-        except Exception as e:  # noqa: BLE001 - surface as a flowprov error with the location
-            from .db import _db_error
-
-            raise _db_error(e, where) from e
+    except DBAPIError as e:
+        engine.dispose()
+        raise db_error(e, where) from e
+    except ArgumentError as e:
+        raise ValidationError(f"invalid database URL {safe_url(url)}: {e}") from e
+    if local:
+        try:
+            os.makedirs(os.path.join(root, SYSTEM_DIR), exist_ok=True)
+        except OSError as e:
+            raise ValidationError(f"cannot create the storage folder {root}: {e}") from e
     if empty:
         migrate(engine)
         created = True
@@ -183,15 +190,7 @@ def init(
         open_schema(engine, where)  # an existing instance (or a foreign database: refused)
         created = False
     uid = random_uid(12)
-    # the password (if any) is never written to the config: PGPASSWORD or ~/.pgpass supply it
-    cfg = C.InstanceConfig(
-        name=name,
-        uid=uid,
-        db=url.render_as_string(hide_password=False)
-        if url.password is None
-        else _without_password(url),
-        storage=root,
-    )
+    cfg = C.InstanceConfig(name=name, uid=uid, db=config_db_url(url), storage=root)
     if existing.is_file():
         cfg = cfg.copy(uid=C.load_instance_config(existing).uid)
     path = C.save_instance_config(cfg)
@@ -202,8 +201,14 @@ def init(
     return inst, created
 
 
-def _without_password(url) -> str:
-    return url.set(password=None).render_as_string(hide_password=False)
+def config_db_url(url) -> str:
+    """The URL as written to the instance config: never with a password (PGPASSWORD, the URL
+    given at run time or ~/.pgpass supply it)."""
+    from sqlalchemy.engine import URL
+
+    u = parse_url(url)  # URL.set(password=None) would keep the password: rebuild without it
+    bare = URL.create(u.drivername, u.username, None, u.host, u.port, u.database, u.query)
+    return bare.render_as_string(hide_password=False)
 
 
 def delete(inst: Instance, force: bool = False) -> dict:

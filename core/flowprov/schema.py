@@ -97,7 +97,7 @@ runs = Table(
     Column("uid", String(20), nullable=False, unique=True),
     Column("transform_id", Integer, ForeignKey("transforms.id"), nullable=False, index=True),
     Column("name", String(255)),
-    _ts("started_at", nullable=False),
+    _ts("started_at", nullable=False, index=True),
     _ts("finished_at"),
     Column("status", String(16), nullable=False, index=True),
     Column("params", JSON),
@@ -136,6 +136,7 @@ artifacts = Table(
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),
     Index("ix_artifacts_storage_key", "storage_id", "key"),
+    Index("ix_artifacts_created_at", "created_at"),
 )
 
 run_inputs = Table(

@@ -42,9 +42,11 @@ def _score(query: str, values) -> float:
     for v in values:
         if not v:
             continue
+        # WRatio tolerates typos and partial matches; token_set_ratio gives 100 when every word
+        # of the query is present, so "hits schmidt22" prefers the record containing both words.
         s = max(
             fuzz.WRatio(query, v, processor=utils.default_process),
-            fuzz.token_sort_ratio(query, v, processor=utils.default_process),
+            fuzz.token_set_ratio(query, v, processor=utils.default_process),
         )
         best = max(best, s)
     return best

@@ -1,0 +1,98 @@
+"""Shared helpers for the benchmark scripts (stdlib only).
+
+Every script calls ``isolate()`` before importing flowprov: it points FLOWPROV_CONFIG_DIR and
+FLOWPROV_CACHE_DIR at a fresh temporary folder and turns the hash cache off, so a benchmark never
+reads or writes the user's ~/.config/flowprov or ~/.cache/flowprov.
+
+The machine these run on is shared and noisy: every figure is a median over repeated trials, and
+comparisons are printed as ratios of medians. Missing a target is reported ("MISSED"), not an error;
+a benchmark exits non-zero only when something does not work.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+
+
+def isolate(prefix: str) -> str:
+    """A fresh temp folder holding config/ and cache/ for flowprov; env vars point there."""
+    base = tempfile.mkdtemp(prefix=f"flowprov-{prefix}-")
+    for sub in ("config", "cache"):
+        os.makedirs(os.path.join(base, sub))
+    os.environ["FLOWPROV_CONFIG_DIR"] = os.path.join(base, "config")
+    os.environ["FLOWPROV_CACHE_DIR"] = os.path.join(base, "cache")
+    os.environ["FLOWPROV_HASH_CACHE"] = "0"
+    os.environ.pop("FLOWPROV_INSTANCE", None)  # use the instance this benchmark creates
+    return base
+
+
+@contextmanager
+def temp_base(prefix: str):
+    """isolate() and remove the whole folder afterwards, whatever happens."""
+    base = isolate(prefix)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def import_flowprov():
+    try:
+        import flowprov  # noqa: F401
+        from flowprov import instance  # noqa: F401
+    except ImportError as e:
+        sys.exit(f"cannot import flowprov ({e}): run `pip install -e /work/main` first")
+    import flowprov
+
+    return flowprov
+
+
+def median(xs) -> float:
+    return statistics.median(xs)
+
+
+def timed(fn, *args, **kwargs) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return time.perf_counter() - t0, out
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def header(title: str, extra: str = "") -> None:
+    import blake3
+
+    try:
+        load = " load avg %.2f %.2f %.2f" % os.getloadavg()
+    except OSError:
+        load = ""
+    print(f"== {title} ==")
+    print(
+        f"python {platform.python_version()} | {platform.platform(terse=True)} | "
+        f"{os.cpu_count()} CPUs |{load} | sqlite {sqlite3.sqlite_version} | "
+        f"blake3 {getattr(blake3, '__version__', '?')}"
+    )
+    if extra:
+        print(extra)
+    sys.stdout.flush()
+
+
+def fail(msg: str) -> None:
+    print(f"FAILED: {msg}", file=sys.stderr)
+    sys.stdout.flush()
+    raise SystemExit(1)
+
+
+def check(cond: bool, msg: str) -> None:
+    if not cond:
+        fail(msg)

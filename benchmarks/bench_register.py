@@ -1,0 +1,288 @@
+"""Registering many small files: flowprov's cost per file next to the machine's own limits.
+
+    python benchmarks/bench_register.py            # 1,000 files of 1 KB, 5 trials
+    python benchmarks/bench_register.py --quick    # 300 files, 5 trials
+
+Four flowprov cases, each on a fresh instance (fresh temp folder) in every trial:
+
+- copied,   one by one: ``fp.Artifact(p, run=run).save()`` for files outside the storage root
+- copied,   batch:      ``fp.save([fp.Artifact(p, run=run) for p in paths])``
+- in place, one by one / batch: the same for files already inside the root (``<root>/incoming/``)
+
+The timed section is only the registration (creating the Artifact objects, hashing, copying,
+recording); writing the random input files and creating the instance are not timed.
+
+The machine's floor, measured in the same trials:
+
+- stdlib sqlite3 (WAL, synchronous=NORMAL) INSERT into a 6-column table with a unique index:
+  one transaction per row, and executemany in one transaction
+- shutil.copyfile to a temp name + os.replace, per 1 KB file (what a copy into the store costs)
+- open + read + blake3 of a 1 KB file (what hashing it costs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import secrets
+import shutil
+import sqlite3
+import sys
+import time
+
+from _common import check, header, median, temp_base, verdict
+
+TARGET_ONE = 1.0  # ms per file, one by one
+TARGET_BATCH = 0.3  # ms per file, batch
+LAMINDB = {"one": 15.7, "batch": 10.8}  # LaminDB 2.12, ms per file, measured on this machine kind
+
+CASES = [("copied", "one"), ("copied", "batch"), ("in place", "one"), ("in place", "batch")]
+
+
+def make_files(folder: str, n: int, size: int) -> list[str]:
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for i in range(n):
+        p = os.path.join(folder, f"f{i:05d}.bin")
+        with open(p, "wb") as f:
+            f.write(os.urandom(size))
+        paths.append(p)
+    return paths
+
+
+# -- flowprov ----------------------------------------------------------------------------------
+def run_flowprov(base: str, trial: int, place: str, how: str, n: int, size: int) -> float:
+    """Seconds per file for one case on a fresh instance; verifies what was recorded."""
+    import blake3
+
+    import flowprov as fp
+    from flowprov import instance
+
+    slug = f"t{trial}-{place.replace(' ', '')}-{how}"
+    d = os.path.join(base, slug)
+    root = os.path.join(d, "root")
+    os.makedirs(root)
+    instance.reset_cache()
+    inst, created = instance.init(root, name=f"bench-{slug}")
+    check(created, f"instance {root} was not freshly created")
+    t = fp.Transform(name="bench-register", type="script").save()
+    run = fp.Run(transform=t).save()
+    src = os.path.join(root, "incoming") if place == "in place" else os.path.join(d, "outside")
+    paths = make_files(src, n, size)
+
+    gc.collect()
+    t0 = time.perf_counter()
+    if how == "one":
+        arts = [fp.Artifact(p, run=run).save() for p in paths]
+    else:
+        arts = fp.save([fp.Artifact(p, run=run) for p in paths])
+    dt = time.perf_counter() - t0
+
+    # -- verify (not timed) --
+    check(len(arts) == n, f"{slug}: {len(arts)} artifacts returned, expected {n}")
+    for p, a in zip(paths, arts, strict=True):
+        check(a.id is not None and not a.existed, f"{slug}: {p} not newly registered")
+        check(a.run_id == run.id, f"{slug}: {p} not linked to the run")
+        check(a.size == size, f"{slug}: size {a.size} != {size}")
+        if place == "in place":
+            want_key = "incoming/" + os.path.basename(p)
+            check(not a.managed and a.key == want_key, f"{slug}: {p} not registered in place")
+        else:
+            check(a.managed and os.path.isfile(a.path), f"{slug}: {p} not copied into the store")
+    for p, a in list(zip(paths, arts, strict=True))[:: max(1, n // 20)]:
+        with open(p, "rb") as f:
+            check(a.hash == blake3.blake3(f.read()).hexdigest(), f"{slug}: wrong hash for {p}")
+    db = os.path.join(root, ".flowprov", "flowprov.sqlite")
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT count(*) FROM artifacts").fetchone()[0]
+    check(rows == n, f"{slug}: {rows} artifact rows in the database, expected {n}")
+    objects = os.path.join(root, ".flowprov", "objects")
+    stored = os.listdir(objects) if os.path.isdir(objects) else []
+    want = n if place == "copied" else 0
+    check(len(stored) == want, f"{slug}: {len(stored)} stored objects, expected {want}")
+    check(not any(".part-" in s for s in stored), f"{slug}: temporary copies left behind")
+
+    inst.close()
+    instance.reset_cache()
+    shutil.rmtree(d)
+    return dt / n
+
+
+# -- the machine's floor -----------------------------------------------------------------------
+def _raw_db(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, uid TEXT NOT NULL, hash TEXT NOT NULL,"
+        " size INTEGER NOT NULL, key TEXT, created_at TEXT NOT NULL)"
+    )
+    conn.execute("CREATE UNIQUE INDEX t_hash ON t (hash)")
+    return conn
+
+
+_INSERT = "INSERT INTO t (uid, hash, size, key, created_at) VALUES (?, ?, ?, ?, ?)"
+
+
+def _rows(n: int) -> list[tuple]:
+    now = time.strftime("%Y-%m-%d %H:%M:%S")
+    return [
+        (secrets.token_hex(10), secrets.token_hex(32), 1024, f"incoming/f{i:05d}.bin", now)
+        for i in range(n)
+    ]
+
+
+def raw_sqlite_per_row(d: str, n: int) -> float:
+    conn = _raw_db(os.path.join(d, "per_row.sqlite"))
+    rows = _rows(n)
+    gc.collect()
+    t0 = time.perf_counter()
+    for r in rows:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(_INSERT, r)
+        conn.execute("COMMIT")
+    dt = time.perf_counter() - t0
+    check(conn.execute("SELECT count(*) FROM t").fetchone()[0] == n, "raw sqlite: rows missing")
+    conn.close()
+    return dt / n
+
+
+def raw_sqlite_many(d: str, n: int) -> float:
+    conn = _raw_db(os.path.join(d, "many.sqlite"))
+    rows = _rows(n)
+    gc.collect()
+    t0 = time.perf_counter()
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany(_INSERT, rows)
+    conn.execute("COMMIT")
+    dt = time.perf_counter() - t0
+    check(conn.execute("SELECT count(*) FROM t").fetchone()[0] == n, "raw sqlite: rows missing")
+    conn.close()
+    return dt / n
+
+
+def raw_copy_and_hash(d: str, n: int, size: int) -> tuple[float, float]:
+    """(copyfile + os.replace, open + read + blake3) seconds per file."""
+    import blake3
+
+    paths = make_files(os.path.join(d, "src"), n, size)
+    dst = os.path.join(d, "dst")
+    os.makedirs(dst)
+    gc.collect()
+    t0 = time.perf_counter()
+    for p in paths:
+        h = blake3.blake3()
+        with open(p, "rb") as f:
+            h.update(f.read())
+        h.hexdigest()
+    t_hash = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for i, p in enumerate(paths):
+        final = os.path.join(dst, f"{i:05d}.bin")
+        tmp = final + ".part"
+        shutil.copyfile(p, tmp)
+        os.replace(tmp, final)
+    t_copy = time.perf_counter() - t0
+    check(len(os.listdir(dst)) == n, "raw copy: files missing")
+    return t_copy / n, t_hash / n
+
+
+# -- report ------------------------------------------------------------------------------------
+def ms(x: float) -> str:
+    return f"{x * 1e3:7.3f}"
+
+
+def spread(xs) -> str:
+    return f"{median(xs) * 1e3:7.3f} ms  ({min(xs) * 1e3:.3f}–{max(xs) * 1e3:.3f})"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--files", type=int, default=1000, help="files per case (default 1000)")
+    ap.add_argument("--size", type=int, default=1024, help="bytes per file (default 1024)")
+    ap.add_argument("--trials", type=int, default=5, help="trials (default 5)")
+    ap.add_argument("--quick", action="store_true", help="300 files per case")
+    a = ap.parse_args()
+    if a.quick:
+        a.files = min(a.files, 300)
+    check(a.files > 0 and a.trials > 0, "--files and --trials must be positive")
+
+    with temp_base("register") as base:
+        from _common import import_flowprov
+
+        import_flowprov()
+        header(
+            "bench_register: registering small files",
+            f"{a.files} files of {a.size} B per case, {a.trials} trials, fresh instance per trial;"
+            f" temp folder {base}",
+        )
+        fl = {c: [] for c in CASES}
+        raw = {"row_tx": [], "many": [], "copy": [], "hash": []}
+        t_start = time.perf_counter()
+        for trial in range(a.trials):
+            order = CASES[trial % len(CASES) :] + CASES[: trial % len(CASES)]  # rotate the order
+            for place, how in order:
+                fl[(place, how)].append(run_flowprov(base, trial, place, how, a.files, a.size))
+            d = os.path.join(base, f"raw{trial}")
+            os.makedirs(d)
+            raw["row_tx"].append(raw_sqlite_per_row(d, a.files))
+            raw["many"].append(raw_sqlite_many(d, a.files))
+            c, h = raw_copy_and_hash(d, a.files, a.size)
+            raw["copy"].append(c)
+            raw["hash"].append(h)
+            shutil.rmtree(d)
+            print(
+                f"  trial {trial + 1}/{a.trials}: "
+                + ", ".join(f"{p}/{h} {ms(fl[(p, h)][-1]).strip()}" for p, h in CASES)
+                + " ms/file"
+            )
+            sys.stdout.flush()
+
+        m = {c: median(v) for c, v in fl.items()}
+        r = {k: median(v) for k, v in raw.items()}
+        print()
+        print(f"flowprov, ms per file — median of {a.trials} trials (min–max):")
+        for place, how in CASES:
+            label = f"{place}, {'one by one (.save())' if how == 'one' else 'batch (fp.save)'}"
+            print(f"  {label:<34} {spread(fl[(place, how)])}")
+        print()
+        print("machine floor, ms per file (median, min–max):")
+        print(f"  {'sqlite3 INSERT, 1 transaction/row':<34} {spread(raw['row_tx'])}")
+        print(f"  {'sqlite3 executemany, 1 transaction':<34} {spread(raw['many'])}")
+        print(f"  {'copyfile + os.replace (1 file)':<34} {spread(raw['copy'])}")
+        print(f"  {'open + read + blake3 (1 file)':<34} {spread(raw['hash'])}")
+        floor = {
+            ("copied", "one"): r["row_tx"] + r["copy"] + r["hash"],
+            ("copied", "batch"): r["many"] + r["copy"] + r["hash"],
+            ("in place", "one"): r["row_tx"] + r["hash"],
+            ("in place", "batch"): r["many"] + r["hash"],
+        }
+        print()
+        print("ratios (medians): flowprov / raw floor, and flowprov / raw sqlite alone")
+        print("  floor = sqlite insert (+ copy if copied) + read&hash")
+        for place, how in CASES:
+            sql = r["row_tx"] if how == "one" else r["many"]
+            label = f"{place}, {'one by one' if how == 'one' else 'batch'}"
+            print(
+                f"  {label:<22} floor {ms(floor[(place, how)])} ms  "
+                f"flowprov/floor {m[(place, how)] / floor[(place, how)]:6.1f}x   "
+                f"flowprov/sqlite {m[(place, how)] / sql:7.1f}x"
+            )
+        print()
+        print("targets (median ms per file):")
+        for place, how in CASES:
+            target = TARGET_ONE if how == "one" else TARGET_BATCH
+            v = m[(place, how)] * 1e3
+            label = f"{place}, {'one by one' if how == 'one' else 'batch'}"
+            print(
+                f"  {label:<22} {v:7.3f} ms  target ≤ {target:.2f} ms  "
+                f"{'[' + verdict(v <= target) + ']':<8}  LaminDB 2.12: {LAMINDB[how]} ms "
+                f"(flowprov {LAMINDB[how] / v:.1f}x faster)"
+            )
+        print(f"\ntotal wall time {time.perf_counter() - t_start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+import yaml
+
+import flowprov as fp
+from flowprov import config as C
+from flowprov import instance as inst_mod
+from flowprov.errors import DatabaseUnavailable, InstanceError, InstanceNotEmpty, NoInstanceError
+from tests.conftest import write
+
+
+def test_init_is_offline_sqlite_plus_storage_folder(instance, fp_env):
+    root = Path(instance.storage.root)
+    assert root == (fp_env / "mydata").resolve()
+    assert (root / ".flowprov" / "flowprov.sqlite").is_file()
+    assert instance.config.db.startswith("sqlite:///")
+    cfg = yaml.safe_load(C.instance_file("mydata").read_text())
+    assert cfg["storage"] == str(root) and cfg["name"] == "mydata"
+    assert (fp_env / "config" / "current_instance").read_text().strip() == "mydata"
+    assert fp.Storage.filter(is_default=True).one().root == str(root)
+    with sqlite3.connect(root / ".flowprov" / "flowprov.sqlite") as c:
+        assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_init_twice_reconnects(instance, fp_env):
+    again, created = inst_mod.init(fp_env / "mydata")
+    assert not created and again.config.uid == instance.config.uid
+    assert fp.Storage.filter().count() == 1
+
+
+def test_no_instance_is_a_clear_error_and_cwd_is_never_searched(fp_env, monkeypatch):
+    inst_mod.init(fp_env / "elsewhere")
+    (fp_env / "config" / "current_instance").unlink()
+    monkeypatch.chdir(fp_env / "elsewhere")  # standing inside an instance's folder does not count
+    with pytest.raises(NoInstanceError, match="flowprov init"):
+        fp.Artifact.filter().count()
+
+
+def test_env_var_selects_the_instance(fp_env, monkeypatch):
+    a, _ = inst_mod.init(fp_env / "lab-a")
+    write(fp_env / "x.txt", "x")
+    fp.Artifact(fp_env / "x.txt").save()
+    b, _ = inst_mod.init(fp_env / "lab-b")  # now current
+    assert fp.Artifact.filter().count() == 0
+    monkeypatch.setenv("FLOWPROV_INSTANCE", "lab-a")
+    assert fp.Artifact.filter().count() == 1
+    monkeypatch.setenv("FLOWPROV_INSTANCE", str(C.instance_file("lab-b")))  # a yaml path works too
+    assert fp.Artifact.filter().count() == 0
+    monkeypatch.setenv("FLOWPROV_INSTANCE", "lab-z")
+    with pytest.raises(NoInstanceError, match="lab-z"):
+        fp.Artifact.filter().count()
+
+
+def test_corrupt_database_file(instance):
+    db = Path(instance.storage.root) / ".flowprov" / "flowprov.sqlite"
+    inst_mod.reset_cache()
+    for ext in ("-wal", "-shm"):
+        Path(str(db) + ext).unlink(missing_ok=True)
+    db.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(InstanceError, match="not a readable flowprov database"):
+        fp.Artifact.filter().count()
+
+
+def test_foreign_database(fp_env, monkeypatch):
+    db = fp_env / "other.sqlite"
+    with sqlite3.connect(db) as c:
+        c.execute("CREATE TABLE patients (id INTEGER PRIMARY KEY, name TEXT)")
+    with pytest.raises(InstanceError, match="not a flowprov one.*patients"):
+        inst_mod.init(fp_env / "store", db=f"sqlite:///{db}")
+    assert not C.instance_file("store").exists()
+
+
+def test_unreachable_database_leaves_nothing_behind(fp_env):
+    with pytest.raises(DatabaseUnavailable, match=r"cannot reach database postgresql://lab:\*\*\*@127\.0\.0\.1:9/"):
+        inst_mod.init(fp_env / "team", db="postgresql://lab:secret@127.0.0.1:9/provenance")
+    assert not (fp_env / "team").exists() and not C.instance_file("team").exists()
+
+
+def test_password_is_never_written_to_the_config():
+    kept = inst_mod.config_db_url("postgresql+psycopg://lab:hunter2@db.internal:5433/provenance")
+    assert kept == "postgresql+psycopg://lab@db.internal:5433/provenance"
+
+
+def test_bad_database_urls(fp_env):
+    from flowprov.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="not a database URL"):
+        inst_mod.init(fp_env / "a", db="not a url")
+    with pytest.raises(ValidationError, match="invalid database URL"):
+        inst_mod.init(fp_env / "b", db="sqlite://user:pw@host/x.sqlite")
+    with pytest.raises(ValidationError, match="no driver"):
+        inst_mod.init(fp_env / "c", db="oracle+nosuchdriver://u@h/db")
+
+
+def test_older_schema_is_upgraded_on_open(fp_env):
+    from sqlalchemy import inspect
+
+    from flowprov.db import make_engine, migrate, schema_revision
+    from flowprov.migrations import SCHEMA_HEAD
+
+    db = fp_env / "old.sqlite"
+    engine = make_engine(f"sqlite:///{db}")
+    migrate(engine, "0001")  # what flowprov 0.1's first release created
+    with engine.connect() as c:
+        assert schema_revision(c) == "0001"
+        assert "ix_runs_started_at" not in {i["name"] for i in inspect(c).get_indexes("runs")}
+    engine.dispose()
+    inst, created = inst_mod.init(fp_env / "old", db=f"sqlite:///{db}")
+    assert not created
+    with inst.engine.connect() as c:
+        assert schema_revision(c) == SCHEMA_HEAD
+        assert "ix_runs_started_at" in {i["name"] for i in inspect(c).get_indexes("runs")}
+
+
+def test_newer_schema_is_refused(instance):
+    from sqlalchemy import text
+
+    with instance.engine.begin() as c:
+        c.execute(text("UPDATE alembic_version SET version_num='9999'"))
+    inst_mod.reset_cache()
+    with pytest.raises(InstanceError, match="newer than this flowprov knows"):
+        fp.Artifact.filter().count()
+
+
+def test_migrations_match_the_schema(instance):
+    """Every schema change ships with a migration: the migrated database equals the metadata."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from flowprov.db import _alembic_config
+    from flowprov.migrations import SCHEMA_HEAD
+    from flowprov.schema import metadata
+
+    with instance.engine.connect() as c:
+        assert compare_metadata(MigrationContext.configure(c), metadata) == []
+    assert ScriptDirectory.from_config(_alembic_config(None)).get_current_head() == SCHEMA_HEAD
+
+
+def test_delete_refuses_then_force_removes_only_flowprov_files(instance, fp_env):
+    root = Path(instance.storage.root)
+    mine = write(root / "lab-notes.txt", "not registered, not flowprov's")
+    in_place = write(root / "raw" / "R1.fastq.gz", "@r1")
+    fp.Artifact(in_place).save()
+    copied = fp.Artifact(write(fp_env / "screen.parquet", "screen")).save().path
+    assert copied.exists()
+    with pytest.raises(InstanceNotEmpty, match="1 managed files"):
+        inst_mod.delete(inst_mod.current())
+    assert copied.exists()
+    done = inst_mod.delete(inst_mod.current(), force=True)
+    assert done["files_removed"] == 1
+    assert not copied.exists() and not (root / ".flowprov").exists()
+    assert mine.read_text() == "not registered, not flowprov's" and in_place.exists()
+    assert not C.instance_file("mydata").exists()
+    with pytest.raises(NoInstanceError):
+        inst_mod.current()
+
+
+def test_delete_of_an_empty_instance_needs_no_force(instance, fp_env):
+    inst_mod.delete(inst_mod.current())
+    assert not (fp_env / "mydata").exists()
+
+
+def test_user_identity(instance, fp_env, monkeypatch):
+    assert fp.User.current().handle == os.environ.get("USER", fp.User.current().handle)
+    C.save_user_config(C.UserConfig(handle="testuser1", name="Test User1", uid="DzTjkKse"))
+    u = fp.User.current()
+    assert (u.handle, u.name, u.uid) == ("testuser1", "Test User1", "DzTjkKse")
+    monkeypatch.setenv("FLOWPROV_USER", "testuser2")
+    t = fp.Transform(name="by user 2", type="script").save()
+    assert t.created_by.handle == "testuser2"

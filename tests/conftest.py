@@ -20,7 +20,7 @@ def _reset_process_state() -> None:
 
     instance.reset_cache()
     context._tracked = None
-    from flowprov.settings import settings
+    from flowprov._settings import settings
 
     settings.track_run_inputs = True
     settings._hash_cache = None
@@ -59,10 +59,16 @@ def run_flowprov(fp_env):
         e.update(env or {})
         proc = subprocess.run(
             [sys.executable, "-m", "flowprov.cli", *args],
-            capture_output=True, text=True, env=e, cwd=cwd or fp_env, timeout=120,
+            capture_output=True,
+            text=True,
+            env=e,
+            cwd=cwd or fp_env,
+            timeout=120,
         )
         if check and proc.returncode != 0:
-            raise AssertionError(f"flowprov {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"flowprov {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
     return run

@@ -1,8 +1,6 @@
 """The one contract: pydantic events applied in one transaction, idempotent by natural keys."""
 
 import pytest
-from sqlalchemy import func, select
-
 from flowprov import schema as S
 from flowprov.errors import ValidationError
 from flowprov.events import (
@@ -15,6 +13,7 @@ from flowprov.events import (
     RunStarted,
     TransformSpec,
 )
+from sqlalchemy import select
 
 
 def snapshot(inst) -> dict:
@@ -29,16 +28,47 @@ def engine_batch(root: str) -> list:
     wf = TransformSpec(name="rnaseq", type="pipeline", key="Snakefile", source_code="rule all: ...")
     rule = TransformSpec(name="align", type="rule", source_code="shell: 'bwa mem ...'")
     return [
-        RunStarted(uid="wfrun00000000000000A", transform=wf, engine="snakemake", reference="wf-uuid-1",
-                   params={"genome": "GRCh38"}, created_by="testuser2"),
-        RunStarted(uid="jobrun0000000000000A", transform=rule, engine="snakemake", reference="wf-uuid-1/3",
-                   parent=RunRef(engine="snakemake", reference="wf-uuid-1"), created_by="testuser2"),
-        ArtifactRegistered(stem="rawfastq00000000", storage_root=root, key="raw/R1.fastq.gz", hash="a" * 64,
-                           hash_type="blake3", size=10, suffix=".fastq.gz", created_by="testuser2"),
-        ArtifactUsed(run=RunRef(engine="snakemake", reference="wf-uuid-1/3"), artifact=ArtifactRef(hash="a" * 64)),
-        ArtifactRegistered(stem="bam0000000000000", storage_root=root, key="aligned/R1.bam", hash="b" * 64,
-                           hash_type="blake3", size=20, suffix=".bam",
-                           run=RunRef(engine="snakemake", reference="wf-uuid-1/3"), created_by="testuser2"),
+        RunStarted(
+            uid="wfrun00000000000000A",
+            transform=wf,
+            engine="snakemake",
+            reference="wf-uuid-1",
+            params={"genome": "GRCh38"},
+            created_by="testuser2",
+        ),
+        RunStarted(
+            uid="jobrun0000000000000A",
+            transform=rule,
+            engine="snakemake",
+            reference="wf-uuid-1/3",
+            parent=RunRef(engine="snakemake", reference="wf-uuid-1"),
+            created_by="testuser2",
+        ),
+        ArtifactRegistered(
+            stem="rawfastq00000000",
+            storage_root=root,
+            key="raw/R1.fastq.gz",
+            hash="a" * 64,
+            hash_type="blake3",
+            size=10,
+            suffix=".fastq.gz",
+            created_by="testuser2",
+        ),
+        ArtifactUsed(
+            run=RunRef(engine="snakemake", reference="wf-uuid-1/3"),
+            artifact=ArtifactRef(hash="a" * 64),
+        ),
+        ArtifactRegistered(
+            stem="bam0000000000000",
+            storage_root=root,
+            key="aligned/R1.bam",
+            hash="b" * 64,
+            hash_type="blake3",
+            size=20,
+            suffix=".bam",
+            run=RunRef(engine="snakemake", reference="wf-uuid-1/3"),
+            created_by="testuser2",
+        ),
         RunFinished(run=RunRef(engine="snakemake", reference="wf-uuid-1/3"), status="completed"),
         RunFinished(run=RunRef(uid="wfrun00000000000000A"), status="completed"),
     ]
@@ -74,15 +104,29 @@ def test_replay_from_json_is_idempotent(instance):
 
 def test_engine_reference_is_a_natural_key(instance):
     t = TransformSpec(name="p", type="process")
-    a = instance.store.apply([RunStarted(uid="r1aaaaaaaaaaaaaaaaaa", transform=t, engine="nextflow", reference="a9/0da8f1")])
-    b = instance.store.apply([RunStarted(uid="r2bbbbbbbbbbbbbbbbbb", transform=t, engine="nextflow", reference="a9/0da8f1")])
+    a = instance.store.apply(
+        [
+            RunStarted(
+                uid="r1aaaaaaaaaaaaaaaaaa", transform=t, engine="nextflow", reference="a9/0da8f1"
+            )
+        ]
+    )
+    b = instance.store.apply(
+        [
+            RunStarted(
+                uid="r2bbbbbbbbbbbbbbbbbb", transform=t, engine="nextflow", reference="a9/0da8f1"
+            )
+        ]
+    )
     assert b[0].existed and b[0].uid == a[0].uid == "r1aaaaaaaaaaaaaaaaaa"
 
 
 def test_a_bad_event_writes_nothing_of_its_batch(instance):
     before = snapshot(instance)
     batch = engine_batch(instance.storage.root)
-    batch.insert(3, ArtifactUsed(run=RunRef(uid="no-such-run-00000000"), artifact=ArtifactRef(hash="a" * 64)))
+    batch.insert(
+        3, ArtifactUsed(run=RunRef(uid="no-such-run-00000000"), artifact=ArtifactRef(hash="a" * 64))
+    )
     with pytest.raises(ValidationError, match="unknown run"):
         instance.store.apply(batch)
     assert snapshot(instance) == before

@@ -3,9 +3,9 @@ import os
 
 import blake3
 import pytest
-
 from flowprov import hashing
 from flowprov.errors import FileMissingError, ValidationError
+
 from tests.conftest import write
 
 
@@ -66,7 +66,10 @@ def test_folder_hash_from_sorted_relative_paths_and_file_hashes(fp_env):
     da, db = hashing.hash_folder(a), hashing.hash_folder(b)
     assert da.hash == db.hash and da.n_objects == 2 and da.hash_type == "blake3-dir"
     expected = hashing.folder_digest(
-        [("sub/y.txt", hashing.hash_file(a / "sub/y.txt").hash), ("x.txt", hashing.hash_file(a / "x.txt").hash)],
+        [
+            ("sub/y.txt", hashing.hash_file(a / "sub/y.txt").hash),
+            ("x.txt", hashing.hash_file(a / "x.txt").hash),
+        ],
         "blake3",
     )
     assert da.hash == expected

@@ -2,13 +2,13 @@ import os
 import sqlite3
 from pathlib import Path
 
+import flowprov as fp
 import pytest
 import yaml
-
-import flowprov as fp
 from flowprov import config as C
 from flowprov import instance as inst_mod
 from flowprov.errors import DatabaseUnavailable, InstanceError, InstanceNotEmpty, NoInstanceError
+
 from tests.conftest import write
 
 
@@ -74,7 +74,9 @@ def test_foreign_database(fp_env, monkeypatch):
 
 
 def test_unreachable_database_leaves_nothing_behind(fp_env):
-    with pytest.raises(DatabaseUnavailable, match=r"cannot reach database postgresql://lab:\*\*\*@127\.0\.0\.1:9/"):
+    with pytest.raises(
+        DatabaseUnavailable, match=r"cannot reach database postgresql://lab:\*\*\*@127\.0\.0\.1:9/"
+    ):
         inst_mod.init(fp_env / "team", db="postgresql://lab:secret@127.0.0.1:9/provenance")
     assert not (fp_env / "team").exists() and not C.instance_file("team").exists()
 
@@ -96,10 +98,9 @@ def test_bad_database_urls(fp_env):
 
 
 def test_older_schema_is_upgraded_on_open(fp_env):
-    from sqlalchemy import inspect
-
     from flowprov.db import make_engine, migrate, schema_revision
     from flowprov.migrations import SCHEMA_HEAD
+    from sqlalchemy import inspect
 
     db = fp_env / "old.sqlite"
     engine = make_engine(f"sqlite:///{db}")
@@ -130,7 +131,6 @@ def test_migrations_match_the_schema(instance):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
     from alembic.script import ScriptDirectory
-
     from flowprov.db import _alembic_config
     from flowprov.migrations import SCHEMA_HEAD
     from flowprov.schema import metadata

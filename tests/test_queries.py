@@ -1,9 +1,9 @@
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 import flowprov as fp
+import pytest
 from flowprov.errors import DoesNotExist, LookupFieldError, MultipleResultsFound
+
 from tests.conftest import write
 
 
@@ -13,14 +13,24 @@ def story(instance, fp_env, monkeypatch):
     monkeypatch.setenv("FLOWPROV_USER", "testuser1")
     up = fp.Transform(name="Upload GWS CRISPRa result", type="upload").save()
     with fp.Run(transform=up) as r1:
-        raw = fp.Artifact(write(fp_env / "screen.parquet", b"screen"), description="Raw data of schmidt22 crispra GWS").save()
+        raw = fp.Artifact(
+            write(fp_env / "screen.parquet", b"screen"),
+            description="Raw data of schmidt22 crispra GWS",
+        ).save()
     nb1 = fp.Transform(name="Project flow", key="project-flow.ipynb", type="notebook").save()
     monkeypatch.setenv("FLOWPROV_USER", "testuser2")
-    nb = fp.Transform(name="GWS CRISPRa analysis", key="hit-identification.ipynb", type="notebook").save()
+    nb = fp.Transform(
+        name="GWS CRISPRa analysis", key="hit-identification.ipynb", type="notebook"
+    ).save()
     with fp.Run(transform=nb) as r2:
         raw.cache()
-        hits = fp.Artifact(write(fp_env / "hits.parquet", b"hits"), description="hits from schmidt22 crispra GWS").save()
-        fig = fp.Artifact(write(fp_env / "fig.png", b"png"), key="figures/matrixplot_fig2_score-wgs-hits-per-cluster.png").save()
+        hits = fp.Artifact(
+            write(fp_env / "hits.parquet", b"hits"), description="hits from schmidt22 crispra GWS"
+        ).save()
+        fig = fp.Artifact(
+            write(fp_env / "fig.png", b"png"),
+            key="figures/matrixplot_fig2_score-wgs-hits-per-cluster.png",
+        ).save()
     return dict(up=up, nb=nb, nb1=nb1, raw=raw, hits=hits, fig=fig, r1=r1, r2=r2)
 
 
@@ -42,7 +52,10 @@ def test_relation_lookups(story):
     users = fp.User.lookup()
     assert set(fp.Transform.filter(created_by=users.testuser1)) == {story["up"], story["nb1"]}
     assert fp.Transform.filter(created_by=users.testuser1, type="notebook").one() == story["nb1"]
-    assert set(fp.Artifact.filter(run__transform__name="GWS CRISPRa analysis")) == {story["hits"], story["fig"]}
+    assert set(fp.Artifact.filter(run__transform__name="GWS CRISPRa analysis")) == {
+        story["hits"],
+        story["fig"],
+    }
     assert set(fp.Artifact.filter(transform=story["nb"])) == {story["hits"], story["fig"]}
     assert fp.Artifact.filter(created_by__handle="testuser1").one() == story["raw"]
     assert fp.Run.filter(inputs=story["raw"]).one() == story["r2"]
@@ -70,7 +83,9 @@ def test_one_first_get(story):
 
 
 def test_unknown_field_is_a_clear_error(story):
-    with pytest.raises(LookupFieldError, match="Artifact has no field 'colour'.*fields: .*description"):
+    with pytest.raises(
+        LookupFieldError, match="Artifact has no field 'colour'.*fields: .*description"
+    ):
         fp.Artifact.filter(colour="red")
     with pytest.raises(LookupFieldError, match="Run has no field 'nme'"):
         fp.Artifact.filter(run__transform__runs__nme="x")
@@ -80,13 +95,38 @@ def test_unknown_field_is_a_clear_error(story):
 
 def test_df_has_the_seed_columns(story):
     df = fp.Transform.filter(created_by=fp.User.lookup().testuser1, type="notebook").df()
-    for col in ("uid", "version", "is_latest", "name", "key", "description", "type", "source_code", "hash",
-                "reference", "reference_type", "created_by_id", "updated_at"):
+    for col in (
+        "uid",
+        "version",
+        "is_latest",
+        "name",
+        "key",
+        "description",
+        "type",
+        "source_code",
+        "hash",
+        "reference",
+        "reference_type",
+        "created_by_id",
+        "updated_at",
+    ):
         assert col in df.columns
     assert df.index.name == "id" and list(df["name"]) == ["Project flow"]
     adf = fp.Artifact.df()
-    for col in ("uid", "key", "description", "suffix", "size", "hash", "hash_type", "n_objects", "storage_id",
-                "run_id", "created_by_id", "updated_at"):
+    for col in (
+        "uid",
+        "key",
+        "description",
+        "suffix",
+        "size",
+        "hash",
+        "hash_type",
+        "n_objects",
+        "storage_id",
+        "run_id",
+        "created_by_id",
+        "updated_at",
+    ):
         assert col in adf.columns
     assert list(adf.index) == sorted(adf.index, reverse=True)  # newest first
 
@@ -107,7 +147,9 @@ def test_user_lookup_and_relations(story):
     raw = story["raw"]
     assert raw.run.transform == story["up"] and raw.created_by == users.testuser1
     assert list(raw.input_of) == [story["r2"]]
-    assert set(story["r2"].outputs) == {story["hits"], story["fig"]} and list(story["r2"].inputs) == [raw]
+    assert set(story["r2"].outputs) == {story["hits"], story["fig"]} and list(
+        story["r2"].inputs
+    ) == [raw]
     assert list(story["nb"].parents) == [story["up"]]  # derived: its run read the upload's output
 
 

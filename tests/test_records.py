@@ -1,12 +1,12 @@
 import os
 from pathlib import Path
 
-import pytest
-from sqlalchemy import func, select
-
 import flowprov as fp
+import pytest
 from flowprov import schema as S
 from flowprov.errors import FileMissingError, NotSaved, ValidationError
+from sqlalchemy import func, select
+
 from tests.conftest import write
 
 
@@ -22,8 +22,11 @@ def test_transform_uid_is_stem_plus_version_and_new_version_flips_is_latest(inst
     again = fp.Transform(name="Cell Ranger", type="pipeline", version="7.1.0").save()
     assert again.uid == t1.uid  # same family, same version → the same record
     t2 = fp.Transform(
-        name="Cell Ranger", type="pipeline", version="7.2.0",
-        reference="https://www.10xgenomics.com/support/software/cell-ranger", reference_type="docs",
+        name="Cell Ranger",
+        type="pipeline",
+        version="7.2.0",
+        reference="https://www.10xgenomics.com/support/software/cell-ranger",
+        reference_type="docs",
     ).save()
     assert t2.uid[:12] == t1.uid[:12] and t2.uid.endswith("0001")
     assert t2.is_latest and not fp.Transform.get(t1.uid).is_latest
@@ -33,18 +36,31 @@ def test_transform_uid_is_stem_plus_version_and_new_version_flips_is_latest(inst
 
 
 def test_new_source_code_makes_a_new_version(instance):
-    a = fp.Transform(name="qc.py", key="scripts/qc.py", type="script", source_code="print(1)\n").save()
-    b = fp.Transform(name="qc.py", key="scripts/qc.py", type="script", source_code="print(2)\n").save()
-    c = fp.Transform(name="qc.py", key="scripts/qc.py", type="script", source_code="print(2)\n").save()
+    a = fp.Transform(
+        name="qc.py", key="scripts/qc.py", type="script", source_code="print(1)\n"
+    ).save()
+    b = fp.Transform(
+        name="qc.py", key="scripts/qc.py", type="script", source_code="print(2)\n"
+    ).save()
+    c = fp.Transform(
+        name="qc.py", key="scripts/qc.py", type="script", source_code="print(2)\n"
+    ).save()
     assert a.uid != b.uid and b.uid == c.uid and a.uid[:12] == b.uid[:12]
     assert b.hash and b.hash != a.hash and b.source_code == "print(2)\n"
 
 
 def test_pinned_uid(instance):
-    t = fp.Transform(name="Project flow", type="notebook", key="project-flow.ipynb", uid="1LCd8kco9lZU0000").save()
+    t = fp.Transform(
+        name="Project flow", type="notebook", key="project-flow.ipynb", uid="1LCd8kco9lZU0000"
+    ).save()
     assert t.uid == "1LCd8kco9lZU0000"
-    t2 = fp.Transform(name="Project flow", type="notebook", key="project-flow.ipynb", source_code="x=1",
-                      uid="1LCd8kco9lZU0000").save()
+    t2 = fp.Transform(
+        name="Project flow",
+        type="notebook",
+        key="project-flow.ipynb",
+        source_code="x=1",
+        uid="1LCd8kco9lZU0000",
+    ).save()
     assert t2.uid == "1LCd8kco9lZU0001"
     with pytest.raises(ValidationError, match="16 characters"):
         fp.Transform(name="x", type="notebook", uid="short").save()
@@ -53,7 +69,17 @@ def test_pinned_uid(instance):
 def test_transform_type_is_checked(instance):
     with pytest.raises(ValidationError, match="unknown transform type"):
         fp.Transform(name="x", type="spreadsheet")
-    for kind in ("upload", "script", "notebook", "pipeline", "flow", "task", "rule", "process", "function"):
+    for kind in (
+        "upload",
+        "script",
+        "notebook",
+        "pipeline",
+        "flow",
+        "task",
+        "rule",
+        "process",
+        "function",
+    ):
         assert fp.Transform(name=f"t-{kind}", type=kind).save().type == kind
 
 
@@ -66,7 +92,9 @@ def test_run_lifecycle(instance):
     assert run.environment["python"]
     run.finish()
     assert run.status == "completed" and run.finished_at >= run.started_at
-    assert "packages" in run.environment and "sqlalchemy" in {k.lower() for k in run.environment["packages"]}
+    assert "packages" in run.environment and "sqlalchemy" in {
+        k.lower() for k in run.environment["packages"]
+    }
     assert run.created_by.handle == fp.User.current().handle
     assert list(t.runs) == [run]
 
@@ -75,7 +103,7 @@ def test_failed_run_keeps_the_error(instance):
     t = fp.Transform(name="fails", type="script").save()
     with pytest.raises(ZeroDivisionError):
         with fp.Run(transform=t) as run:
-            1 / 0
+            raise ZeroDivisionError("division by zero")
     assert run.status == "failed" and "ZeroDivisionError" in run.error
     with pytest.raises(ValidationError, match="unknown run status"):
         run.finish("exploded")
@@ -156,7 +184,11 @@ def test_folder_is_one_artifact(instance, fp_env):
         write(d / name, os.urandom(64))
     a = fp.Artifact(d, key="perturbseq/filtered_feature_bc_matrix", description="matrix").save()
     assert a.n_objects == 3 and a.hash_type == "blake3-dir" and a.suffix == ""
-    assert sorted(p.name for p in a.cache().iterdir()) == ["barcodes.tsv.gz", "features.tsv.gz", "matrix.mtx.gz"]
+    assert sorted(p.name for p in a.cache().iterdir()) == [
+        "barcodes.tsv.gz",
+        "features.tsv.gz",
+        "matrix.mtx.gz",
+    ]
     with pytest.raises(ValidationError, match="folder"):
         a.open()
 
@@ -197,7 +229,10 @@ def test_batch_save_is_one_transaction(instance, fp_env):
     paths = [write(fp_env / "in" / f"f{i}.txt", f"file {i}") for i in range(20)]
     arts = fp.save([fp.Artifact(p) for p in paths] + [fp.Artifact(paths[0])])
     assert len({a.uid for a in arts}) == 20 and arts[-1].existed and arts[-1].uid == arts[0].uid
-    bad = [fp.Artifact(write(fp_env / "in2" / "ok.txt", "ok")), fp.Artifact(fp_env / "in2" / "missing.txt")]
+    bad = [
+        fp.Artifact(write(fp_env / "in2" / "ok.txt", "ok")),
+        fp.Artifact(fp_env / "in2" / "missing.txt"),
+    ]
     with pytest.raises(FileMissingError):
         fp.save(bad)
     assert count(instance, S.artifacts) == 20

@@ -25,8 +25,8 @@ _EXPORTS = {
     "track": "context",
     "finish": "context",
     "current_run": "context",
-    "settings": "settings",
-    "view": "view",
+    "settings": "_settings",
+    "view": "views",
     "FlowprovError": "errors",
     "save": "artifacts",
 }

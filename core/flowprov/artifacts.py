@@ -16,9 +16,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from . import schema as S
+from ._settings import settings
 from .errors import FileMissingError, ValidationError
 from .hashing import hash_path
-from .settings import settings
 from .storage import SYSTEM_DIR, StorageRoot, object_key, validate_key
 from .uids import ARTIFACT_STEM, random_uid
 

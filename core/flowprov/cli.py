@@ -79,7 +79,9 @@ def _fmt(v, column: str = "") -> str:
     if isinstance(v, int) and not isinstance(v, bool) and v > 10_000:
         return f"{v:,}"
     s = str(v)
-    return s if len(s) <= 60 else s[:28] + "…" + s[-28:]
+    if column in ("root", "key", "uid") or len(s) <= 60:  # paths and ids are never shortened
+        return s
+    return s[:28] + "…" + s[-28:]
 
 
 def _table(title: str, columns, rows):

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import yaml
 
+from ._settings import settings
 from .errors import FlowprovError, NoInstanceError
-from .settings import settings
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,9 @@ def current_run():
 
 
 def record_input(artifact, is_run_input: bool | None) -> None:
+    from ._settings import settings
     from .events import ArtifactRef, ArtifactUsed, RunRef
     from .instance import current
-    from .settings import settings
 
     track = settings.track_run_inputs if is_run_input is None else is_run_input
     if not track:

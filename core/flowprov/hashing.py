@@ -116,7 +116,7 @@ _cache: HashCache | None = None
 
 
 def default_cache() -> HashCache | None:
-    from .settings import settings
+    from ._settings import settings
 
     global _cache
     if not settings.hash_cache:

@@ -567,7 +567,7 @@ class Artifact(Record):
                     f"the file of Artifact('{self.uid}') is missing: {p} (run `flowprov verify`)"
                 )
         else:
-            from .settings import settings
+            from ._settings import settings
 
             p = settings.cache_dir / "objects" / f"{self.hash}{self.suffix}"
             if not p.exists():

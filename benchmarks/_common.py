@@ -18,13 +18,13 @@ import sqlite3
 import statistics
 import sys
 import tempfile
-import time
 from contextlib import contextmanager
 
 
-def isolate(prefix: str) -> str:
-    """A fresh temp folder holding config/ and cache/ for flowprov; env vars point there."""
-    base = tempfile.mkdtemp(prefix=f"flowprov-{prefix}-")
+def isolate(prefix: str, parent: str | None = None) -> str:
+    """A fresh temp folder (in parent, default TMPDIR) holding config/ and cache/ for flowprov;
+    the env vars point there."""
+    base = tempfile.mkdtemp(prefix=f"flowprov-{prefix}-", dir=parent)
     for sub in ("config", "cache"):
         os.makedirs(os.path.join(base, sub))
     os.environ["FLOWPROV_CONFIG_DIR"] = os.path.join(base, "config")
@@ -35,9 +35,9 @@ def isolate(prefix: str) -> str:
 
 
 @contextmanager
-def temp_base(prefix: str):
+def temp_base(prefix: str, parent: str | None = None):
     """isolate() and remove the whole folder afterwards, whatever happens."""
-    base = isolate(prefix)
+    base = isolate(prefix, parent)
     try:
         yield base
     finally:
@@ -59,12 +59,6 @@ def median(xs) -> float:
     return statistics.median(xs)
 
 
-def timed(fn, *args, **kwargs) -> tuple[float, object]:
-    t0 = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return time.perf_counter() - t0, out
-
-
 def verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
@@ -73,7 +67,7 @@ def header(title: str, extra: str = "") -> None:
     import blake3
 
     try:
-        load = " load avg %.2f %.2f %.2f" % os.getloadavg()
+        load = " load avg {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
     except OSError:
         load = ""
     print(f"== {title} ==")

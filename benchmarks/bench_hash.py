@@ -81,9 +81,7 @@ def row(label: str, size: int, times: list[float], note: str = "") -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size-mib", type=int, default=1024, help="big file size (default 1024)")
-    ap.add_argument(
-        "--small-mib", type=int, default=256, help="md5/sha256 file size (default 256)"
-    )
+    ap.add_argument("--small-mib", type=int, default=256, help="md5/sha256 file size (default 256)")
     ap.add_argument("--trials", type=int, default=5, help="trials (default 5)")
     ap.add_argument("--dir", default=None, help="parent folder of the temp files (default: TMPDIR)")
     ap.add_argument("--quick", action="store_true", help="256 MiB file, md5/sha256 on 64 MiB")
@@ -92,15 +90,8 @@ def main() -> int:
         a.size_mib = min(a.size_mib, 256)
         a.small_mib = min(a.small_mib, 64)
     check(a.size_mib > 0 and a.small_mib > 0 and a.trials > 0, "sizes and trials must be > 0")
-    if a.dir:
-        os.environ["TMPDIR"] = a.dir
-        import tempfile
-
-        tempfile.tempdir = None
-
-    with temp_base("hash") as base:
+    with temp_base("hash", a.dir) as base:
         import blake3
-
         from _common import import_flowprov
 
         import_flowprov()
@@ -177,7 +168,7 @@ def main() -> int:
             f"target: flowprov ≥ {TARGET:.0%} of the best raw in-memory BLAKE3 speed on one file"
             f" ({best_raw:.2f} GB/s): {ratio:.0%}  [{verdict(ratio >= TARGET)}]"
         )
-        del data
+        data = None  # free the in-memory copy
         gc.collect()
 
         # -- md5 and sha256 on a smaller file --
@@ -207,7 +198,7 @@ def main() -> int:
             ratios[algo] = median(raw_t) / median(flow_t)
         for algo, r in ratios.items():
             print(f"  flowprov / raw hashlib {algo:<7} {r:6.2f}  [{verdict(r >= TARGET)}]")
-        del sdata
+        sdata = None
         os.remove(sm)
 
         # -- a one-byte change in the middle changes the hash --
@@ -224,8 +215,8 @@ def main() -> int:
 
         flip()
         after = hash_file(big).hash
-        print(f"  before            {before}")
-        print(f"  byte {mid} flipped {after}")
+        print(f"  {'before':<32} {before}")
+        print(f"  {f'byte {mid} flipped':<32} {after}")
         check(after != before, "a one-byte change did not change the hash")
         # with the cache on: hash (cached), flip the byte back, hash again → the original hash
         fp.settings.hash_cache = True
@@ -233,7 +224,7 @@ def main() -> int:
         check(cached == after, "hash with the cache on differs")
         flip()
         restored = hash_file(big).hash
-        print(f"  flipped back      {restored}  (hash cache on)")
+        print(f"  {'flipped back (hash cache on)':<32} {restored}")
         check(restored == before, "the hash cache returned a stale hash after a change")
         fp.settings.hash_cache = False
         print("  the hash changes with one byte: ok")

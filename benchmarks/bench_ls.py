@@ -53,8 +53,9 @@ def build_instance(base: str, n: int) -> str:
             f.write(os.urandom(1024))
         paths.append(p)
     t0 = time.perf_counter()
-    arts = fp.save([fp.Artifact(p, run=run, description=f"bench file {i}") for i, p in
-                    enumerate(paths)])
+    arts = fp.save(
+        [fp.Artifact(p, run=run, description=f"bench file {i}") for i, p in enumerate(paths)]
+    )
     dt = time.perf_counter() - t0
     check(all(a.id is not None for a in arts), "some artifacts were not saved")
     print(f"built an instance with {n} artifacts in {dt:.2f} s (one fp.save batch)")
@@ -74,8 +75,11 @@ def cli_commands() -> list[tuple[str, list[str]]]:
     # pyenv & co. put this Python's bin folder first on PATH for the processes they start, so a
     # shim the user's shell would run is found by looking at PATH without that folder
     scripts = os.path.realpath(os.path.dirname(here))
-    rest = [p for p in os.environ.get("PATH", "").split(os.pathsep)
-            if p and os.path.realpath(p) != scripts]
+    rest = [
+        p
+        for p in os.environ.get("PATH", "").split(os.pathsep)
+        if p and os.path.realpath(p) != scripts
+    ]
     shim = shutil.which("flowprov", path=os.pathsep.join(rest))
     if os.path.isfile(here):
         out.append(("flowprov ls artifacts", [here, "ls", "artifacts"]))
@@ -84,8 +88,10 @@ def cli_commands() -> list[tuple[str, list[str]]]:
     elif on_path:
         out.append(("flowprov ls artifacts", [on_path, "ls", "artifacts"]))
     out.append(
-        ("python -m flowprov.cli ls artifacts",
-         [sys.executable, "-m", "flowprov.cli", "ls", "artifacts"])
+        (
+            "python -m flowprov.cli ls artifacts",
+            [sys.executable, "-m", "flowprov.cli", "ls", "artifacts"],
+        )
     )
     return out
 
@@ -100,12 +106,16 @@ def verify_output(argv: list[str], env: dict, db: str, n: int) -> None:
     rows = [ln for ln in out.splitlines() if ln.startswith(("│", "|"))]
     check(len(rows) == limit, f"{' '.join(argv)}: {len(rows)} table rows, expected {limit}")
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        uids = [u for (u,) in conn.execute(
-            "SELECT uid FROM artifacts ORDER BY id DESC LIMIT ?", (limit,))]
+        uids = [
+            u
+            for (u,) in conn.execute("SELECT uid FROM artifacts ORDER BY id DESC LIMIT ?", (limit,))
+        ]
     missing = [u for u in uids if u not in out]
     check(not missing, f"{' '.join(argv)}: newest uids missing from the output: {missing[:5]}")
-    print(f"verified `{' '.join(os.path.basename(x) for x in argv[:1])} {' '.join(argv[1:])}`:"
-          f" exit 0, {title!r} in the title, {len(rows)} rows, the {limit} newest uids listed")
+    print(
+        f"verified `{' '.join(os.path.basename(x) for x in argv[:1])} {' '.join(argv[1:])}`:"
+        f" exit 0, {title!r} in the title, {len(rows)} rows, the {limit} newest uids listed"
+    )
 
 
 def run_once(argv: list[str], env: dict, cwd: str) -> float:
@@ -120,14 +130,18 @@ def import_breakdown(env: dict, cwd: str, top: int) -> None:
     """The slowest top-level imports of one `flowprov ls artifacts` process (-X importtime)."""
     r = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "flowprov.cli", "ls", "artifacts"],
-        env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     check(r.returncode == 0, f"-X importtime run failed: {r.stderr[-2000:]}")
     rows = []
     for ln in r.stderr.splitlines():
         if not ln.startswith("import time:") or "|" not in ln:
             continue
-        parts = ln[len("import time:"):].split("|")
+        parts = ln[len("import time:") :].split("|")
         try:
             cum = int(parts[1])
         except ValueError:
@@ -138,8 +152,10 @@ def import_breakdown(env: dict, cwd: str, top: int) -> None:
             rows.append((cum, name.strip()))
     rows.sort(reverse=True)
     total = sum(c for c, _ in rows)
-    print(f"\nslowest top-level imports of one run (-X importtime, one sample; all top-level "
-          f"imports: {total / 1e3:.0f} ms):")
+    print(
+        f"\nslowest top-level imports of one run (-X importtime, one sample; all top-level "
+        f"imports: {total / 1e3:.0f} ms):"
+    )
     for cum, name in rows[:top]:
         print(f"  {cum / 1e3:7.1f} ms  {name}")
 
@@ -177,7 +193,7 @@ def main() -> int:
         for _label, argv in allc:  # warm-up: page cache, .pyc files
             run_once(argv, env, cwd)
         for trial in range(a.trials):
-            order = allc[trial % len(allc):] + allc[: trial % len(allc)]
+            order = allc[trial % len(allc) :] + allc[: trial % len(allc)]
             for label, argv in order:
                 times[label].append(run_once(argv, env, cwd))
         print(f"\nwhole-process wall time, {a.trials} runs each (seconds):")

@@ -17,16 +17,29 @@ def test_demo_plays_the_project_flow(run_flowprov, fp_env, monkeypatch):
     figure = fp.Artifact.filter(key__contains="figures/matrixplot").one()
     assert figure.transform.type == "notebook" and figure.created_by.handle == "testuser2"
     review = fp.Transform.get("1LCd8kco9lZU0000")
-    assert [r.transform for r in figure.input_of] == [review] and review.created_by.handle == "testuser1"
+    assert [r.transform for r in figure.input_of] == [
+        review
+    ] and review.created_by.handle == "testuser1"
     cellranger = fp.Transform.filter(name="Cell Ranger").one()
-    assert cellranger.version == "7.2.0" and cellranger.reference.startswith("https://www.10xgenomics.com")
+    assert cellranger.version == "7.2.0" and cellranger.reference.startswith(
+        "https://www.10xgenomics.com"
+    )
     matrix = fp.Artifact.filter(key__startswith="perturbseq/filtered_feature_bc_matrix/")
-    assert sorted(a.key.rsplit("/", 1)[1] for a in matrix) == ["barcodes.tsv.gz", "features.tsv.gz", "matrix.mtx.gz"]
+    assert sorted(a.key.rsplit("/", 1)[1] for a in matrix) == [
+        "barcodes.tsv.gz",
+        "features.tsv.gz",
+        "matrix.mtx.gz",
+    ]
     # the whole story is one connected graph: the review's ancestry reaches both uploads
     from flowprov.demo import ancestry
 
     names = {t.name for _, t, _ in ancestry(review)}
-    assert {"Upload GWS CRISPRa result", "chromium_10x_upload.py", "Cell Ranger", "GWS CRISPRa analysis"} <= names
+    assert {
+        "Upload GWS CRISPRa result",
+        "chromium_10x_upload.py",
+        "Cell Ranger",
+        "GWS CRISPRa analysis",
+    } <= names
 
     # a second demo in the same folder replaces the first
     run_flowprov("demo", "--dir", str(fp_env / "demo"))

@@ -342,15 +342,21 @@ def delete(force):
 
 
 @cli.command()
-@click.option("--dir", "directory", default="flowprov-demo", show_default=True, type=click.Path(),
-              help="Folder for the demo's instance and files (replaced if it holds an earlier demo).")
+@click.option(
+    "--dir",
+    "directory",
+    default="flowprov-demo",
+    show_default=True,
+    type=click.Path(),
+    help="Folder for the demo's instance and files (replaced if it holds an earlier demo).",
+)
 def demo(directory):
     """Play the project flow (CRISPR screen + scRNA-seq) on a fresh local instance and answer its questions."""
     from pathlib import Path
 
-    from . import demo as D
-
     from rich.markup import escape
+
+    from . import demo as D
 
     out = _console()
     inst = D.prepare(Path(directory))
@@ -369,22 +375,39 @@ def demo(directory):
     out.print("[bold]Where did the matrixplot figure come from?[/]")
     out.print(f"  {a['figure'].key}  ({a['figure'].uid})")
     out.print(f"  created by {label(a['figure_transform'])}, transform {a['figure_transform'].uid}")
-    out.print(f"  read by {len(a['figure_read_by'])} run(s): "
-              + ", ".join(escape(f"{r.transform.name} ({r.created_by.handle})") for r in a["figure_read_by"]))
+    out.print(
+        f"  read by {len(a['figure_read_by'])} run(s): "
+        + ", ".join(
+            escape(f"{r.transform.name} ({r.created_by.handle})") for r in a["figure_read_by"]
+        )
+    )
     out.print("  upstream transforms (each reads what the ones below it wrote):")
     for depth, t, repeat in a["ancestry"]:
-        out.print(f"    {'   ' * depth}{'└─ ' if depth else ''}{label(t)}{' (shown above)' if repeat else ''}")
+        out.print(
+            f"    {'   ' * depth}{'└─ ' if depth else ''}{label(t)}{' (shown above)' if repeat else ''}"
+        )
     out.print()
     t = a["searched_transform"]
-    out.print(f"[bold]Transform.search('GWS CRIPSRa analysis').first()[/] → {escape(repr(t.name))} ({t.uid}, {t.type}, key {t.key})")
+    out.print(
+        f"[bold]Transform.search('GWS CRIPSRa analysis').first()[/] → {escape(repr(t.name))} ({t.uid}, {t.type}, key {t.key})"
+    )
     out.print("[bold]Artifacts created by that notebook:[/]")
     for art in a["artifacts_of_notebook"]:
-        out.print(f"  {art.uid}  {escape(art.description or art.key)}  {art.suffix}  {art.size} bytes")
-    out.print(f"[bold]Which transform ingested the first artifact?[/] {label(a['first_transform'])}; "
-              f"[bold]which user?[/] {a['first_user'].handle} ({a['first_user'].name})")
-    out.print("[bold]Transforms created by testuser1:[/] " + ", ".join(label(x) for x in a["transforms_by_testuser1"]))
-    out.print("[bold]Notebooks created by testuser1:[/] "
-              + ", ".join(escape(f"{x.name} ({x.uid})") for x in a["notebooks_by_testuser1"]))
+        out.print(
+            f"  {art.uid}  {escape(art.description or art.key)}  {art.suffix}  {art.size} bytes"
+        )
+    out.print(
+        f"[bold]Which transform ingested the first artifact?[/] {label(a['first_transform'])}; "
+        f"[bold]which user?[/] {a['first_user'].handle} ({a['first_user'].name})"
+    )
+    out.print(
+        "[bold]Transforms created by testuser1:[/] "
+        + ", ".join(label(x) for x in a["transforms_by_testuser1"])
+    )
+    out.print(
+        "[bold]Notebooks created by testuser1:[/] "
+        + ", ".join(escape(f"{x.name} ({x.uid})") for x in a["notebooks_by_testuser1"])
+    )
     out.print()
     out.print("[bold]Recent additions, every table:[/]")
     from .records import MODELS
@@ -392,8 +415,10 @@ def demo(directory):
     for name, model in MODELS.items():
         rows = model.all().order_by("-id")._rows(limit=5)
         out.print(_table(name, LIST_COLUMNS[name], rows))
-    out.print(f"\nThe demo instance is now current. Explore it: [bold]flowprov ls artifacts[/], "
-              f"[bold]flowprov show {a['figure'].uid}[/]. Lineage pictures arrive with `flowprov lineage`.")
+    out.print(
+        f"\nThe demo instance is now current. Explore it: [bold]flowprov ls artifacts[/], "
+        f"[bold]flowprov show {a['figure'].uid}[/]. Lineage pictures arrive with `flowprov lineage`."
+    )
 
 
 def main() -> None:

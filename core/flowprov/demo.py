@@ -43,7 +43,10 @@ USERS = {"testuser1": "Test User1", "testuser2": "Test User2"}
 def examples_dir() -> Path:
     """examples/project_flow of a checkout (editable install) or of the installed wheel."""
     here = Path(__file__).resolve()
-    for candidate in (here.parents[2] / "examples" / "project_flow", here.parent / "_examples" / "project_flow"):
+    for candidate in (
+        here.parents[2] / "examples" / "project_flow",
+        here.parent / "_examples" / "project_flow",
+    ):
         if (candidate / "upload_crispra_result.py").is_file():
             return candidate
     raise FlowprovError("cannot find the project-flow example files (examples/project_flow)")
@@ -55,7 +58,9 @@ def prepare(directory: Path):
 
     directory = directory.resolve()
     if directory.exists() and any(directory.iterdir()) and not (directory / MARKER).exists():
-        raise FlowprovError(f"{directory} exists and is not a flowprov demo folder: choose another --dir")
+        raise FlowprovError(
+            f"{directory} exists and is not a flowprov demo folder: choose another --dir"
+        )
     if (directory / MARKER).exists():
         shutil.rmtree(directory)
     from . import config as C
@@ -82,7 +87,11 @@ def run_step(step: Step, inst, directory: Path) -> None:
     work = directory / "work"
     if path.suffix == ".py":
         proc = subprocess.run(
-            [sys.executable, str(path), inst.storage.root], cwd=work, env=env, capture_output=True, text=True
+            [sys.executable, str(path), inst.storage.root],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
             raise FlowprovError(f"demo step {step.file} failed:\n{proc.stderr[-3000:]}")
@@ -94,7 +103,9 @@ def run_step(step: Step, inst, directory: Path) -> None:
     except ImportError as e:
         raise FlowprovError("the demo's notebooks need: pip install 'flowprov[notebook]'") from e
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(work)}})
+    client = NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(work)}}
+    )
     env["JPY_SESSION_NAME"] = str(path)  # what Jupyter Server tells a kernel about its notebook
     try:
         # the kernel's own start-up chatter (e.g. its TCP transport warning) is not the user's concern;
@@ -124,7 +135,9 @@ def answers() -> dict:
         "first_transform": first.transform,
         "first_user": first.created_by,
         "transforms_by_testuser1": list(Transform.filter(created_by=users.testuser1)),
-        "notebooks_by_testuser1": list(Transform.filter(created_by=users.testuser1, type="notebook")),
+        "notebooks_by_testuser1": list(
+            Transform.filter(created_by=users.testuser1, type="notebook")
+        ),
         "recent": view(),
     }
 

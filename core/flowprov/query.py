@@ -251,14 +251,8 @@ class QuerySet:
         return self.model._from_row(rows[0]) if rows else None
 
     def last(self):
-        t = self.model._table
-        qs = (
-            QuerySet(self.model, self._where, self._order or (t.c.id.desc(),), 1)
-            if not self._order
-            else self
-        )
-        rows = qs._rows() if not self._order else self._rows()[-1:]
-        return self.model._from_row(rows[0]) if rows else None
+        rows = self._rows()
+        return self.model._from_row(rows[-1]) if rows else None
 
     def one(self):
         rows = self._rows(limit=2)

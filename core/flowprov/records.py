@@ -31,20 +31,12 @@ def _utc(v):
     return v
 
 
-class _Manager:
-    """Class-level query entry points: Model.filter(...), Model.get(...), Model.df()."""
-
-    def __get__(self, obj, cls):
-        return QuerySet(cls)
-
-
 class Record:
     _table: ClassVar[Table]
     _relations: ClassVar[dict[str, Rel]] = {}
     _aliases: ClassVar[dict[str, list[str]]] = {}
     _search_fields: ClassVar[tuple[str, ...]] = ()
     _repr_fields: ClassVar[tuple[str, ...]] = ("uid",)
-    objects = _Manager()
 
     def __init__(self, **fields: Any):
         unknown = set(fields) - set(self._table.c.keys())

@@ -8,9 +8,8 @@ import gzip
 import sys
 from pathlib import Path
 
-import numpy as np
-
 import flowprov as fp
+import numpy as np
 
 fp.track()
 root = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
@@ -20,9 +19,10 @@ rng = np.random.default_rng(10)
 bases = np.array(list("ACGT"))
 barcodes = ["".join(rng.choice(bases, 16)) for _ in range(60)]
 genes = ["IFNG", "CD28", "IL2", "VAV1", "LCP2", "TBX21", "IL1R1", "ACTB", "GAPDH", "CD3E"]
-with gzip.open(fastq_dir / "perturbseq_R1_001.fastq.gz", "wt") as r1, gzip.open(
-    fastq_dir / "perturbseq_R2_001.fastq.gz", "wt"
-) as r2:
+with (
+    gzip.open(fastq_dir / "perturbseq_R1_001.fastq.gz", "wt") as r1,
+    gzip.open(fastq_dir / "perturbseq_R2_001.fastq.gz", "wt") as r2,
+):
     for i in range(3000):
         bc = barcodes[rng.integers(len(barcodes))]
         umi = "".join(rng.choice(bases, 12))

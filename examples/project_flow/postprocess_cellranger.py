@@ -8,10 +8,9 @@ import gzip
 import sys
 from pathlib import Path
 
+import flowprov as fp
 import numpy as np
 import pandas as pd
-
-import flowprov as fp
 
 fp.track()
 root = Path(sys.argv[1] if len(sys.argv) > 1 else ".")

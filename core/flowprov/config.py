@@ -154,9 +154,29 @@ def save_user_config(user: UserConfig) -> Path:
     return path
 
 
+_user_cache: dict[tuple, UserConfig] = {}
+
+
 def current_user_config() -> UserConfig:
-    """FLOWPROV_USER, then `flowprov login`, then the operating-system account."""
+    """FLOWPROV_USER, then `flowprov login`, then the operating-system account.
+
+    Asked on every write, so the answer is cached until the variable or user.yaml changes."""
     handle = os.environ.get("FLOWPROV_USER")
+    path = settings.config_dir / "user.yaml"
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        mtime = None
+    key = (handle, str(path), mtime)
+    cached = _user_cache.get(key)
+    if cached is None:
+        cached = _resolve_user(handle)
+        _user_cache.clear()
+        _user_cache[key] = cached
+    return cached
+
+
+def _resolve_user(handle: str | None) -> UserConfig:
     logged_in = load_user_config()
     if handle:
         if logged_in is not None and logged_in.handle == handle:
@@ -168,5 +188,5 @@ def current_user_config() -> UserConfig:
 
     try:
         return UserConfig(handle=getpass.getuser())
-    except Exception:  # no passwd entry in some containers
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
         return UserConfig(handle="unknown")

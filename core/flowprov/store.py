@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 
 import blake3
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -46,16 +46,20 @@ _RETRIES = 5
 # Statements on the hot path are built once: constructing SQLAlchemy expressions per call costs
 # more than the SQLite work itself when registering many small files.
 _A, _R = S.artifacts, S.runs
-_ARTIFACT_BY_HASH = select(_A).where(_A.c.hash == bindparam("hash"))
 _RUN_ID_BY_UID = select(_R.c.id).where(_R.c.uid == bindparam("uid"))
 _RUN_ID_BY_ENGINE_REF = select(_R.c.id).where(
     and_(_R.c.engine == bindparam("engine"), _R.c.reference == bindparam("reference"))
 )
-_LATEST_STEM_FOR_KEY = (
-    select(_A.c.stem)
-    .where(and_(_A.c.storage_id == bindparam("sid"), _A.c.key == bindparam("key")))
+# one statement for both questions of a new file: is this content known, and is this key?
+_ARTIFACT_BY_HASH_OR_KEY = (
+    select(_A)
+    .where(
+        or_(
+            _A.c.hash == bindparam("hash"),
+            and_(_A.c.storage_id == bindparam("sid"), _A.c.key == bindparam("key")),
+        )
+    )
     .order_by(_A.c.id.desc())
-    .limit(1)
 )
 _INSERT_ARTIFACT = _A.insert()
 
@@ -354,20 +358,21 @@ class _Batch:
 
     def _artifact_registered(self, e: ArtifactRegistered) -> Applied:
         a = _A.c
-        if self.prefetched:
-            row = self.by_hash.get(e.hash)
-        else:
-            row = self.conn.execute(_ARTIFACT_BY_HASH, {"hash": e.hash}).mappings().first()
-        if row is not None:
-            return Applied(kind=e.kind, uid=row["uid"], existed=True, row=dict(row))
         by = self.user_id(e.created_by, e.at)
         sid = self.storage_id(e.storage_root, e.at, by)
+        if self.prefetched:
+            row = self.by_hash.get(e.hash)
+            prev = self.stem_by_key.get((sid, e.key)) if e.key is not None else None
+        else:
+            rows = self.conn.execute(
+                _ARTIFACT_BY_HASH_OR_KEY, {"hash": e.hash, "sid": sid, "key": e.key}
+            ).mappings().all()
+            row = next((r for r in rows if r["hash"] == e.hash), None)
+            prev = rows[0]["stem"] if rows and e.key is not None else None
+        if row is not None:
+            return Applied(kind=e.kind, uid=row["uid"], existed=True, row=dict(row))
         stem, n = e.stem, 0
         if e.key is not None:  # new bytes under an existing key → next version of that artifact
-            if self.prefetched:
-                prev = self.stem_by_key.get((sid, e.key))
-            else:
-                prev = self.conn.execute(_LATEST_STEM_FOR_KEY, {"sid": sid, "key": e.key}).scalar()
             if prev is not None:
                 stem = prev
                 n = self.conn.execute(

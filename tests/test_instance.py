@@ -75,7 +75,8 @@ def test_foreign_database(fp_env, monkeypatch):
 
 def test_unreachable_database_leaves_nothing_behind(fp_env):
     with pytest.raises(
-        DatabaseUnavailable, match=r"cannot reach database postgresql://lab:\*\*\*@127\.0\.0\.1:9/"
+        DatabaseUnavailable,
+        match=r"cannot reach database postgresql\+psycopg://lab:\*\*\*@127\.0\.0\.1:9/",
     ):
         inst_mod.init(fp_env / "team", db="postgresql://lab:secret@127.0.0.1:9/provenance")
     assert not (fp_env / "team").exists() and not C.instance_file("team").exists()

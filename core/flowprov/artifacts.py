@@ -46,6 +46,68 @@ def _containing_root(path: str, roots: list[StorageRoot]) -> tuple[StorageRoot, 
     return best
 
 
+def in_place_event(
+    path: str,
+    *,
+    roots: Sequence[StorageRoot],
+    run=None,
+    description: str | None = None,
+    algorithm: str | None = None,
+    created_by: str | None = None,
+    at=None,
+    ignore: frozenset[str] = frozenset(),
+    digest=None,
+):
+    """The ArtifactRegistered event of a file, folder or remote object recorded where it is.
+
+    This is how engine adapters register their files: never copied, hashed in full. A local path
+    gets the longest of `roots` that contains it (else its own folder becomes the root); a URL
+    (s3://, gs://, ...) is hashed by streaming and rooted at its bucket. Files named in `ignore`
+    are left out of a folder's content (an engine's own marker files). `digest` is a hash the
+    caller already took (e.g. of a file the engine has deleted since).
+    """
+    from .events import ArtifactRegistered, now
+    from .hashing import hash_url
+    from .storage import is_url
+
+    algorithm = algorithm or settings.hash_algorithm
+    if is_url(path):
+        digest = hash_url(path, algorithm)
+        proto, rest = path.split("://", 1)
+        bucket, _, key = rest.partition("/")
+        root_s, key_s, suffix = f"{proto}://{bucket}", key, suffix_of(key)
+    else:
+        src = os.path.abspath(path)
+        if digest is None:
+            if not os.path.exists(src):
+                raise FileMissingError(f"cannot register {path}: no such file or folder ({src})")
+            digest = hash_path(src, algorithm, ignore)
+        found = _containing_root(src, list(roots))
+        if found is None:
+            real = os.path.realpath(src)
+            found = _containing_root(real, list(roots)) if real != src else None
+        if found is not None:
+            root_s, key_s = found[0].root, found[1]
+        else:
+            root_s, key_s = os.path.dirname(src), os.path.basename(src)
+        suffix = "" if digest.hash_type.endswith("-dir") else suffix_of(src)
+    return ArtifactRegistered(
+        stem=random_uid(ARTIFACT_STEM),
+        storage_root=root_s,
+        key=key_s,
+        managed=False,
+        description=description,
+        suffix=suffix,
+        size=digest.size,
+        hash=digest.hash,
+        hash_type=digest.hash_type,
+        n_objects=digest.n_objects,
+        run=run,
+        created_by=created_by,
+        at=at or now(),
+    )
+
+
 def register(artifacts: Sequence) -> None:
     """Save a batch of unsaved Artifact objects in one transaction (they are updated in place)."""
     from .context import current_run

@@ -100,7 +100,9 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except FlowprovError as e:
-            _console(stderr=True).print(f"[bold red]flowprov error:[/] {e}")
+            from rich.markup import escape
+
+            _console(stderr=True).print(f"[bold red]flowprov error:[/] {escape(str(e))}")
             sys.exit(1)
 
 
@@ -284,6 +286,9 @@ def show(uid):
         rel("child runs", rec.children)
     elif isinstance(rec, Transform):
         out.print(f"  [bold]created by[/] {rec.created_by!r}")
+        if rec.parent_id:
+            out.print(f"  [bold]part of[/]    {rec.parent!r}")
+            rel("children", rec.children)
         rel("runs", rec.runs)
         rel("parents", rec.parents)
         rel("versions", rec.versions)
@@ -418,6 +423,18 @@ def demo(directory):
     out.print(
         f"\nThe demo instance is now current. Explore it: [bold]flowprov ls artifacts[/], "
         f"[bold]flowprov show {a['figure'].uid}[/]. Lineage pictures arrive with `flowprov lineage`."
+    )
+
+
+@cli.command()
+@click.argument("spool", type=click.Path())
+def replay(spool):
+    """Apply the events an engine plugin spooled while the store was unreachable (idempotent)."""
+    from .spool import replay as do_replay
+
+    batches, events = do_replay(spool)
+    _console().print(
+        f"replayed {events} events in {batches} batches from {spool} (events already applied change nothing)"
     )
 
 

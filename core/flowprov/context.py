@@ -106,11 +106,17 @@ def notebook_path(ip) -> Path | None:
     return None
 
 
-def _project_key(path: Path) -> str:
-    """The path relative to the enclosing git work tree, else the file name."""
+def project_key(path: Path, within: Path | None = None) -> str:
+    """The path relative to the enclosing git work tree, else to `within` if inside it, else the
+    file name: stable across machines and checkouts, unlike an absolute path."""
     for parent in path.parents:
         if (parent / ".git").exists():
             return path.relative_to(parent).as_posix()
+    if within is not None:
+        try:
+            return path.relative_to(within.resolve()).as_posix()
+        except ValueError:
+            pass
     return path.name
 
 
@@ -182,7 +188,7 @@ def track(
         transform = Transform(
             name=name or title or p.name,
             type=kind,
-            key=_project_key(p),
+            key=project_key(p),
             version=version,
             source_code=source,
             uid=uid,

@@ -21,8 +21,12 @@ _WRITE = "flowprov_write"
 
 
 def parse_url(url: str | URL) -> URL:
+    """A SQLAlchemy URL; plain postgresql:// means the psycopg 3 driver flowprov[postgres] installs."""
     try:
-        return make_url(url)
+        u = make_url(url)
+        if u.drivername in ("postgresql", "postgres"):
+            u = u.set(drivername="postgresql+psycopg")
+        return u
     except ArgumentError as e:
         raise ValidationError(
             f"not a database URL: {url!r} (expected e.g. sqlite:////path/db.sqlite or "

@@ -94,6 +94,9 @@ class TransformSpec(_Model):
     reference: str | None = None
     reference_type: str | None = None
     uid: str | None = None  # pin the uid (stem + suffix), e.g. a notebook that declares its own
+    parent: TransformSpec | str | None = (
+        None  # the enclosing transform (spec or uid): a rule's workflow
+    )
 
 
 class _Event(_Model):

@@ -154,13 +154,16 @@ def hash_file(path: str | os.PathLike, algorithm: str = DEFAULT_ALGORITHM) -> Di
     return Digest(digest, algorithm, st.st_size)
 
 
-def list_folder(root: str | os.PathLike) -> list[str]:
-    """Relative posix paths of every regular file under root (symlinks to files are followed)."""
+def list_folder(root: str | os.PathLike, ignore: frozenset[str] = frozenset()) -> list[str]:
+    """Relative posix paths of every regular file under root (symlinks to files are followed),
+    leaving out files whose name is in `ignore` (an engine's own markers)."""
     root = os.fspath(root)
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for name in filenames:
+            if name in ignore:
+                continue
             full = os.path.join(dirpath, name)
             if os.path.isfile(full):
                 out.append(os.path.relpath(full, root).replace(os.sep, "/"))
@@ -176,12 +179,16 @@ def folder_digest(pairs: list[tuple[str, str]], algorithm: str) -> str:
     return h.hexdigest()
 
 
-def hash_folder(path: str | os.PathLike, algorithm: str = DEFAULT_ALGORITHM) -> Digest:
+def hash_folder(
+    path: str | os.PathLike,
+    algorithm: str = DEFAULT_ALGORITHM,
+    ignore: frozenset[str] = frozenset(),
+) -> Digest:
     _check_algorithm(algorithm)
     root = os.path.abspath(os.fspath(path))
     if not os.path.isdir(root):
         raise FileMissingError(f"folder not found: {root}")
-    rels = list_folder(root)
+    rels = list_folder(root, ignore)
     workers = min(8, (os.cpu_count() or 2) * 2)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         digests = list(pool.map(lambda r: hash_file(os.path.join(root, r), algorithm), rels))
@@ -194,11 +201,15 @@ def hash_folder(path: str | os.PathLike, algorithm: str = DEFAULT_ALGORITHM) -> 
     )
 
 
-def hash_path(path: str | os.PathLike, algorithm: str = DEFAULT_ALGORITHM) -> Digest:
+def hash_path(
+    path: str | os.PathLike,
+    algorithm: str = DEFAULT_ALGORITHM,
+    ignore: frozenset[str] = frozenset(),
+) -> Digest:
     """A file or a folder."""
     p = os.fspath(path)
     if os.path.isdir(p):
-        return hash_folder(p, algorithm)
+        return hash_folder(p, algorithm, ignore)
     return hash_file(p, algorithm)
 
 
@@ -211,3 +222,31 @@ def hash_stream(chunks, algorithm: str = DEFAULT_ALGORITHM) -> tuple[str, int]:
         h.update(chunk)
         n += len(chunk)
     return h.hexdigest(), n
+
+
+def hash_url(url: str, algorithm: str = DEFAULT_ALGORITHM) -> Digest:
+    """Hash a remote object (or every object under a remote prefix) by streaming it through fsspec."""
+    import fsspec
+
+    from .errors import StorageError
+
+    try:
+        fs, path = fsspec.core.url_to_fs(url)
+        if fs.isdir(path):
+            files = sorted(f for f in fs.find(path) if not fs.isdir(f))
+            pairs, total = [], 0
+            for f in files:
+                with fs.open(f, "rb") as fh:
+                    h, n = hash_stream(iter(lambda fh=fh: fh.read(_CHUNK), b""), algorithm)
+                pairs.append((f[len(path) :].lstrip("/"), h))
+                total += n
+            return Digest(folder_digest(pairs, algorithm), f"{algorithm}-dir", total, len(files))
+        with fs.open(path, "rb") as fh:
+            h, n = hash_stream(iter(lambda: fh.read(_CHUNK), b""), algorithm)
+        return Digest(h, algorithm, n)
+    except FileNotFoundError:
+        raise FileMissingError(f"remote object not found: {url}") from None
+    except (ImportError, ValueError) as e:
+        raise StorageError(
+            f"cannot read {url}: {e} (s3:// needs flowprov[s3], gs:// flowprov[gcs])"
+        ) from e

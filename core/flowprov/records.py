@@ -234,6 +234,8 @@ class Transform(Record):
     _relations = {
         "created_by": Rel("fk", "User", "created_by_id"),
         "runs": Rel("rev", "Run", "transform_id"),
+        "parent": Rel("fk", "Transform", "parent_id"),
+        "children": Rel("rev", "Transform", "parent_id"),
     }
     _search_fields = ("name", "key", "description")
     _repr_fields = (
@@ -307,6 +309,16 @@ class Transform(Record):
     @property
     def runs(self) -> QuerySet:
         return Run.filter(transform=self)
+
+    @property
+    def parent(self) -> Transform | None:
+        """The enclosing transform (a rule's workflow, a task's flow) — not its data lineage;
+        for that see `parents`."""
+        return self._related(Transform, self._row.get("parent_id"))
+
+    @property
+    def children(self) -> QuerySet:
+        return Transform.filter(parent=self)
 
     @property
     def versions(self) -> QuerySet:

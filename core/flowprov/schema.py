@@ -84,6 +84,8 @@ transforms = Table(
     Column("reference_type", String(64)),
     Column("source_code", Text),
     Column("hash", String(128)),
+    # the enclosing transform: a rule's or process's pipeline, a task's flow
+    Column("parent_id", Integer, ForeignKey("transforms.id"), index=True),
     Column("created_by_id", Integer, ForeignKey("users.id"), index=True),
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),

@@ -283,9 +283,22 @@ class _Batch:
             uid = spec.uid if len(spec.uid) > TRANSFORM_STEM else spec.uid + version_suffix(0)
         else:
             uid = random_uid(TRANSFORM_STEM) + version_suffix(0)
+        parent_id = None
+        if spec.parent is not None:
+            parent_uid = (
+                spec.parent
+                if isinstance(spec.parent, str)
+                else self.transform(spec.parent, created_by, at)[0]
+            )
+            parent_id = self.conn.execute(select(t.id).where(t.uid == parent_uid)).scalar()
+            if parent_id is None:
+                raise ValidationError(
+                    f"unknown parent transform {parent_uid!r} in {self.store.where}"
+                )
         self.conn.execute(
             S.transforms.insert().values(
                 uid=uid,
+                parent_id=parent_id,
                 stem=uid[:TRANSFORM_STEM],
                 family=family,
                 version_tag=version_tag,
@@ -364,13 +377,27 @@ class _Batch:
             row = self.by_hash.get(e.hash)
             prev = self.stem_by_key.get((sid, e.key)) if e.key is not None else None
         else:
-            rows = self.conn.execute(
-                _ARTIFACT_BY_HASH_OR_KEY, {"hash": e.hash, "sid": sid, "key": e.key}
-            ).mappings().all()
+            rows = (
+                self.conn.execute(
+                    _ARTIFACT_BY_HASH_OR_KEY, {"hash": e.hash, "sid": sid, "key": e.key}
+                )
+                .mappings()
+                .all()
+            )
             row = next((r for r in rows if r["hash"] == e.hash), None)
             prev = rows[0]["stem"] if rows and e.key is not None else None
         if row is not None:
-            return Applied(kind=e.kind, uid=row["uid"], existed=True, row=dict(row))
+            row = dict(row)
+            if row["run_id"] is None and e.run is not None:
+                # first seen as someone's input, now known to be this run's output: its creator
+                row["run_id"] = self.run_id(e.run)
+                self.conn.execute(
+                    update(_A)
+                    .where(a.id == row["id"])
+                    .values(run_id=row["run_id"], updated_at=e.at)
+                )
+                self.by_hash[e.hash] = row
+            return Applied(kind=e.kind, uid=row["uid"], existed=True, row=row)
         stem, n = e.stem, 0
         if e.key is not None:  # new bytes under an existing key → next version of that artifact
             if prev is not None:

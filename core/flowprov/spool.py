@@ -1,0 +1,108 @@
+"""Never lose an event: a sink that writes to the store, or to a spool file when it cannot.
+
+Engine adapters hand their event batches to a `Sink`. If the database cannot be reached (or
+anything else goes wrong while writing), the batch — and every batch after it, so order is kept —
+is appended to a JSON-lines spool file, flushed and fsync'ed, and one warning is issued.
+`flowprov replay SPOOL` applies the batches later; applying is idempotent, so a replay that runs
+twice, or a batch that had in fact reached the store, changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from .events import EventBatch
+
+logger = logging.getLogger("flowprov")
+
+
+def append(path: Path, events: Sequence) -> None:
+    """Append one batch as a line, durably."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = EventBatch(events=list(events)).model_dump_json() + "\n"
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read(path: Path) -> list[EventBatch]:
+    from pydantic import ValidationError as PydanticError
+
+    from .errors import ValidationError
+
+    batches = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                batches.append(EventBatch.model_validate_json(line))
+            except PydanticError as e:
+                # a line cut short by a crash while writing is the only expected damage
+                raise ValidationError(
+                    f"{path}, line {n}: not a flowprov event batch ({e.errors()[0]['msg']})"
+                ) from e
+    return batches
+
+
+def replay(path: str | os.PathLike) -> tuple[int, int]:
+    """Apply every batch of a spool file, in order. Returns (batches, events)."""
+    from .errors import FileMissingError
+    from .instance import current
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileMissingError(f"no spool file at {p}")
+    batches = read(p)
+    store = current().store
+    for b in batches:
+        store.apply(b.events)
+    return len(batches), sum(len(b.events) for b in batches)
+
+
+class Sink:
+    """Where an adapter sends its events. Thread-safe; `send` never raises."""
+
+    def __init__(self, spool_path: str | os.PathLike, source: str):
+        self.spool_path = Path(spool_path)
+        self.source = source
+        self.spooling = False
+        self.spooled = 0
+        self._lock = threading.Lock()
+
+    def send(self, events: Sequence) -> None:
+        if not events:
+            return
+        with self._lock:
+            if not self.spooling:
+                try:
+                    from .instance import current
+
+                    current().store.apply(events)
+                    return
+                except Exception as e:  # noqa: BLE001 - whatever failed, the user's work goes on
+                    self.spooling = True
+                    logger.warning(
+                        "flowprov (%s): cannot write to the provenance store (%s); events are kept in %s"
+                        " — apply them later with `flowprov replay %s`",
+                        self.source,
+                        e,
+                        self.spool_path,
+                        self.spool_path,
+                    )
+            try:
+                append(self.spool_path, events)
+                self.spooled += len(events)
+            except Exception as e:  # noqa: BLE001 - last resort: say so, do not break the workflow
+                logger.error(
+                    "flowprov (%s): could not spool %d events to %s: %s",
+                    self.source,
+                    len(events),
+                    self.spool_path,
+                    e,
+                )

@@ -78,6 +78,7 @@ class Store:
         self._user_ids: dict[str, int] = {}
         self._storage_ids: dict[str, int] = {}
         self._run_ids: dict[str, int] = {}  # run uid → id (ids never change once committed)
+        self._transform_uids: dict[TransformSpec, str] = {}  # (frozen, hashable) spec → uid
 
     def apply(self, events: Sequence) -> list[Applied]:
         """Apply all events in one transaction; all or nothing."""
@@ -104,6 +105,9 @@ class Store:
             if len(self._run_ids) > 100_000:
                 self._run_ids.clear()
             self._run_ids.update(batch.new_run_ids)
+            if len(self._transform_uids) > 10_000:
+                self._transform_uids.clear()
+            self._transform_uids.update(batch.new_transform_uids)
             return results
         raise AssertionError("unreachable")
 
@@ -115,6 +119,7 @@ class _Batch:
         self.new_user_ids: dict[str, int] = {}
         self.new_storage_ids: dict[str, int] = {}
         self.new_run_ids: dict[str, int] = {}
+        self.new_transform_uids: dict[TransformSpec, str] = {}
         # artifacts known in this transaction, by hash and by (storage id, key) → stem
         self.by_hash: dict[str, dict] = {}
         self.stem_by_key: dict[tuple[int, str], str] = {}
@@ -252,6 +257,16 @@ class _Batch:
         return Applied(kind=e.kind, uid=uid, existed=existed)
 
     def transform(self, spec: TransformSpec, created_by: str | None, at) -> tuple[str, bool]:
+        """(uid, existed) of the Transform a spec describes; engines send the same spec with every
+        task, so specs already resolved (and committed) are answered from a cache."""
+        cached = self.store._transform_uids.get(spec)
+        if cached is not None:
+            return cached, True
+        uid, existed = self._transform(spec, created_by, at)
+        self.new_transform_uids[spec] = uid
+        return uid, existed
+
+    def _transform(self, spec: TransformSpec, created_by: str | None, at) -> tuple[str, bool]:
         t = S.transforms.c
         if spec.uid is not None and len(spec.uid) not in (TRANSFORM_STEM, TRANSFORM_STEM + 4):
             raise ValidationError(

@@ -357,3 +357,16 @@ def test_group_jobs_with_a_pipe(workflow, cores):
     assert {j.status for j in jobs.values()} == {"completed"}
     assert jobs["produce"].outputs.count() == 0  # a pipe is not a file: nothing to hash
     assert keys(jobs["consume"].outputs) == ["counted.txt"]
+
+
+def test_snakemake_lists_the_plugin_and_its_settings(workflow):
+    import subprocess
+
+    from tests.snakemake.conftest import snakemake_exe
+
+    out = subprocess.run(
+        [snakemake_exe(), "--help"], capture_output=True, text=True, timeout=120
+    ).stdout
+    for setting in ("instance", "register", "name", "version", "reference", "spool"):
+        assert f"--logger-flowprov-{setting}" in out
+    assert "SNAKEMAKE_LOGGER_FLOWPROV_REGISTER" in out.replace("\n", "").replace(" ", "")

@@ -30,7 +30,7 @@ def _opt(help_text: str, default=None, choices=None):
 class LogHandlerSettings(LogHandlerSettingsBase):
     """`--logger-flowprov-<name>`, or SNAKEMAKE_LOGGER_FLOWPROV_<NAME>."""
 
-    instance: str | None = _opt(
+    instance: Optional[str] = _opt(
         "flowprov instance to record into (a name or an instance yaml path); default: FLOWPROV_INSTANCE, "
         "then the current instance"
     )
@@ -39,14 +39,16 @@ class LogHandlerSettings(LogHandlerSettingsBase):
         "both",
         ["both", "outputs", "inputs", "none"],
     )
-    name: str | None = _opt("name of the pipeline Transform (default: the workflow folder's name)")
-    version: str | None = _opt(
+    name: Optional[str] = _opt(
+        "name of the pipeline Transform (default: the workflow folder's name)"
+    )
+    version: Optional[str] = _opt(
         "version of the pipeline Transform, e.g. 7.2.0 (default: none; code changes still version it)"
     )
-    reference: str | None = _opt(
+    reference: Optional[str] = _opt(
         "a URL documenting the pipeline, stored as the Transform's reference"
     )
-    spool: str | None = _opt(
+    spool: Optional[str] = _opt(
         "file to keep events in when the store cannot be reached (default: .snakemake/flowprov-spool.jsonl)"
     )
 

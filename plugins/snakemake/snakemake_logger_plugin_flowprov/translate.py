@@ -17,12 +17,14 @@ import json
 import logging
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 log = logging.getLogger("flowprov")
 ENGINE = "snakemake"
+FLUSH_SECONDS = 0.5
 # Snakemake's marker inside directory() outputs; not part of the data
 _MARKERS = frozenset({".snakemake_timestamp"})
 _ANNOTATION = re.compile(r"\s+\([^()]*\)$")  # "x.txt (pipe)", "y (retrieve from storage)"
@@ -70,6 +72,8 @@ class Translator:
         self.sink = None
         # path → Digest taken in Snakemake's main thread when the job finished (see OutputHasher)
         self.prehashed: dict = {}
+        self.buffer: list = []
+        self.last_flush = time.monotonic()
 
     # -- plumbing ----------------------------------------------------------------------------
     def handle(self, record) -> None:
@@ -95,9 +99,18 @@ class Translator:
                 message,
             )
 
-    def _send(self, events) -> None:
-        if self.sink is not None:
+    def _send(self, events, now: bool = False) -> None:
+        """Buffer events and write them in one transaction about every FLUSH_SECONDS: a job costs
+        two small transactions otherwise, which is most of the logger's overhead on short jobs."""
+        self.buffer.extend(events)
+        if now or len(self.buffer) >= 1000 or time.monotonic() - self.last_flush >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buffer and self.sink is not None:
+            events, self.buffer = self.buffer, []
             self.sink.send(events)
+        self.last_flush = time.monotonic()
 
     def _file_events(self, names, run_ref, at) -> tuple[list, list[str]]:
         """ArtifactRegistered events for the files that exist; hashes in the same order."""
@@ -185,7 +198,8 @@ class Translator:
                     created_by=self.user,
                     at=at,
                 ),
-            ]
+            ],
+            now=True,  # the workflow run is visible in the store as soon as it starts
         )
 
     def _workflow_spec(self, r):
@@ -394,7 +408,8 @@ class Translator:
                         created_by=self.user,
                         at=at,
                     )
-                ]
+                ],
+                now=True,
             )
         except Exception as e:  # noqa: BLE001
             self._warn(f"could not close the workflow run: {e!r}")

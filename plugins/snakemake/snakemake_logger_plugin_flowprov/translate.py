@@ -215,7 +215,7 @@ class Translator:
         wf = _workflow()
         for sf in getattr(wf, "included", ()) if wf is not None else ():
             try:
-                p = Path(sf.get_path_or_uri()) if hasattr(sf, "get_path_or_uri") else Path(str(sf))
+                p = Path(sf.get_path_or_uri(secret_free=True)) if hasattr(sf, "get_path_or_uri") else Path(str(sf))
             except Exception:  # noqa: BLE001 - remote includes: skipped from the hash
                 continue
             if p.is_file():

@@ -15,37 +15,18 @@ Events are JSON-serialisable (``model_dump_json``) so they can be spooled to a f
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-TRANSFORM_TYPES = (
-    "upload",
-    "script",
-    "notebook",
-    "pipeline",
-    "flow",
-    "task",
-    "rule",
-    "process",
-    "function",
-)
 TransformType = Literal[
     "upload", "script", "notebook", "pipeline", "flow", "task", "rule", "process", "function"
 ]
-RUN_STATUSES = (
-    "scheduled",
-    "started",
-    "completed",
-    "failed",
-    "aborted",
-    "cached",
-    "crashed",
-    "cancelled",
-)
 RunStatus = Literal[
     "scheduled", "started", "completed", "failed", "aborted", "cached", "crashed", "cancelled"
 ]
+TRANSFORM_TYPES: tuple[str, ...] = get_args(TransformType)
+RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
 
 
 def now() -> datetime:

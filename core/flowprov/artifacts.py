@@ -79,9 +79,7 @@ def in_place_event(
     else:
         src = os.path.abspath(path)
         if digest is None:
-            if not os.path.exists(src):
-                raise FileMissingError(f"cannot register {path}: no such file or folder ({src})")
-            digest = hash_path(src, algorithm, ignore)
+            digest = hash_path(src, algorithm, ignore)  # FileMissingError if it is not there
         found = _containing_root(src, list(roots))
         if found is None:
             real = os.path.realpath(src)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import stat
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -134,7 +135,7 @@ def hash_file(path: str | os.PathLike, algorithm: str = DEFAULT_ALGORITHM) -> Di
         st = os.stat(p)
     except FileNotFoundError:
         raise FileMissingError(f"file not found: {p}") from None
-    if not os.path.isfile(p):
+    if not stat.S_ISREG(st.st_mode):
         raise ValidationError(f"not a regular file: {p}")
     cache = default_cache() if st.st_size >= CACHE_MIN_SIZE else None
     if cache is not None:
@@ -208,7 +209,11 @@ def hash_path(
 ) -> Digest:
     """A file or a folder."""
     p = os.fspath(path)
-    if os.path.isdir(p):
+    try:
+        is_dir = stat.S_ISDIR(os.stat(p).st_mode)
+    except FileNotFoundError:
+        raise FileMissingError(f"no such file or folder: {os.path.abspath(p)}") from None
+    if is_dir:
         return hash_folder(p, algorithm, ignore)
     return hash_file(p, algorithm)
 

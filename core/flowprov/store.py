@@ -62,6 +62,24 @@ _ARTIFACT_BY_HASH_OR_KEY = (
     .order_by(_A.c.id.desc())
 )
 _INSERT_ARTIFACT = _A.insert()
+_INSERT_RUN = _R.insert()
+_RUN_UID_BY_ENGINE_REF = select(_R.c.uid).where(
+    and_(_R.c.engine == bindparam("engine"), _R.c.reference == bindparam("reference"))
+)
+_RUN_UID_BY_ID = select(_R.c.uid).where(_R.c.id == bindparam("id"))
+_TRANSFORM_ID_BY_UID = select(S.transforms.c.id).where(S.transforms.c.uid == bindparam("uid"))
+_FINISH_VALUES = dict(
+    status=bindparam("status"),
+    finished_at=bindparam("finished_at"),
+    error=bindparam("error"),
+    updated_at=bindparam("updated_at"),
+)
+_FINISH_RUN = update(_R).where(_R.c.id == bindparam("rid")).values(**_FINISH_VALUES)
+_FINISH_RUN_WITH_ENV = (
+    update(_R)
+    .where(_R.c.id == bindparam("rid"))
+    .values(**_FINISH_VALUES, environment=bindparam("environment"))
+)
 
 
 def source_hash(source_code: str) -> str:
@@ -335,35 +353,34 @@ class _Batch:
         return uid, False
 
     def _run_started(self, e: RunStarted) -> Applied:
-        r = S.runs.c
-        if self.conn.execute(select(r.id).where(r.uid == e.uid)).scalar() is not None:
+        if self.conn.execute(_RUN_ID_BY_UID, {"uid": e.uid}).scalar() is not None:
             return Applied(kind=e.kind, uid=e.uid, existed=True)
         if e.engine and e.reference:
             uid = self.conn.execute(
-                select(r.uid).where(and_(r.engine == e.engine, r.reference == e.reference))
+                _RUN_UID_BY_ENGINE_REF, {"engine": e.engine, "reference": e.reference}
             ).scalar()
             if uid is not None:
                 return Applied(kind=e.kind, uid=uid, existed=True)
-        if isinstance(e.transform, str):
-            tid = self.conn.execute(
-                select(S.transforms.c.id).where(S.transforms.c.uid == e.transform)
-            ).scalar()
-            if tid is None:
-                raise ValidationError(f"unknown transform {e.transform!r} in {self.store.where}")
-        else:
-            tuid, _ = self.transform(e.transform, e.created_by, e.at)
-            tid = self.conn.execute(
-                select(S.transforms.c.id).where(S.transforms.c.uid == tuid)
-            ).scalar()
-        self.conn.execute(
-            S.runs.insert().values(
+        tuid = (
+            e.transform
+            if isinstance(e.transform, str)
+            else self.transform(e.transform, e.created_by, e.at)[0]
+        )
+        tid = self.conn.execute(_TRANSFORM_ID_BY_UID, {"uid": tuid}).scalar()
+        if tid is None:
+            raise ValidationError(f"unknown transform {tuid!r} in {self.store.where}")
+        rid = self.conn.execute(
+            _INSERT_RUN,
+            dict(
                 uid=e.uid,
                 transform_id=tid,
                 name=e.name,
                 started_at=e.at,
+                finished_at=None,
                 status=e.status,
                 params=e.params,
                 environment=e.environment,
+                error=None,
                 parent_id=self.run_id(e.parent) if e.parent else None,
                 engine=e.engine,
                 reference=e.reference,
@@ -371,17 +388,19 @@ class _Batch:
                 created_by_id=self.user_id(e.created_by, e.at),
                 created_at=e.at,
                 updated_at=e.at,
-            )
-        )
+            ),
+        ).inserted_primary_key[0]
+        self.new_run_ids[e.uid] = rid
         return Applied(kind=e.kind, uid=e.uid, existed=False)
 
     def _run_finished(self, e: RunFinished) -> Applied:
         rid = self.run_id(e.run)
-        values = dict(status=e.status, finished_at=e.at, error=e.error, updated_at=e.at)
-        if e.environment is not None:
-            values["environment"] = e.environment
-        self.conn.execute(update(S.runs).where(S.runs.c.id == rid).values(**values))
-        uid = self.conn.execute(select(S.runs.c.uid).where(S.runs.c.id == rid)).scalar()
+        values = dict(rid=rid, status=e.status, finished_at=e.at, error=e.error, updated_at=e.at)
+        if e.environment is None:
+            self.conn.execute(_FINISH_RUN, values)
+        else:
+            self.conn.execute(_FINISH_RUN_WITH_ENV, {**values, "environment": e.environment})
+        uid = e.run.uid or self.conn.execute(_RUN_UID_BY_ID, {"id": rid}).scalar()
         return Applied(kind=e.kind, uid=uid, existed=True)
 
     def _artifact_registered(self, e: ArtifactRegistered) -> Applied:

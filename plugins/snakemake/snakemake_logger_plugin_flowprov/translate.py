@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import stat
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +29,14 @@ FLUSH_SECONDS = 0.5
 # Snakemake's marker inside directory() outputs; not part of the data
 _MARKERS = frozenset({".snakemake_timestamp"})
 _ANNOTATION = re.compile(r"\s+\([^()]*\)$")  # "x.txt (pipe)", "y (retrieve from storage)"
+
+
+def _is_file_or_dir(path: str) -> bool:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISREG(mode) or stat.S_ISDIR(mode)
 
 
 def clean_path(name) -> str:
@@ -126,7 +135,7 @@ class Translator:
                 digest = self.prehashed.get(
                     path
                 )  # also serves consumers of since-deleted temp files
-                if digest is None and not (os.path.isfile(path) or os.path.isdir(path)):
+                if digest is None and not _is_file_or_dir(path):
                     continue  # a pipe, a deleted temp file, an output that was not made
             try:
                 ev = in_place_event(
@@ -215,7 +224,11 @@ class Translator:
         wf = _workflow()
         for sf in getattr(wf, "included", ()) if wf is not None else ():
             try:
-                p = Path(sf.get_path_or_uri(secret_free=True)) if hasattr(sf, "get_path_or_uri") else Path(str(sf))
+                p = (
+                    Path(sf.get_path_or_uri(secret_free=True))
+                    if hasattr(sf, "get_path_or_uri")
+                    else Path(str(sf))
+                )
             except Exception:  # noqa: BLE001 - remote includes: skipped from the hash
                 continue
             if p.is_file():
@@ -441,7 +454,7 @@ class OutputHasher(logging.Handler):
 
             for name in self.outputs.pop(int(getattr(record, "job_id", -1)), []):
                 path = os.path.join(os.getcwd(), clean_path(name))
-                if os.path.isfile(path) or os.path.isdir(path):
+                if _is_file_or_dir(path):
                     self.translator.prehashed[path] = hash_path(path, ignore=_MARKERS)
         except Exception:  # noqa: BLE001 - the Translator hashes (or warns) later instead
             pass

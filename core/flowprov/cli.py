@@ -438,6 +438,17 @@ def replay(spool):
     )
 
 
+def _add_engine_commands() -> None:
+    try:
+        from flowprov_nextflow.cli import nextflow
+    except ImportError:  # installed without the bridge's source root
+        return
+    cli.add_command(nextflow)
+
+
+_add_engine_commands()
+
+
 def main() -> None:
     cli()
 

@@ -118,6 +118,9 @@ class RunStarted(_Event):
     reference: str | None = None
     reference_type: str | None = None
     status: RunStatus = "started"
+    # a run reported after it ended (e.g. a row of a Nextflow trace) carries its end here
+    finished_at: datetime | None = None
+    error: str | None = None
 
 
 class RunFinished(_Event):
@@ -144,6 +147,8 @@ class ArtifactRegistered(_Event):
     hash_type: str
     n_objects: int = 1
     run: RunRef | None = None
+    # checksums another system keeps for the same bytes (an engine's, an object store's ETag)
+    checksums: dict[str, Any] | None = None
 
 
 class ArtifactUsed(_Event):

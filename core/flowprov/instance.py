@@ -95,6 +95,10 @@ class _UserAwareStore:
         self._store = Store(inst.engine, default_user="", where=f"instance {inst.name!r}")
         self._user_seen: str | None = None
 
+    def apply_stream(self, make_events, chunk: int = 2000) -> dict[str, int]:
+        self.apply([])  # records the current user first
+        return self._store.apply_stream(make_events, chunk)
+
     def apply(self, events):
         from .events import UserSeen
 

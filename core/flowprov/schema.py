@@ -128,6 +128,7 @@ artifacts = Table(
     Column("size", BigInteger),
     Column("hash", String(128), nullable=False, unique=True),
     Column("hash_type", String(32), nullable=False),
+    Column("checksums", JSON),  # other systems' checksums of the same bytes, by name
     Column("n_objects", Integer, nullable=False, default=1),
     Column("is_latest", Boolean, nullable=False, default=True),
     # managed: flowprov copied the bytes into its storage root (and so may delete them)

@@ -86,6 +86,14 @@ def source_hash(source_code: str) -> str:
     return blake3.blake3(source_code.encode()).hexdigest()
 
 
+def count_by_kind(results, counts: dict) -> dict:
+    """Tally Applied results: {kind: {"new": n, "existing": m}}."""
+    for r in results:
+        c = counts.setdefault(r.kind, {"new": 0, "existing": 0})
+        c["existing" if r.existed else "new"] += 1
+    return counts
+
+
 class Store:
     """Applies events to one database. ``default_user`` is the handle used when an event has none."""
 
@@ -96,17 +104,39 @@ class Store:
         self._user_ids: dict[str, int] = {}
         self._storage_ids: dict[str, int] = {}
         self._run_ids: dict[str, int] = {}  # run uid → id (ids never change once committed)
+        self._ref_ids: dict[tuple[str, str], int] = {}  # (engine, reference) → run id
         self._transform_uids: dict[TransformSpec, str] = {}  # (frozen, hashable) spec → uid
 
     def apply(self, events: Sequence) -> list[Applied]:
         """Apply all events in one transaction; all or nothing."""
+        return self._transaction(lambda batch: batch.apply_all(events))
+
+    def apply_stream(self, make_events, chunk: int = 2000) -> dict[str, int]:
+        """Apply a long stream of events in one transaction, a chunk at a time, so memory does not
+        grow with it (a 100,000-task trace). `make_events()` returns a fresh iterable: a retry
+        after a concurrent duplicate starts over. Returns, per event kind, how many events made a
+        new record and how many found an existing one: {"run_started": {"new": 5, "existing": 1}}."""
+
+        def run(batch):
+            counts: dict[str, dict[str, int]] = {}
+            buf = []
+            for e in make_events():
+                buf.append(e)
+                if len(buf) >= chunk:
+                    count_by_kind(batch.apply_all(buf), counts)
+                    buf = []
+            count_by_kind(batch.apply_all(buf), counts)
+            return counts
+
+        return self._transaction(run)
+
+    def _transaction(self, work):
         for attempt in range(_RETRIES):
             batch = _Batch(self)
             try:
                 with write_transaction(self.engine) as conn:
                     batch.conn = conn
-                    batch.prefetch(events)
-                    results = [batch.apply(e) for e in events]
+                    results = work(batch)
             except IntegrityError:
                 # a concurrent writer inserted the same natural key first: retry and find it
                 if attempt == _RETRIES - 1:
@@ -123,6 +153,9 @@ class Store:
             if len(self._run_ids) > 100_000:
                 self._run_ids.clear()
             self._run_ids.update(batch.new_run_ids)
+            if len(self._ref_ids) > 100_000:
+                self._ref_ids.clear()
+            self._ref_ids.update(batch.new_ref_ids)
             if len(self._transform_uids) > 10_000:
                 self._transform_uids.clear()
             self._transform_uids.update(batch.new_transform_uids)
@@ -137,15 +170,35 @@ class _Batch:
         self.new_user_ids: dict[str, int] = {}
         self.new_storage_ids: dict[str, int] = {}
         self.new_run_ids: dict[str, int] = {}
+        self.new_ref_ids: dict[tuple[str, str], int] = {}
         self.new_transform_uids: dict[TransformSpec, str] = {}
+        self.transform_ids: dict[str, int] = {}  # uid → id, within this transaction
         # artifacts known in this transaction, by hash and by (storage id, key) → stem
         self.by_hash: dict[str, dict] = {}
         self.stem_by_key: dict[tuple[int, str], str] = {}
         self.prefetched = False
 
+    def apply_all(self, events) -> list[Applied]:
+        """Apply events in order; long runs of RunStarted go through one bulk insert."""
+        self.prefetch(events)
+        out: list[Applied] = []
+        i = 0
+        while i < len(events):
+            j = i
+            while j < len(events) and events[j].kind == "run_started":
+                j += 1
+            if j - i >= 50:
+                out += self._runs_started_bulk(events[i:j])
+                i = j
+            else:
+                out.append(self.apply(events[i]))
+                i += 1
+        return out
+
     def prefetch(self, events) -> None:
         """Read, in two statements, what the batch's artifact events need to know."""
         regs = [e for e in events if e.kind == "artifact_registered"]
+        self.prefetched = False
         if len(regs) < 2:
             return
         a = _A.c
@@ -226,9 +279,14 @@ class _Batch:
                 return rid
             rid = self.conn.execute(_RUN_ID_BY_UID, {"uid": ref.uid}).scalar()
         if rid is None and ref.engine and ref.reference:
-            rid = self.conn.execute(
-                _RUN_ID_BY_ENGINE_REF, {"engine": ref.engine, "reference": ref.reference}
-            ).scalar()
+            key = (ref.engine, ref.reference)
+            rid = self.store._ref_ids.get(key) or self.new_ref_ids.get(key)
+            if rid is None:
+                rid = self.conn.execute(
+                    _RUN_ID_BY_ENGINE_REF, {"engine": ref.engine, "reference": ref.reference}
+                ).scalar()
+                if rid is not None:
+                    self.new_ref_ids[key] = rid
         if rid is not None and ref.uid:
             self.new_run_ids[ref.uid] = rid
         if rid is None:
@@ -277,7 +335,7 @@ class _Batch:
     def transform(self, spec: TransformSpec, created_by: str | None, at) -> tuple[str, bool]:
         """(uid, existed) of the Transform a spec describes; engines send the same spec with every
         task, so specs already resolved (and committed) are answered from a cache."""
-        cached = self.store._transform_uids.get(spec)
+        cached = self.store._transform_uids.get(spec) or self.new_transform_uids.get(spec)
         if cached is not None:
             return cached, True
         uid, existed = self._transform(spec, created_by, at)
@@ -376,11 +434,11 @@ class _Batch:
                 transform_id=tid,
                 name=e.name,
                 started_at=e.at,
-                finished_at=None,
+                finished_at=e.finished_at,
                 status=e.status,
                 params=e.params,
                 environment=e.environment,
-                error=None,
+                error=e.error,
                 parent_id=self.run_id(e.parent) if e.parent else None,
                 engine=e.engine,
                 reference=e.reference,
@@ -392,6 +450,89 @@ class _Batch:
         ).inserted_primary_key[0]
         self.new_run_ids[e.uid] = rid
         return Applied(kind=e.kind, uid=e.uid, existed=False)
+
+    def _runs_started_bulk(self, events: list[RunStarted]) -> list[Applied]:
+        """Many RunStarted at once: existing runs found in two statements, new ones inserted in
+        one executemany. Same results as applying them one by one."""
+        r = _R.c
+        known: dict[str, str] = {}  # event uid or engine/reference → existing run uid
+        uids = [e.uid for e in events]
+        for i in range(0, len(uids), 500):
+            for (u,) in self.conn.execute(select(r.uid).where(r.uid.in_(uids[i : i + 500]))):
+                known[u] = u
+        by_engine: dict[str, list[str]] = {}
+        for e in events:
+            if e.engine and e.reference:
+                by_engine.setdefault(e.engine, []).append(e.reference)
+        for engine, refs in by_engine.items():
+            for i in range(0, len(refs), 500):
+                rows = self.conn.execute(
+                    select(r.reference, r.uid).where(
+                        and_(r.engine == engine, r.reference.in_(refs[i : i + 500]))
+                    )
+                )
+                for ref, u in rows:
+                    known[f"{engine}\0{ref}"] = u
+        out, rows = [], []
+
+        def parent_id(ref: RunRef) -> int:
+            try:
+                return self.run_id(ref)
+            except ValidationError:
+                if not rows:  # not waiting in this bulk either: truly unknown
+                    raise
+                self.conn.execute(_INSERT_RUN, rows)  # the parent is among the pending rows
+                rows.clear()
+                return self.run_id(ref)
+
+        for e in events:
+            key = f"{e.engine}\0{e.reference}" if e.engine and e.reference else None
+            existing = known.get(e.uid) or (known.get(key) if key else None)
+            if existing is not None:
+                out.append(Applied(kind=e.kind, uid=existing, existed=True))
+                continue
+            tuid = (
+                e.transform
+                if isinstance(e.transform, str)
+                else self.transform(e.transform, e.created_by, e.at)[0]
+            )
+            tid = self.transform_id(tuid)
+            rows.append(
+                dict(
+                    uid=e.uid,
+                    transform_id=tid,
+                    name=e.name,
+                    started_at=e.at,
+                    finished_at=e.finished_at,
+                    status=e.status,
+                    params=e.params,
+                    environment=e.environment,
+                    error=e.error,
+                    parent_id=parent_id(e.parent) if e.parent else None,
+                    engine=e.engine,
+                    reference=e.reference,
+                    reference_type=e.reference_type,
+                    created_by_id=self.user_id(e.created_by, e.at),
+                    created_at=e.at,
+                    updated_at=e.at,
+                )
+            )
+            known[e.uid] = e.uid
+            if key:
+                known[key] = e.uid
+            out.append(Applied(kind=e.kind, uid=e.uid, existed=False))
+        if rows:
+            self.conn.execute(_INSERT_RUN, rows)
+        return out
+
+    def transform_id(self, uid: str) -> int:
+        tid = self.transform_ids.get(uid)
+        if tid is None:
+            tid = self.conn.execute(_TRANSFORM_ID_BY_UID, {"uid": uid}).scalar()
+            if tid is None:
+                raise ValidationError(f"unknown transform {uid!r} in {self.store.where}")
+            self.transform_ids[uid] = tid
+        return tid
 
     def _run_finished(self, e: RunFinished) -> Applied:
         rid = self.run_id(e.run)
@@ -422,6 +563,9 @@ class _Batch:
             prev = rows[0]["stem"] if rows and e.key is not None else None
         if row is not None:
             row = dict(row)
+            if e.checksums and not row.get("checksums"):
+                row["checksums"] = e.checksums
+                self.conn.execute(update(_A).where(a.id == row["id"]).values(checksums=e.checksums))
             if row["run_id"] is None and e.run is not None:
                 # first seen as someone's input, now known to be this run's output: its creator
                 row["run_id"] = self.run_id(e.run)
@@ -452,6 +596,7 @@ class _Batch:
             size=e.size,
             hash=e.hash,
             hash_type=e.hash_type,
+            checksums=e.checksums,
             n_objects=e.n_objects,
             is_latest=True,
             managed=e.managed,

@@ -375,11 +375,17 @@ def test_snakemake_lists_the_plugin_and_its_settings(workflow):
 def test_included_files_version_the_workflow(workflow):
     basic(workflow)
     workflow.write("Snakefile", BASIC + '\ninclude: "rules/extra.smk"\n')
-    workflow.write("rules/extra.smk", 'rule extra:\n    output: "extra.txt"\n    shell: "echo 1 > {output}"\n')
+    workflow.write(
+        "rules/extra.smk", 'rule extra:\n    output: "extra.txt"\n    shell: "echo 1 > {output}"\n'
+    )
     workflow.run()
-    workflow.write("rules/extra.smk", 'rule extra:\n    output: "extra.txt"\n    shell: "echo 2 > {output}"\n')
+    workflow.write(
+        "rules/extra.smk", 'rule extra:\n    output: "extra.txt"\n    shell: "echo 2 > {output}"\n'
+    )
     workflow.run()  # nothing to re-run, but the code changed: a new version of the pipeline
     versions = fp.Transform.filter(type="pipeline").order_by("uid").all()
     assert len(versions) == 2 and versions[0].uid[:12] == versions[1].uid[:12]
-    assert versions[1].is_latest and versions[0].source_code == versions[1].source_code  # the main file
+    assert (
+        versions[1].is_latest and versions[0].source_code == versions[1].source_code
+    )  # the main file
     assert versions[0].hash != versions[1].hash

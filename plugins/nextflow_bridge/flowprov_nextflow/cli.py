@@ -1,0 +1,63 @@
+"""`flowprov nextflow ingest` — registered as a command group of the flowprov CLI."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group()
+def nextflow():
+    """Record Nextflow runs from their trace files, work directories and lineage store."""
+
+
+@nextflow.command()
+@click.argument("trace", required=False, type=click.Path())
+@click.option(
+    "--workdir", type=click.Path(), help="The run's work folder: each task's files and script."
+)
+@click.option(
+    "--lineage", type=click.Path(), help="A Nextflow (≥ 25.04) data-lineage store, e.g. .lineage"
+)
+@click.option("--pipeline", help="Pipeline name, e.g. nf-core/scrnaseq.")
+@click.option("--version", "version_", help="Pipeline version, e.g. 2.7.1.")
+@click.option(
+    "--mapping",
+    type=click.Path(),
+    help="YAML naming processes (pattern → name, version, reference).",
+)
+@click.option("--run-id", help="The run's identity (e.g. Nextflow's run name or session id).")
+@click.option("--sep", help="Trace separator (default: detected from the header).")
+@click.option("--skip-bad-rows", is_flag=True, help="Ingest the good rows and report the bad ones.")
+def ingest(trace, workdir, lineage, pipeline, version_, mapping, run_id, sep, skip_bad_rows):
+    """Ingest a trace file (TRACE) and/or a lineage store (--lineage)."""
+    from flowprov.cli import _console
+
+    from .ingest import ingest_lineage, ingest_trace
+
+    if not trace and not lineage:
+        raise click.UsageError("give a TRACE file, --lineage DIR, or both")
+    out = _console()
+    if trace:
+        with out.status(f"ingesting {trace} …"):
+            r = ingest_trace(
+                trace,
+                workdir=workdir,
+                pipeline=pipeline,
+                version=version_,
+                mapping=mapping,
+                run_id=run_id,
+                sep=sep.encode().decode("unicode_escape") if sep else None,
+                skip_bad_rows=skip_bad_rows,
+            )
+        out.print(
+            f"{trace}: {r.tasks} tasks; {r.new_runs} runs recorded, {r.known_runs} already known, "
+            f"{r.new_artifacts} new artifacts (pipeline run {r.pipeline_run})"
+        )
+        for s in r.skipped:
+            out.print(f"  [yellow]skipped[/] {s}")
+    if lineage:
+        r = ingest_lineage(lineage, pipeline=pipeline, version=version_, mapping=mapping)
+        out.print(
+            f"{lineage}: {r.tasks} task runs; {r.new_runs} runs recorded, {r.known_runs} already known, "
+            f"{r.new_artifacts} new artifacts"
+        )

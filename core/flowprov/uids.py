@@ -4,7 +4,7 @@ A Transform uid is a 12-character stem plus a 4-character version suffix; an Art
 16-character stem plus a 4-character suffix. All versions of one family share the stem.
 """
 
-import secrets
+import os
 import string
 
 _ALPHABET = string.digits + string.ascii_letters  # 62 symbols
@@ -18,13 +18,12 @@ STORAGE_UID = 12
 
 
 def random_uid(n: int) -> str:
-    """n uniformly random base62 characters (one call to the OS's CSPRNG)."""
-    v = secrets.randbelow(62**n)
-    out = []
-    for _ in range(n):
-        v, r = divmod(v, 62)
-        out.append(_ALPHABET[r])
-    return "".join(out)
+    """n uniformly random base62 characters from the OS's CSPRNG (bytes ≥ 248 are dropped so
+    that `b % 62` is uniform)."""
+    out: list[str] = []
+    while len(out) < n:
+        out += [_ALPHABET[b % 62] for b in os.urandom(n + 8) if b < 248]
+    return "".join(out[:n])
 
 
 def version_suffix(i: int) -> str:

@@ -52,6 +52,9 @@ def _param_name(f: str) -> str:
     return {"%cpu": "cpu_percent", "%mem": "mem_percent"}.get(f, f)
 
 
+_PARAM_NAMES = {f: _param_name(f) for f in TIME_FIELDS | MEM_FIELDS | {"%cpu", "%mem"}}
+
+
 def task_params(values: dict, tag: str | None) -> dict:
     out = {}
     for f, v in values.items():
@@ -59,7 +62,7 @@ def task_params(values: dict, tag: str | None) -> dict:
             continue
         if f in ("task_id", "exit") and v.lstrip("-").isdigit():
             v = int(v)  # numbers, though Nextflow types them as strings
-        out[_param_name(f)] = v.isoformat() if f in DATE_FIELDS else v
+        out[_PARAM_NAMES.get(f, f)] = v.isoformat() if f in DATE_FIELDS else v
     if tag is not None:
         out["tag"] = tag
     return out
@@ -187,7 +190,6 @@ def ingest_trace(
                 last_end = end
             status = _STATUS.get(v.get("status") or "", "started")
             failed |= status == "failed"
-            task_ref = RunRef.model_construct(uid=None, engine=ENGINE, reference=ref)
             # built from values the parser already checked: skip pydantic's re-validation (hot loop)
             yield RunStarted.model_construct(
                 uid=random_uid(RUN_UID),
@@ -206,6 +208,7 @@ def ingest_trace(
                 error=(f"exit status {v.get('exit')}" if status == "failed" else None),
             )
             if task is not None and status in ("completed", "cached"):
+                task_ref = RunRef(engine=ENGINE, reference=ref)
                 for path in task.inputs:
                     ev = in_place_event(path, roots=roots)
                     yield ev

@@ -80,6 +80,13 @@ def parse_duration(s: str) -> int:
     """'352ms' → 352, '5.8s' → 5800, '1d 2h 3m 4s' → ms; a bare number is already ms (raw)."""
     if s.replace(".", "", 1).isdigit():
         return int(float(s))
+    if " " not in s:  # the common one-part forms, without the regex: '352ms', '5.8s', '4m'
+        for unit in ("ms", "s", "m", "h", "d"):
+            if s.endswith(unit):
+                num = s[: -len(unit)]
+                if num.replace(".", "", 1).isdigit():
+                    return int(round(float(num) * _MS[unit]))
+                break
     total, pos = 0.0, 0
     for m in _DURATION_PART.finditer(s):
         if s[pos : m.start()].strip():
@@ -94,6 +101,9 @@ def parse_duration(s: str) -> int:
 def parse_memory(s: str) -> int:
     if s.isdigit():
         return int(s)
+    num, _, unit = s.partition(" ")
+    if unit in _UNITS and num.replace(".", "", 1).isdigit():
+        return int(round(float(num) * _UNITS[unit]))
     m = _MEM.match(s)
     if not m:
         raise ValueError(s)

@@ -16,7 +16,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BENCHMARKS = ["bench_register.py", "bench_hash.py", "bench_ls.py", "bench_snakemake.py"]
+BENCHMARKS = ["bench_register.py", "bench_hash.py", "bench_ls.py", "bench_snakemake.py", "bench_nextflow.py"]
 
 
 def main() -> int:

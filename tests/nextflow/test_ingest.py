@@ -292,6 +292,10 @@ def test_lineage_store(instance, fp_env):
         hash_type="nextflow-standard"
     ).all()  # not reachable: Nextflow's checksum stands in
     assert published and all(a.checksums["nextflow"]["value"] == a.hash for a in published)
+    final = fp.Artifact.filter(key="multiqc_report.html", hash_type="nextflow-standard").one()
+    assert (
+        final.run == wf_run
+    )  # the workflow output published to /results: made by the pipeline run
     before = fp.Run.filter().count(), fp.Artifact.filter().count()
     ingest_lineage(store)
     assert (fp.Run.filter().count(), fp.Artifact.filter().count()) == before

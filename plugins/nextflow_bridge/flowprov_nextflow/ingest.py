@@ -79,6 +79,14 @@ def _times(v: dict) -> tuple[datetime | None, datetime | None]:
     return start, end
 
 
+def _default_name(trace: Path) -> str:
+    """Without --pipeline: the launch folder's name (<launch>/results/pipeline_info/trace.txt)."""
+    p = trace.resolve()
+    if p.parent.name == "pipeline_info" and len(p.parents) > 2:
+        return p.parents[2].name
+    return p.parent.name or "nextflow pipeline"
+
+
 def ingest_trace(
     trace: str | os.PathLike,
     *,
@@ -113,7 +121,7 @@ def ingest_trace(
     report = IngestReport()
 
     # One streaming pass inside one transaction: a bad row raises and rolls everything back.
-    name = pipeline or trace.parent.parent.name or "nextflow pipeline"
+    name = pipeline or _default_name(trace)
     wf_spec = TransformSpec(name=name, type="pipeline", key=f"nextflow:{name}", version=version)
     inst = current()
     roots = list(inst.storages().values()) + ([StorageRoot(str(work))] if work else [])
@@ -358,12 +366,13 @@ def ingest_lineage(
         )
     for key, spec in by_kind.get("FileOutput", []):
         path = spec.get("path")
-        task_lid = spec.get("taskRun")
-        run = (
-            RunRef(engine=ENGINE, reference=task_lid)
-            if task_lid and task_lid[len("lid://") :] in records
-            else None
-        )
+        task_lid, wf_lid = spec.get("taskRun"), spec.get("workflowRun")
+        if task_lid and task_lid[len("lid://") :] in records:
+            run = RunRef(engine=ENGINE, reference=task_lid)
+        elif wf_lid in wf_specs:  # a published workflow output: the pipeline run made it
+            run = RunRef(engine=ENGINE, reference=wf_lid)
+        else:
+            run = None
         if path and os.path.exists(path):
             ev = in_place_event(path, roots=roots, run=run)
             ev = ev.model_copy(update={"checksums": _checksum(spec)})

@@ -242,3 +242,16 @@ def test_unsaved_records_cannot_be_related(instance, fp_env):
     a = fp.Artifact(write(fp_env / "x.txt", "x"))
     with pytest.raises(NotSaved):
         _ = a.path
+
+
+def test_identical_outputs_of_two_runs_are_one_artifact_made_by_both(instance, fp_env):
+    t = fp.Transform(name="log writer", type="rule").save()
+    r1 = fp.Run(transform=t).save()
+    r2 = fp.Run(transform=t).save()
+    a = fp.Artifact(write(fp_env / "a.log", ""), run=r1).save()
+    b = fp.Artifact(write(fp_env / "b.log", ""), run=r2).save()
+    assert b.existed and b.uid == a.uid and b.run == r1  # the first producer stays `run`
+    assert list(r1.outputs) == [a] and list(r2.outputs) == [a]  # ... and both runs made it
+    assert set(a.output_of) == {r1, r2}
+    fp.Artifact(write(fp_env / "c.log", ""), run=r2).save()  # idempotent
+    assert a.output_of.count() == 2

@@ -330,15 +330,14 @@ class Transform(Record):
 
     @property
     def parents(self) -> QuerySet:
-        """Transforms whose runs created the artifacts this transform's runs read."""
+        """Transforms whose runs produced the artifacts this transform's runs read."""
         read = select(S.run_inputs.c.artifact_id).where(
             S.run_inputs.c.run_id.in_(
                 select(S.runs.c.id).where(S.runs.c.transform_id == self._require_id())
             )
         )
-        creators = select(S.runs.c.transform_id).where(
-            S.runs.c.id.in_(select(S.artifacts.c.run_id).where(S.artifacts.c.id.in_(read)))
-        )
+        producers = select(S.run_outputs.c.run_id).where(S.run_outputs.c.artifact_id.in_(read))
+        creators = select(S.runs.c.transform_id).where(S.runs.c.id.in_(producers))
         return Transform.filter(S.transforms.c.id.in_(creators), S.transforms.c.id != self.id)
 
 
@@ -351,7 +350,7 @@ class Run(Record):
         "created_by": Rel("fk", "User", "created_by_id"),
         "parent": Rel("fk", "Run", "parent_id"),
         "children": Rel("rev", "Run", "parent_id"),
-        "outputs": Rel("rev", "Artifact", "run_id"),
+        "outputs": Rel("m2m", "Artifact", None, S.run_outputs, "run_id", "artifact_id"),
         "inputs": Rel("m2m", "Artifact", None, S.run_inputs, "run_id", "artifact_id"),
     }
     _search_fields = ("name", "reference")
@@ -475,7 +474,8 @@ class Run(Record):
 
     @property
     def outputs(self) -> QuerySet:
-        return Artifact.filter(run=self)
+        """Every artifact this run produced (also those whose bytes another run produced first)."""
+        return Artifact.filter(output_of=self)
 
 
 class Artifact(Record):
@@ -487,6 +487,7 @@ class Artifact(Record):
         "created_by": Rel("fk", "User", "created_by_id"),
         "storage": Rel("fk", "Storage", "storage_id"),
         "input_of": Rel("m2m", "Run", None, S.run_inputs, "artifact_id", "run_id"),
+        "output_of": Rel("m2m", "Run", None, S.run_outputs, "artifact_id", "run_id"),
     }
     _aliases = {"transform": ["run", "transform"]}
     _search_fields = ("key", "description")
@@ -624,6 +625,11 @@ class Artifact(Record):
     @property
     def input_of(self) -> QuerySet:
         return Run.filter(inputs=self)
+
+    @property
+    def output_of(self) -> QuerySet:
+        """Every run that produced these bytes; `run` is the first of them."""
+        return Run.filter(outputs=self)
 
     @property
     def versions(self) -> QuerySet:

@@ -7,7 +7,10 @@ Idempotency is enforced by the database, not by Python checks alone, so that con
   the version string and source hash;
 - runs: one row per uid, and per (engine, reference) when an engine gives its own id;
 - artifacts: one row per content hash (same bytes → the same artifact);
-- run_inputs: one row per (run, artifact).
+- run_inputs, run_outputs: one row per (run, artifact).
+
+An artifact's `run_id` is the run that first produced its bytes; `run_outputs` holds every run
+that produced them (identical outputs of two jobs are one artifact, made by both).
 """
 
 from sqlalchemy import (
@@ -144,6 +147,14 @@ artifacts = Table(
 
 run_inputs = Table(
     "run_inputs",
+    metadata,
+    Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
+    Column("artifact_id", Integer, ForeignKey("artifacts.id"), primary_key=True, index=True),
+    _ts("created_at", nullable=False),
+)
+
+run_outputs = Table(
+    "run_outputs",
     metadata,
     Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
     Column("artifact_id", Integer, ForeignKey("artifacts.id"), primary_key=True, index=True),

@@ -63,6 +63,13 @@ _ARTIFACT_BY_HASH_OR_KEY = (
 )
 _INSERT_ARTIFACT = _A.insert()
 _INSERT_RUN = _R.insert()
+_INSERT_RUN_OUTPUT = S.run_outputs.insert()
+_RUN_OUTPUT_EXISTS = select(S.run_outputs.c.run_id).where(
+    and_(
+        S.run_outputs.c.run_id == bindparam("run_id"),
+        S.run_outputs.c.artifact_id == bindparam("artifact_id"),
+    )
+)
 _RUN_UID_BY_ENGINE_REF = select(_R.c.uid).where(
     and_(_R.c.engine == bindparam("engine"), _R.c.reference == bindparam("reference"))
 )
@@ -525,6 +532,12 @@ class _Batch:
             self.conn.execute(_INSERT_RUN, rows)
         return out
 
+    def link_output(self, run_id: int, artifact_id: int, at) -> None:
+        """Record that a run produced an artifact's bytes (idempotent)."""
+        params = {"run_id": run_id, "artifact_id": artifact_id}
+        if self.conn.execute(_RUN_OUTPUT_EXISTS, params).first() is None:
+            self.conn.execute(_INSERT_RUN_OUTPUT, {**params, "created_at": at})
+
     def transform_id(self, uid: str) -> int:
         tid = self.transform_ids.get(uid)
         if tid is None:
@@ -566,15 +579,16 @@ class _Batch:
             if e.checksums and not row.get("checksums"):
                 row["checksums"] = e.checksums
                 self.conn.execute(update(_A).where(a.id == row["id"]).values(checksums=e.checksums))
-            if row["run_id"] is None and e.run is not None:
-                # first seen as someone's input, now known to be this run's output: its creator
-                row["run_id"] = self.run_id(e.run)
-                self.conn.execute(
-                    update(_A)
-                    .where(a.id == row["id"])
-                    .values(run_id=row["run_id"], updated_at=e.at)
-                )
-                self.by_hash[e.hash] = row
+            if e.run is not None:
+                rid = self.run_id(e.run)
+                if row["run_id"] is None:
+                    # first seen as someone's input, now known to be this run's output: its creator
+                    row["run_id"] = rid
+                    self.conn.execute(
+                        update(_A).where(a.id == row["id"]).values(run_id=rid, updated_at=e.at)
+                    )
+                    self.by_hash[e.hash] = row
+                self.link_output(rid, row["id"], e.at)
             return Applied(kind=e.kind, uid=row["uid"], existed=True, row=row)
         stem, n = e.stem, 0
         if e.key is not None:  # new bytes under an existing key → next version of that artifact
@@ -607,6 +621,11 @@ class _Batch:
             updated_at=e.at,
         )
         values["id"] = self.conn.execute(_INSERT_ARTIFACT, values).inserted_primary_key[0]
+        if values["run_id"] is not None:
+            self.conn.execute(
+                _INSERT_RUN_OUTPUT,
+                {"run_id": values["run_id"], "artifact_id": values["id"], "created_at": e.at},
+            )
         self.by_hash[e.hash] = values
         if e.key is not None:
             self.stem_by_key[(sid, e.key)] = stem

@@ -176,9 +176,8 @@ def test_user_identity(instance, fp_env, monkeypatch):
 
 
 def test_run_outputs_are_backfilled_when_upgrading(fp_env):
-    from sqlalchemy import text
-
     from flowprov.db import make_engine, migrate
+    from sqlalchemy import text
 
     db = fp_env / "v4.sqlite"
     engine = make_engine(f"sqlite:///{db}")

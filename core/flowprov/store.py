@@ -426,37 +426,36 @@ class _Batch:
             ).scalar()
             if uid is not None:
                 return Applied(kind=e.kind, uid=uid, existed=True)
+        parent_id = self.run_id(e.parent) if e.parent else None
+        rid = self.conn.execute(_INSERT_RUN, self._run_row(e, parent_id)).inserted_primary_key[0]
+        self.new_run_ids[e.uid] = rid
+        return Applied(kind=e.kind, uid=e.uid, existed=False)
+
+    def _run_row(self, e: RunStarted, parent_id: int | None) -> dict:
+        """The runs row of a new run (its transform resolved, saved if new)."""
         tuid = (
             e.transform
             if isinstance(e.transform, str)
             else self.transform(e.transform, e.created_by, e.at)[0]
         )
-        tid = self.conn.execute(_TRANSFORM_ID_BY_UID, {"uid": tuid}).scalar()
-        if tid is None:
-            raise ValidationError(f"unknown transform {tuid!r} in {self.store.where}")
-        rid = self.conn.execute(
-            _INSERT_RUN,
-            dict(
-                uid=e.uid,
-                transform_id=tid,
-                name=e.name,
-                started_at=e.at,
-                finished_at=e.finished_at,
-                status=e.status,
-                params=e.params,
-                environment=e.environment,
-                error=e.error,
-                parent_id=self.run_id(e.parent) if e.parent else None,
-                engine=e.engine,
-                reference=e.reference,
-                reference_type=e.reference_type,
-                created_by_id=self.user_id(e.created_by, e.at),
-                created_at=e.at,
-                updated_at=e.at,
-            ),
-        ).inserted_primary_key[0]
-        self.new_run_ids[e.uid] = rid
-        return Applied(kind=e.kind, uid=e.uid, existed=False)
+        return dict(
+            uid=e.uid,
+            transform_id=self.transform_id(tuid),
+            name=e.name,
+            started_at=e.at,
+            finished_at=e.finished_at,
+            status=e.status,
+            params=e.params,
+            environment=e.environment,
+            error=e.error,
+            parent_id=parent_id,
+            engine=e.engine,
+            reference=e.reference,
+            reference_type=e.reference_type,
+            created_by_id=self.user_id(e.created_by, e.at),
+            created_at=e.at,
+            updated_at=e.at,
+        )
 
     def _runs_started_bulk(self, events: list[RunStarted]) -> list[Applied]:
         """Many RunStarted at once: existing runs found in two statements, new ones inserted in
@@ -498,32 +497,7 @@ class _Batch:
             if existing is not None:
                 out.append(Applied(kind=e.kind, uid=existing, existed=True))
                 continue
-            tuid = (
-                e.transform
-                if isinstance(e.transform, str)
-                else self.transform(e.transform, e.created_by, e.at)[0]
-            )
-            tid = self.transform_id(tuid)
-            rows.append(
-                dict(
-                    uid=e.uid,
-                    transform_id=tid,
-                    name=e.name,
-                    started_at=e.at,
-                    finished_at=e.finished_at,
-                    status=e.status,
-                    params=e.params,
-                    environment=e.environment,
-                    error=e.error,
-                    parent_id=parent_id(e.parent) if e.parent else None,
-                    engine=e.engine,
-                    reference=e.reference,
-                    reference_type=e.reference_type,
-                    created_by_id=self.user_id(e.created_by, e.at),
-                    created_at=e.at,
-                    updated_at=e.at,
-                )
-            )
+            rows.append(self._run_row(e, parent_id(e.parent) if e.parent else None))
             known[e.uid] = e.uid
             if key:
                 known[key] = e.uid

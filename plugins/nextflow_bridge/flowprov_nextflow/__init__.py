@@ -1,6 +1,15 @@
 """flowprov's Nextflow bridge: ingest a run's trace file, its task work directories and its
-data-lineage store (`flowprov nextflow ingest`). Nextflow itself is not needed — only its files."""
+data-lineage store (`flowprov nextflow ingest`). Nextflow itself is not needed — only its files.
 
-from .ingest import IngestReport, ingest_lineage, ingest_trace
+Names load on first use: the flowprov CLI imports this package's `cli` on every start.
+"""
+
+import importlib
 
 __all__ = ["IngestReport", "ingest_lineage", "ingest_trace"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        return getattr(importlib.import_module("flowprov_nextflow.ingest"), name)
+    raise AttributeError(f"module 'flowprov_nextflow' has no attribute {name!r}")

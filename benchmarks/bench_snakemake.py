@@ -60,7 +60,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--jobs", type=int, default=500)
-    ap.add_argument("--trials", type=int, default=3)
+    ap.add_argument("--trials", type=int, default=5)
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="100 jobs, 2 trials")
     args = ap.parse_args()
@@ -93,7 +93,10 @@ def main() -> None:
             sys.exit(f"expected {expected} recorded job runs, found {runs}")
         outputs = fp.Artifact.filter(key__startswith="out/").count()
         m_plain, m_logged = median(plain), median(logged)
-        ratio = m_logged / m_plain
+        # each trial runs both, back to back: the per-trial ratio cancels the machine's drift,
+        # which on a shared 2-core VM is larger than the effect measured
+        paired = median([w / wo for w, wo in zip(logged, plain, strict=True)])
+        ratio = paired
         print(f"\nwall time, median of {args.trials} (min–max):")
         print(
             f"  snakemake                        {m_plain:6.2f} s  ({min(plain):.2f}–{max(plain):.2f})"
@@ -107,8 +110,9 @@ def main() -> None:
         print(
             f"  recorded: {runs} job runs, {outputs} distinct output artifacts (identical outputs dedupe)"
         )
+        print(f"  ratio of medians {m_logged / m_plain:.3f}; median of per-trial ratios {paired:.3f}")
         verdict = "ok" if ratio <= 1.10 else "MISSED"
-        print(f"target: overhead ≤ 10 %: {100 * (ratio - 1):+.1f} %  [{verdict}]")
+        print(f"target: overhead ≤ 10 % (median of per-trial ratios): {100 * (ratio - 1):+.1f} %  [{verdict}]")
 
 
 if __name__ == "__main__":

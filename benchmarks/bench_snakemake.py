@@ -110,9 +110,13 @@ def main() -> None:
         print(
             f"  recorded: {runs} job runs, {outputs} distinct output artifacts (identical outputs dedupe)"
         )
-        print(f"  ratio of medians {m_logged / m_plain:.3f}; median of per-trial ratios {paired:.3f}")
+        print(
+            f"  ratio of medians {m_logged / m_plain:.3f}; median of per-trial ratios {paired:.3f}"
+        )
         verdict = "ok" if ratio <= 1.10 else "MISSED"
-        print(f"target: overhead ≤ 10 % (median of per-trial ratios): {100 * (ratio - 1):+.1f} %  [{verdict}]")
+        print(
+            f"target: overhead ≤ 10 % (median of per-trial ratios): {100 * (ratio - 1):+.1f} %  [{verdict}]"
+        )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,14 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BENCHMARKS = ["bench_register.py", "bench_hash.py", "bench_ls.py", "bench_snakemake.py", "bench_nextflow.py"]
+BENCHMARKS = [
+    "bench_register.py",
+    "bench_hash.py",
+    "bench_ls.py",
+    "bench_snakemake.py",
+    "bench_nextflow.py",
+    "bench_prefect.py",
+]
 
 
 def main() -> int:

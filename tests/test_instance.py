@@ -185,20 +185,30 @@ def test_run_outputs_are_backfilled_when_upgrading(fp_env):
     now = "2025-01-01 00:00:00"
     with engine.begin() as c:
         c.execute(text(f"INSERT INTO users VALUES (1, 'u0000001', 'lab', NULL, '{now}', '{now}')"))
-        c.execute(text(f"INSERT INTO storages VALUES (1, 's00000000001', '/data', 'local', NULL, NULL, 1, 1, '{now}', '{now}')"))
-        c.execute(text(
-            "INSERT INTO transforms (id, uid, stem, family, version_tag, name, type, is_latest, created_at, updated_at) "
-            f"VALUES (1, 't00000000001000', 't00000000001', 'x', '|', 'x', 'script', 1, '{now}', '{now}')"
-        ))
-        c.execute(text(
-            "INSERT INTO runs (id, uid, transform_id, started_at, status, created_at, updated_at) "
-            f"VALUES (7, 'r0000000000000000007', 1, '{now}', 'completed', '{now}', '{now}')"
-        ))
-        c.execute(text(
-            "INSERT INTO artifacts (id, uid, stem, key_is_virtual, suffix, hash, hash_type, n_objects, is_latest, "
-            f"managed, storage_id, run_id, created_at, updated_at) VALUES (3, 'a000000000000000000', 'a000000000000000', "
-            f"0, '.txt', 'h', 'blake3', 1, 1, 0, 1, 7, '{now}', '{now}')"
-        ))
+        c.execute(
+            text(
+                f"INSERT INTO storages VALUES (1, 's00000000001', '/data', 'local', NULL, NULL, 1, 1, '{now}', '{now}')"
+            )
+        )
+        c.execute(
+            text(
+                "INSERT INTO transforms (id, uid, stem, family, version_tag, name, type, is_latest, created_at, updated_at) "
+                f"VALUES (1, 't00000000001000', 't00000000001', 'x', '|', 'x', 'script', 1, '{now}', '{now}')"
+            )
+        )
+        c.execute(
+            text(
+                "INSERT INTO runs (id, uid, transform_id, started_at, status, created_at, updated_at) "
+                f"VALUES (7, 'r0000000000000000007', 1, '{now}', 'completed', '{now}', '{now}')"
+            )
+        )
+        c.execute(
+            text(
+                "INSERT INTO artifacts (id, uid, stem, key_is_virtual, suffix, hash, hash_type, n_objects, is_latest, "
+                f"managed, storage_id, run_id, created_at, updated_at) VALUES (3, 'a000000000000000000', 'a000000000000000', "
+                f"0, '.txt', 'h', 'blake3', 1, 1, 0, 1, 7, '{now}', '{now}')"
+            )
+        )
     engine.dispose()
     inst, _ = inst_mod.init(fp_env / "v4", db=f"sqlite:///{db}")
     with inst.engine.connect() as c:

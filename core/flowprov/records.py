@@ -388,6 +388,10 @@ class Run(Record):
     def save(self) -> Run:
         if self._row.get("id") is not None:
             return self
+        if "_transform" not in self.__dict__:
+            # known only by uid (an engine plugin's run, recorded through events): load it
+            self._refresh_by_uid(self._row["uid"])
+            return self
         from .context import environment
         from .events import RunRef, RunStarted
         from .instance import current

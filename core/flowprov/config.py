@@ -97,9 +97,10 @@ def save_instance_config(cfg: InstanceConfig, make_current: bool = True) -> Path
     return path
 
 
-def locate_instance_config() -> Path:
-    """The yaml file of the current instance, or a NoInstanceError saying how to get one."""
-    env = os.environ.get("FLOWPROV_INSTANCE")
+def locate_instance_config(name: str | None = None) -> Path:
+    """The yaml file of the instance `name` (an instance name or a yaml path), else of the current
+    instance; a NoInstanceError says how to get one."""
+    env = name or os.environ.get("FLOWPROV_INSTANCE")
     if env:
         candidate = Path(env).expanduser()
         if env.endswith((".yaml", ".yml")) or os.sep in env:

@@ -120,14 +120,15 @@ def _cache_key(path: Path) -> tuple:
     return (str(path), st.st_mtime_ns, st.st_size)
 
 
-def current() -> Instance:
-    """The configured instance; a NoInstanceError says how to set one up."""
-    path = C.locate_instance_config()
+def current(name: str | None = None) -> Instance:
+    """The configured instance (or the one named); a NoInstanceError says how to set one up."""
+    path = C.locate_instance_config(name)
     key = _cache_key(path)
     inst = _cache.get(key)
     if inst is None:
         inst = Instance(C.load_instance_config(path), path)
-        _cache.clear()
+        if name is None:
+            _cache.clear()
         _cache[key] = inst
     return inst
 

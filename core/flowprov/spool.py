@@ -68,9 +68,10 @@ def replay(path: str | os.PathLike) -> tuple[int, int]:
 class Sink:
     """Where an adapter sends its events. Thread-safe; `send` never raises."""
 
-    def __init__(self, spool_path: str | os.PathLike, source: str):
+    def __init__(self, spool_path: str | os.PathLike, source: str, instance: str | None = None):
         self.spool_path = Path(spool_path)
         self.source = source
+        self.instance = instance  # a name or yaml path; None: the current instance
         self.spooling = False
         self.spooled = 0
         self._lock = threading.Lock()
@@ -83,7 +84,7 @@ class Sink:
                 try:
                     from .instance import current
 
-                    current().store.apply(events)
+                    current(self.instance).store.apply(events)
                     return
                 except Exception as e:  # noqa: BLE001 - whatever failed, the user's work goes on
                     self.spooling = True

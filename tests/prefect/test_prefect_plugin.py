@@ -165,9 +165,17 @@ def read_screen(path: Path) -> Path:
     return out
 
 
+@task
+def load_by_query() -> int:
+    # no path argument: the artifact is read through the API, which records the task's run
+    raw = fp.Artifact.filter(description="Raw data of schmidt22 crispra GWS").one()
+    return len(raw.cache().read_bytes())
+
+
 @track()
 @flow
 def hit_calling(path: Path) -> Path:
+    load_by_query()
     return read_screen(path)
 
 
@@ -181,6 +189,7 @@ def test_a_flow_reading_an_artifact_registered_before(workdir, fp_env):
     job = fp.Run.filter(transform__name="read_screen").one()
     assert list(job.inputs) == [raw]  # same content: the upload's artifact, not a new one
     assert list(fp.Transform.filter(name="read_screen").one().parents) == [raw.transform]
+    assert list(fp.Run.filter(transform__name="load_by_query").one().inputs) == [raw]
 
 
 def test_store_unreachable_then_replay(workdir, fp_env, monkeypatch, caplog, run_flowprov):

@@ -111,12 +111,12 @@ def _file_events(paths, roots, run_ref, user):
     return events, hashes
 
 
-def _roots():
+def _roots(instance: str | None = None):
     from flowprov.instance import current
     from flowprov.storage import StorageRoot
 
     try:
-        roots = list(current().storages().values())
+        roots = list(current(instance).storages().values())
     except Exception:  # noqa: BLE001 - the store may be down; files then root at their folder
         roots = []
     return roots + [StorageRoot(os.getcwd())]
@@ -154,8 +154,6 @@ def _start_flow(engine, flow_run, fid, options, parent) -> None:
     from flowprov.spool import Sink
     from flowprov.uids import RUN_UID, random_uid
 
-    if options.get("instance"):
-        os.environ["FLOWPROV_INSTANCE"] = options["instance"]
     flow = engine.flow
     spec = TransformSpec(
         name=flow.name,
@@ -165,14 +163,8 @@ def _start_flow(engine, flow_run, fid, options, parent) -> None:
         source_code=_source(flow.fn),
     )
     user = current_user_config().handle
-    sink = (
-        parent.sink
-        if parent
-        else Sink(
-            options.get("spool") or os.path.join(os.getcwd(), ".flowprov-prefect-spool.jsonl"),
-            "prefect",
-        )
-    )
+    spool = options.get("spool") or os.path.join(os.getcwd(), ".flowprov-prefect-spool.jsonl")
+    sink = parent.sink if parent else Sink(spool, "prefect", instance=options.get("instance"))
     rec = FlowRec(random_uid(RUN_UID), spec, sink, user)
     rec.options_for_child = options  # type: ignore[attr-defined]
     params = getattr(engine, "parameters", None) or {}
@@ -190,7 +182,7 @@ def _start_flow(engine, flow_run, fid, options, parent) -> None:
             created_by=user,
         )
     ]
-    regs, hashes = _file_events(paths_in(params), _roots(), None, user)
+    regs, hashes = _file_events(paths_in(params), _roots(sink.instance), None, user)
     events += regs + [
         ArtifactUsed(run=run_ref, artifact=ArtifactRef(hash=h), created_by=user) for h in hashes
     ]
@@ -211,7 +203,10 @@ def _finish_flow(engine, state, fid, rec: FlowRec) -> None:
     events = []
     if status == "completed":
         events, _ = _file_events(
-            paths_in(return_value(engine)), _roots(), RunRef(uid=rec.run_uid), rec.user
+            paths_in(return_value(engine)),
+            _roots(rec.sink.instance),
+            RunRef(uid=rec.run_uid),
+            rec.user,
         )
     events.append(
         RunFinished(
@@ -294,7 +289,7 @@ def _on_task_state(engine, state) -> None:
                 created_by=rec.user,
             )
         ]
-        regs, hashes = _file_events(paths_in(params), _roots(), None, rec.user)
+        regs, hashes = _file_events(paths_in(params), _roots(rec.sink.instance), None, rec.user)
         events += regs + [
             ArtifactUsed(run=run_ref, artifact=ArtifactRef(hash=h), created_by=rec.user)
             for h in hashes
@@ -311,7 +306,7 @@ def _on_task_state(engine, state) -> None:
         events = []
         if status == "completed":
             events, _ = _file_events(
-                paths_in(return_value(engine)), _roots(), RunRef(uid=uid), rec.user
+                paths_in(return_value(engine)), _roots(rec.sink.instance), RunRef(uid=uid), rec.user
             )
         events.append(
             RunFinished(

@@ -389,7 +389,11 @@ class Run(Record):
         if self._row.get("id") is not None:
             return self
         if "_transform" not in self.__dict__:
-            # known only by uid (an engine plugin's run, recorded through events): load it
+            # known only by uid (an engine plugin's run, recorded through events): load it,
+            # after writing any events still buffered
+            from .spool import flush_all
+
+            flush_all()
             self._refresh_by_uid(self._row["uid"])
             return self
         from .context import environment

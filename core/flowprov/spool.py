@@ -9,9 +9,12 @@ twice, or a batch that had in fact reached the store, changes nothing.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
+import time
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,8 +68,27 @@ def replay(path: str | os.PathLike) -> tuple[int, int]:
     return len(batches), sum(len(b.events) for b in batches)
 
 
+FLUSH_SECONDS = 0.5
+_live_sinks: weakref.WeakSet = weakref.WeakSet()
+
+
+def flush_all() -> None:
+    """Write every sink's buffered events now (before reading a run that may still be buffered,
+    and at interpreter exit)."""
+    for sink in list(_live_sinks):
+        sink.flush()
+
+
+atexit.register(flush_all)
+
+
 class Sink:
-    """Where an adapter sends its events. Thread-safe; `send` never raises."""
+    """Where an adapter sends its events. Thread-safe; `send` never raises.
+
+    `send(events, buffered=True)` collects events and writes them in one transaction about every
+    FLUSH_SECONDS (or when 1,000 are waiting): an engine reporting many short tasks otherwise pays
+    a transaction per event batch. `flush()` writes what waits.
+    """
 
     def __init__(self, spool_path: str | os.PathLike, source: str, instance: str | None = None):
         self.spool_path = Path(spool_path)
@@ -74,36 +96,52 @@ class Sink:
         self.instance = instance  # a name or yaml path; None: the current instance
         self.spooling = False
         self.spooled = 0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._buffer: list = []
+        self._last_flush = time.monotonic()
+        _live_sinks.add(self)
 
-    def send(self, events: Sequence) -> None:
-        if not events:
+    def send(self, events: Sequence, buffered: bool = False) -> None:
+        if not events and not self._buffer:
             return
         with self._lock:
-            if not self.spooling:
-                try:
-                    from .instance import current
+            self._buffer.extend(events)
+            due = len(self._buffer) >= 1000 or time.monotonic() - self._last_flush >= FLUSH_SECONDS
+            if not buffered or due:
+                self.flush()
 
-                    current(self.instance).store.apply(events)
-                    return
-                except Exception as e:  # noqa: BLE001 - whatever failed, the user's work goes on
-                    self.spooling = True
-                    logger.warning(
-                        "flowprov (%s): cannot write to the provenance store (%s); events are kept in %s"
-                        " — apply them later with `flowprov replay %s`",
-                        self.source,
-                        e,
-                        self.spool_path,
-                        self.spool_path,
-                    )
+    def flush(self) -> None:
+        with self._lock:
+            events, self._buffer = self._buffer, []
+            self._last_flush = time.monotonic()
+            if events:
+                self._write(events)
+
+    def _write(self, events: Sequence) -> None:
+        if not self.spooling:
             try:
-                append(self.spool_path, events)
-                self.spooled += len(events)
-            except Exception as e:  # noqa: BLE001 - last resort: say so, do not break the workflow
-                logger.error(
-                    "flowprov (%s): could not spool %d events to %s: %s",
+                from .instance import current
+
+                current(self.instance).store.apply(events)
+                return
+            except Exception as e:  # noqa: BLE001 - whatever failed, the user's work goes on
+                self.spooling = True
+                logger.warning(
+                    "flowprov (%s): cannot write to the provenance store (%s); events are kept in %s"
+                    " — apply them later with `flowprov replay %s`",
                     self.source,
-                    len(events),
-                    self.spool_path,
                     e,
+                    self.spool_path,
+                    self.spool_path,
                 )
+        try:
+            append(self.spool_path, events)
+            self.spooled += len(events)
+        except Exception as e:  # noqa: BLE001 - last resort: say so, do not break the workflow
+            logger.error(
+                "flowprov (%s): could not spool %d events to %s: %s",
+                self.source,
+                len(events),
+                self.spool_path,
+                e,
+            )

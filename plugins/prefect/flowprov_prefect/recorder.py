@@ -294,7 +294,7 @@ def _on_task_state(engine, state) -> None:
             ArtifactUsed(run=run_ref, artifact=ArtifactRef(hash=h), created_by=rec.user)
             for h in hashes
         ]
-        rec.sink.send(events)
+        rec.sink.send(events, buffered=True)
         # fp.Artifact(...).save() / .cache() inside the task body use the task's run
         token = _current_run.set(Run._from_row({"uid": uid}))
         rec.tasks[tid] = (uid, token)
@@ -316,7 +316,7 @@ def _on_task_state(engine, state) -> None:
                 error=None if status == "completed" else (state.message or state.name),
             )
         )
-        rec.sink.send(events)
+        rec.sink.send(events, buffered=True)
         try:
             _current_run.reset(token)
         except ValueError:

@@ -18,14 +18,12 @@ import logging
 import os
 import re
 import stat
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 log = logging.getLogger("flowprov")
 ENGINE = "snakemake"
-FLUSH_SECONDS = 0.5
 # Snakemake's marker inside directory() outputs; not part of the data
 _MARKERS = frozenset({".snakemake_timestamp"})
 _ANNOTATION = re.compile(r"\s+\([^()]*\)$")  # "x.txt (pipe)", "y (retrieve from storage)"
@@ -81,8 +79,6 @@ class Translator:
         self.sink = None
         # path → Digest taken in Snakemake's main thread when the job finished (see OutputHasher)
         self.prehashed: dict = {}
-        self.buffer: list = []
-        self.last_flush = time.monotonic()
 
     # -- plumbing ----------------------------------------------------------------------------
     def handle(self, record) -> None:
@@ -109,17 +105,10 @@ class Translator:
             )
 
     def _send(self, events, now: bool = False) -> None:
-        """Buffer events and write them in one transaction about every FLUSH_SECONDS: a job costs
-        two small transactions otherwise, which is most of the logger's overhead on short jobs."""
-        self.buffer.extend(events)
-        if now or len(self.buffer) >= 1000 or time.monotonic() - self.last_flush >= FLUSH_SECONDS:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.buffer and self.sink is not None:
-            events, self.buffer = self.buffer, []
-            self.sink.send(events)
-        self.last_flush = time.monotonic()
+        """Events go to the Sink, which writes them in one transaction about every 0.5 s (a job
+        would otherwise cost two small transactions: most of the logger's overhead)."""
+        if self.sink is not None:
+            self.sink.send(events, buffered=not now)
 
     def _file_events(self, names, run_ref, at) -> tuple[list, list[str]]:
         """ArtifactRegistered events for the files that exist; hashes in the same order."""

@@ -151,8 +151,6 @@ class Translator:
         from flowprov.storage import StorageRoot
         from flowprov.uids import RUN_UID, random_uid
 
-        if self.settings.instance:
-            os.environ["FLOWPROV_INSTANCE"] = self.settings.instance
         self.workdir = os.getcwd()
         self.roots = [StorageRoot(self.workdir)]
         self.user = current_user_config().handle
@@ -162,7 +160,7 @@ class Translator:
         spool = self.settings.spool or os.path.join(
             self.workdir, ".snakemake", "flowprov-spool.jsonl"
         )
-        self.sink = Sink(spool, source="snakemake")
+        self.sink = Sink(spool, source="snakemake", instance=self.settings.instance or None)
         self.wf_spec = self._workflow_spec(r)
         wf = _workflow()
         config = jsonable(getattr(wf, "config", {}) or {}) if wf is not None else {}

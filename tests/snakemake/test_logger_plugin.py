@@ -389,3 +389,41 @@ def test_included_files_version_the_workflow(workflow):
         versions[1].is_latest and versions[0].source_code == versions[1].source_code
     )  # the main file
     assert versions[0].hash != versions[1].hash
+
+
+def test_storage_plugin_files_are_registered_by_their_storage_query(workflow, fp_env):
+    """Files behind a Snakemake storage plugin are logged by their query (a URL for s3/gs, an
+    absolute path for the `fs` plugin), not by Snakemake's local copy in .snakemake/storage."""
+    import os
+    import shutil
+
+    pytest.importorskip("snakemake_storage_plugin_fs")
+    if shutil.which("rsync") is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            raise AssertionError("rsync is missing: .ci/run installs it for the fs storage plugin")
+        pytest.skip("the fs storage plugin needs rsync")
+    remote = fp_env / "shared-fs"
+    remote.mkdir()
+    (remote / "in.txt").write_text("remote input\n")
+    workflow.write(
+        "Snakefile",
+        f"""
+        rule all:
+            input: storage.fs("{remote}/out.txt")
+
+        rule copy:
+            input: storage.fs("{remote}/in.txt")
+            output: storage.fs("{remote}/out.txt")
+            shell: "tr a-z A-Z < {{input}} > {{output}}"
+        """,
+    )
+    workflow.run()
+    job = fp.Run.filter(transform__name="copy").one()
+    assert ".snakemake/storage/fs" in job.params["shellcmd"]  # Snakemake works on a local copy ...
+    (inp,), (out,) = list(job.inputs), list(job.outputs)
+    assert (inp.storage.root, inp.key) == (
+        str(remote),
+        "in.txt",
+    )  # ... flowprov records the real place
+    assert (out.storage.root, out.key) == (str(remote), "out.txt")
+    assert out.path.read_text() == "REMOTE INPUT\n"

@@ -427,3 +427,29 @@ def test_storage_plugin_files_are_registered_by_their_storage_query(workflow, fp
     )  # ... flowprov records the real place
     assert (out.storage.root, out.key) == (str(remote), "out.txt")
     assert out.path.read_text() == "REMOTE INPUT\n"
+
+
+def test_a_failing_job_inside_a_group(workflow):
+    workflow.write(
+        "Snakefile",
+        """
+        rule all:
+            input: "b.txt"
+
+        rule a:
+            output: "a.txt"
+            group: "g"
+            shell: "echo a > {output}"
+
+        rule b:
+            input: "a.txt"
+            output: "b.txt"
+            group: "g"
+            shell: "exit 5"
+        """,
+    )
+    assert workflow.run("--cores", "2", check=False).returncode != 0
+    jobs = {j.transform.name: j for j in fp.Run.filter(parent__transform__type="pipeline")}
+    assert jobs["a"].status == "completed" and keys(jobs["a"].outputs) == ["a.txt"]
+    assert jobs["b"].status == "failed" and "exit status 5" in jobs["b"].error
+    assert fp.Run.filter(transform__type="pipeline").one().status == "failed"

@@ -271,11 +271,9 @@ def delete(inst: Instance, force: bool = False) -> dict:
 
 
 def _rmdir_if_empty(d: str) -> None:
-    # only empty folders: never a file flowprov did not put there
-    for dirpath, _dirs, files in sorted(os.walk(d, topdown=False), reverse=False):
-        if files:
-            continue
-        try:
-            os.rmdir(dirpath)
-        except OSError:
-            pass
+    """Remove folder d if it is empty (flowprov's own folders, then the root flowprov created);
+    never anything inside it — a user's files and folders stay."""
+    try:
+        os.rmdir(d)
+    except OSError:
+        pass

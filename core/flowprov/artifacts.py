@@ -38,12 +38,16 @@ def suffix_of(path: str) -> str:
 
 
 def _containing_root(path: str, roots: list[StorageRoot]) -> tuple[StorageRoot, str] | None:
-    best = None
-    for root in roots:
-        key = root.key_of(path)
-        if key is not None and (best is None or len(root.root) > len(best[0].root)):
-            best = (root, key)
-    return best
+    """(root, key) of the longest root containing path — as given, else with symlinks resolved."""
+    for candidate in dict.fromkeys((path, os.path.realpath(path))):
+        best = None
+        for root in roots:
+            key = root.key_of(candidate)
+            if key is not None and (best is None or len(root.root) > len(best[0].root)):
+                best = (root, key)
+        if best is not None:
+            return best
+    return None
 
 
 def in_place_event(
@@ -81,9 +85,6 @@ def in_place_event(
         if digest is None:
             digest = hash_path(src, algorithm, ignore)  # FileMissingError if it is not there
         found = _containing_root(src, list(roots))
-        if found is None:
-            real = os.path.realpath(src)
-            found = _containing_root(real, list(roots)) if real != src else None
         if found is not None:
             root_s, key_s = found[0].root, found[1]
         else:
@@ -185,11 +186,7 @@ def _copy_in(root: StorageRoot, prepared, copied: dict[str, str]) -> None:
 
 def _in_place(inst, src: str) -> tuple[StorageRoot, str] | None:
     """(root, key) if src lies inside a registered storage root (outside flowprov's own folder)."""
-    roots = list(inst.storages().values())
-    found = _containing_root(src, roots)
-    if found is None:
-        real = os.path.realpath(src)
-        found = _containing_root(real, roots) if real != src else None
+    found = _containing_root(src, list(inst.storages().values()))
     if found is None or found[1].split("/", 1)[0] == SYSTEM_DIR:
         return None
     return found

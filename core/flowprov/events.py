@@ -14,6 +14,7 @@ Events are JSON-serialisable (``model_dump_json``) so they can be spooled to a f
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
@@ -28,6 +29,14 @@ RunStatus = Literal[
 ]
 TRANSFORM_TYPES: tuple[str, ...] = get_args(TransformType)
 RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
+
+
+def jsonable(value):
+    """A JSON-safe copy of what an engine hands over (Snakemake's Namedlists, Paths, UUIDs and
+    friends become plain values or strings) — for params and environment fields."""
+    if hasattr(value, "items") and not isinstance(value, dict):
+        value = dict(value.items())
+    return json.loads(json.dumps(value, default=str))
 
 
 def now() -> datetime:

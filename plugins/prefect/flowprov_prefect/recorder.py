@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import contextvars
 import inspect
-import json
 import logging
 import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import PurePath
+
+from flowprov.events import jsonable
 
 log = logging.getLogger("flowprov")
 ENGINE = "prefect"
@@ -61,10 +62,6 @@ def _warn(message: str) -> None:
         log.warning(
             "flowprov: %s (the flow is not affected; further problems are not reported)", message
         )
-
-
-def jsonable(value):
-    return json.loads(json.dumps(value, default=str))
 
 
 def paths_in(value, depth: int = 0) -> list[str]:

@@ -13,7 +13,6 @@ Everything here is defensive: an exception is logged once and the workflow carri
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -42,13 +41,6 @@ def clean_path(name) -> str:
     while _ANNOTATION.search(s):
         s = _ANNOTATION.sub("", s)
     return s
-
-
-def jsonable(value):
-    """A JSON-safe copy (Namedlists, Paths, UUIDs and friends become plain values or strings)."""
-    if hasattr(value, "items") and not isinstance(value, dict):
-        value = dict(value.items())
-    return json.loads(json.dumps(value, default=str))
 
 
 @dataclass
@@ -146,7 +138,7 @@ class Translator:
     # -- the workflow ------------------------------------------------------------------------
     def on_workflow_started(self, r, at) -> None:
         from flowprov.config import current_user_config
-        from flowprov.events import RunStarted, StorageDeclared
+        from flowprov.events import RunStarted, StorageDeclared, jsonable
         from flowprov.spool import Sink
         from flowprov.storage import StorageRoot
         from flowprov.uids import RUN_UID, random_uid
@@ -259,7 +251,7 @@ class Translator:
             self.job_started_at[int(jid)] = at
 
     def on_job_info(self, r, at) -> None:
-        from flowprov.events import ArtifactRef, ArtifactUsed, RunRef, RunStarted
+        from flowprov.events import ArtifactRef, ArtifactUsed, RunRef, RunStarted, jsonable
         from flowprov.uids import RUN_UID, random_uid
 
         if not self.started:

@@ -38,16 +38,22 @@ def suffix_of(path: str) -> str:
 
 
 def _containing_root(path: str, roots: list[StorageRoot]) -> tuple[StorageRoot, str] | None:
-    """(root, key) of the longest root containing path — as given, else with symlinks resolved."""
-    for candidate in dict.fromkeys((path, os.path.realpath(path))):
+    """(root, key) of the longest root containing path — as given, else with symlinks resolved
+    (resolved only when needed: realpath costs a stat per path component)."""
+
+    def longest(candidate: str):
         best = None
         for root in roots:
             key = root.key_of(candidate)
             if key is not None and (best is None or len(root.root) > len(best[0].root)):
                 best = (root, key)
-        if best is not None:
-            return best
-    return None
+        return best
+
+    found = longest(path)
+    if found is None:
+        real = os.path.realpath(path)
+        found = longest(real) if real != path else None
+    return found
 
 
 def in_place_event(

@@ -172,6 +172,36 @@ class _UserLookup:
         return f"<UserLookup {sorted(self._by_handle)}>"
 
 
+class _HasLineage:
+    """Lineage methods shared by Artifact, Run and Transform (see flowprov.lineage)."""
+
+    def lineage(self, direction: str = "upstream", depth: int | None = None, highlight_run=None):
+        """The lineage graph as data: nodes (artifacts, runs, transforms) and edges."""
+        from .lineage import lineage
+
+        return lineage(self, direction, depth, highlight_run)
+
+    def view_lineage(
+        self,
+        direction: str = "upstream",
+        depth: int | None = None,
+        path=None,
+        format: str | None = None,
+        collapse_over: int | None = 12,
+    ):
+        """Draw the lineage: inline in Jupyter, else written to `path` (default
+        ./lineage_<uid>.html), whose location is returned. The current run, if it read any of the
+        graph's artifacts, is drawn below them and its inputs highlighted."""
+        from .context import current_run
+        from .lineage import title_of, view
+
+        run = current_run()
+        if run is not None and run._row.get("id") is None:
+            run = None
+        g = self.lineage(direction, depth, highlight_run=run)
+        return view(g, path, format, title_of(self, direction), collapse_over)
+
+
 class User(Record):
     _table = S.users
     _search_fields = ("handle", "name")
@@ -227,7 +257,7 @@ class Storage(Record):
         return self
 
 
-class Transform(Record):
+class Transform(_HasLineage, Record):
     """Versioned code: an upload, script, notebook, pipeline, or an engine's flow/task/rule/process."""
 
     _table = S.transforms
@@ -340,8 +370,42 @@ class Transform(Record):
         creators = select(S.runs.c.transform_id).where(S.runs.c.id.in_(producers))
         return Transform.filter(S.transforms.c.id.in_(creators), S.transforms.c.id != self.id)
 
+    def ancestors(self, depth: int | None = None) -> QuerySet:
+        """Every transform upstream of this one, to any depth (one recursive query): the
+        transforms that feed it, and the ones that feed those."""
+        from .lineage.walk import check_depth, walk_transforms
 
-class Run(Record):
+        check_depth(depth)
+        ids = walk_transforms("upstream", self._require_id(), depth).subquery()
+        return Transform.filter(
+            S.transforms.c.id.in_(select(ids.c[0])), S.transforms.c.id != self.id
+        )
+
+    def descendants(self, depth: int | None = None) -> QuerySet:
+        """Every transform downstream of this one: the ones that read what it made, and so on."""
+        from .lineage.walk import check_depth, walk_transforms
+
+        check_depth(depth)
+        ids = walk_transforms("downstream", self._require_id(), depth).subquery()
+        return Transform.filter(
+            S.transforms.c.id.in_(select(ids.c[0])), S.transforms.c.id != self.id
+        )
+
+    def parents_graph(self, direction: str = "upstream", depth: int | None = None):
+        """The graph of transforms feeding this one (or fed by it: direction="downstream")."""
+        from .lineage import transform_graph
+
+        return transform_graph(self, direction, depth)
+
+    def view_parents(self, depth: int | None = None, path=None, format: str | None = None):
+        """Draw the transforms feeding this one: inline in Jupyter, else written to a file."""
+        from .lineage import view
+
+        g = self.parents_graph("upstream", depth)
+        return view(g, path, format, f"transforms feeding {self.name} ({self.uid})")
+
+
+class Run(_HasLineage, Record):
     """One execution of a Transform. ``with Run(transform=t):`` makes it the current run."""
 
     _table = S.runs
@@ -486,7 +550,7 @@ class Run(Record):
         return Artifact.filter(output_of=self)
 
 
-class Artifact(Record):
+class Artifact(_HasLineage, Record):
     """A file or a folder, identified by the hash of its whole content."""
 
     _table = S.artifacts

@@ -1,0 +1,396 @@
+"""The lineage graph as data: nodes (artifacts, runs, transforms) and edges, built from a handful
+of SQL statements (see walk.py) whatever the graph's size.
+
+Node ids are ``a<id>``, ``r<id>``, ``t<id>`` (database ids: stable within an instance, short in
+pictures); every node also carries its uid and a JSON-safe copy of its record for display.
+Edges: ``used`` (artifact → run), ``generated`` (run → artifact), ``parent`` (transform →
+transform: the consumer read what the producer made). A run's enclosing run (a Snakemake job's
+workflow run, a Prefect task's flow run) is kept as ``Node.group``, not as an edge, so pictures
+draw it as a box around its members.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import bindparam, literal, select, union_all
+
+from .. import schema as S
+from . import walk as W
+
+
+@dataclass
+class Node:
+    id: str
+    kind: str  # "artifact" | "run" | "transform" | "group" (collapsed artifacts)
+    uid: str
+    label: str
+    record: dict[str, Any]
+    depth: int | None = None  # steps (runs) from the start; None when the walk had no limit
+    group: str | None = None  # id of the enclosing run's node ("r<id>"), if any
+    status: str | None = None  # runs: completed / failed / running / ...
+    highlight: bool = False
+
+
+@dataclass
+class Edge:
+    source: str
+    target: str
+    kind: str  # "used" | "generated" | "parent"
+
+
+@dataclass
+class Graph:
+    nodes: dict[str, Node] = field(default_factory=dict)
+    edges: list[Edge] = field(default_factory=list)
+    start: list[str] = field(default_factory=list)  # node ids the walk started from
+    direction: str = "upstream"
+    depth: int | None = None
+    groups: dict[str, Node] = field(default_factory=dict)  # enclosing runs, by node id
+
+    # -- as records ----------------------------------------------------------------------------
+    def _of(self, kind: str) -> list[Node]:
+        return [n for n in self.nodes.values() if n.kind == kind]
+
+    @property
+    def artifacts(self) -> list[Node]:
+        return self._of("artifact")
+
+    @property
+    def runs(self) -> list[Node]:
+        return self._of("run")
+
+    @property
+    def transforms(self) -> list[Node]:
+        return self._of("transform")
+
+    def uids(self, kind: str | None = None) -> set[str]:
+        return {n.uid for n in self.nodes.values() if kind is None or n.kind == kind}
+
+    def node(self, uid: str) -> Node:
+        for n in self.nodes.values():
+            if n.uid == uid:
+                return n
+        raise KeyError(uid)
+
+    def predecessors(self, node_id: str) -> list[str]:
+        return [e.source for e in self.edges if e.target == node_id]
+
+    def __repr__(self) -> str:
+        k = {kind: len(self._of(kind)) for kind in ("artifact", "run", "transform")}
+        return (
+            f"Graph({self.direction}, {k['artifact']} artifacts, {k['run']} runs, "
+            f"{k['transform']} transforms, {len(self.edges)} edges)"
+        )
+
+    # -- pictures and text (render.py) -----------------------------------------------------------
+    def to_dot(self, **kw) -> str:
+        from .render import to_dot
+
+        return to_dot(self, **kw)
+
+    def to_mermaid(self, **kw) -> str:
+        from .render import to_mermaid
+
+        return to_mermaid(self, **kw)
+
+    def to_svg(self, **kw) -> str:
+        from .render import render_graphviz
+
+        return render_graphviz(self, "svg", **kw).decode()
+
+    def to_html(self, **kw) -> str:
+        from .render import to_html
+
+        return to_html(self, **kw)
+
+    def save(self, path, format: str | None = None, **kw):
+        from .render import save
+
+        return save(self, path, format, **kw)
+
+    def _repr_svg_(self) -> str:  # Jupyter shows a Graph as its picture
+        return self.to_svg()
+
+
+# -- building ----------------------------------------------------------------------------------
+
+
+def _json(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v.isoformat(sep=" ", timespec="seconds")
+    if isinstance(v, dict):
+        return {str(k): _json(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json(x) for x in v]
+    if v is None or isinstance(v, (str, int, float, bool)):
+        return v
+    return str(v)
+
+
+def _short_time(v) -> str:
+    if isinstance(v, datetime):
+        return v.strftime("%Y-%m-%d %H:%M")
+    return str(v or "")[:16]
+
+
+def _rows(conn, statement, ids) -> list:
+    """Rows of a prebuilt statement with an expanding `ids` parameter, in chunks."""
+    out = []
+    for part in W.chunks(sorted(ids)):
+        out += conn.execute(statement, {"ids": part}).mappings().all()
+    return out
+
+
+def artifact_node(row) -> Node:
+    name = row["description"] or (row["key"] or "").rsplit("/", 1)[-1] or row["uid"]
+    if row["key"] and row["description"]:
+        name = f"{row['description']}\n{row['key'].rsplit('/', 1)[-1]}"
+    record = {
+        k: _json(row[k])
+        for k in (
+            "uid",
+            "key",
+            "description",
+            "suffix",
+            "size",
+            "hash",
+            "hash_type",
+            "n_objects",
+            "is_latest",
+            "created_at",
+        )
+    }
+    record["created_by"] = row["handle"]
+    record["storage"] = row["root"]
+    return Node(f"a{row['id']}", "artifact", row["uid"], name, record)
+
+
+def run_node(row) -> Node:
+    version = f" {row['t_version']}" if row["t_version"] else ""
+    label = f"{row['t_name']}{version}\n{row['t_type']} · {row['handle'] or '?'} · {_short_time(row['started_at'])}"
+    record = {
+        "uid": row["uid"],
+        "transform": f"{row['t_name']} ({row['t_type']}{version}, {row['t_uid']})",
+        "status": row["status"],
+        "created_by": row["handle"],
+        "started_at": _json(row["started_at"]),
+        "finished_at": _json(row["finished_at"]),
+        "params": _json(row["params"]),
+        "engine": row["engine"],
+        "reference": row["reference"],
+        "error": (row["error"] or "")[-2000:] or None,
+    }
+    group = f"r{row['parent_id']}" if row["parent_id"] is not None else None
+    return Node(
+        f"r{row['id']}", "run", row["uid"], label, record, group=group, status=row["status"]
+    )
+
+
+def transform_node(row) -> Node:
+    version = f" {row['version']}" if row["version"] else ""
+    record = {
+        k: _json(row[k])
+        for k in ("uid", "name", "key", "type", "version", "reference", "is_latest", "created_at")
+    }
+    record["created_by"] = row["handle"]
+    group = f"t{row['parent_id']}" if row["parent_id"] is not None else None
+    return Node(
+        f"t{row['id']}",
+        "transform",
+        row["uid"],
+        f"{row['name']}{version}\n{row['type']}",
+        record,
+        group=group,
+    )
+
+
+@cache
+def _artifact_query():
+    a, u, s = S.artifacts, S.users, S.storages
+    ids = bindparam("ids", expanding=True)
+    return (
+        select(a, u.c.handle, s.c.root)
+        .select_from(a.outerjoin(u, u.c.id == a.c.created_by_id).join(s, s.c.id == a.c.storage_id))
+        .where(a.c.id.in_(ids))
+    )
+
+
+@cache
+def _run_query():
+    r, t, u = S.runs, S.transforms, S.users
+    ids = bindparam("ids", expanding=True)
+    return (
+        select(
+            r,
+            u.c.handle,
+            t.c.uid.label("t_uid"),
+            t.c.name.label("t_name"),
+            t.c.type.label("t_type"),
+            t.c.version.label("t_version"),
+        )
+        .select_from(
+            r.join(t, t.c.id == r.c.transform_id).outerjoin(u, u.c.id == r.c.created_by_id)
+        )
+        .where(r.c.id.in_(ids))
+    )
+
+
+@cache
+def _transform_query():
+    t, u = S.transforms, S.users
+    ids = bindparam("ids", expanding=True)
+    return (
+        select(
+            t.c.id,
+            t.c.uid,
+            t.c.name,
+            t.c.key,
+            t.c.type,
+            t.c.version,
+            t.c.reference,
+            t.c.is_latest,
+            t.c.created_at,
+            t.c.parent_id,
+            u.c.handle,
+        )
+        .select_from(t.outerjoin(u, u.c.id == t.c.created_by_id))
+        .where(t.c.id.in_(ids))
+    )
+
+
+def build(
+    conn,
+    *,
+    artifact_ids: list[int] = (),
+    run_ids: list[int] = (),
+    direction: str = "upstream",
+    depth: int | None = None,
+    highlight_run: int | None = None,
+) -> Graph:
+    """The lineage graph around start artifacts and/or runs."""
+    W.check_direction(direction)
+    W.check_depth(depth)
+    g = Graph(direction=direction, depth=depth)
+    a_start, r_start = set(artifact_ids), set(run_ids)
+    run_depth: dict[int, int | None] = {rid: 0 for rid in r_start}
+    used: set[tuple[int, int]] = set()  # (artifact, run)
+    made: set[tuple[int, int]] = set()  # (run, artifact)
+    directions = ("upstream", "downstream") if direction == "both" else (direction,)
+    for d in directions:
+        walked: dict[int, int | None] = {}
+        for kind, start in (("a", a_start), ("r", r_start)):
+            if not start or depth == 0:
+                continue
+            stmt = W.run_walk_statement(d, kind, depth is not None)
+            for part in W.chunks(sorted(start)):
+                for rid, dep in conn.execute(stmt, {"start": part, "depth": depth}):
+                    if rid not in walked or (dep is not None and dep < (walked[rid] or 0)):
+                        walked[rid] = dep
+        runs = set(walked) | r_start
+        ins, outs = _links(conn, runs)
+        if d == "upstream":
+            # every input of a run in the graph is part of its lineage; of a run's outputs, only
+            # those on a path to the start (start artifacts, inputs of graph runs) are
+            keep = a_start | {a for a, r in ins}
+            used |= set(ins)
+            made |= {(r, a) for r, a in outs if a in keep or r in r_start}
+        else:
+            keep = a_start | {a for r, a in outs}
+            made |= set(outs)
+            used |= {(a, r) for a, r in ins if a in keep or r in r_start}
+        for rid, dep in walked.items():
+            if rid not in run_depth or (dep is not None and (run_depth[rid] or 0) > dep):
+                run_depth[rid] = dep
+    if highlight_run is not None:
+        ins, _ = _links(conn, {highlight_run})
+        graph_artifacts = a_start | {a for a, _ in used} | {a for _, a in made}
+        mine = {(a, r) for a, r in ins if a in graph_artifacts}
+        if mine:
+            used |= mine
+            run_depth.setdefault(highlight_run, None)
+    artifact_set = a_start | {a for a, _ in used} | {a for _, a in made}
+    run_set = set(run_depth)
+    for row in _rows(conn, _artifact_query(), artifact_set):
+        g.nodes[f"a{row['id']}"] = artifact_node(row)
+    for row in _rows(conn, _run_query(), run_set):
+        n = run_node(row)
+        n.depth = run_depth.get(row["id"])
+        g.nodes[n.id] = n
+    # enclosing runs of the graph's runs (one recursive statement), drawn as boxes
+    parents = {int(n.group[1:]) for n in g.runs if n.group}
+    if parents:
+        anc = set()
+        for part in W.chunks(sorted(parents)):
+            anc |= {r for (r,) in conn.execute(_ancestors_query(), {"ids": part})}
+        for row in _rows(conn, _run_query(), parents | anc):
+            n = run_node(row)
+            n.kind = "group"
+            g.groups[n.id] = n
+    g.edges = [Edge(f"a{a}", f"r{r}", "used") for a, r in sorted(used)] + [
+        Edge(f"r{r}", f"a{a}", "generated") for r, a in sorted(made)
+    ]
+    g.start = [f"a{a}" for a in sorted(a_start)] + [f"r{r}" for r in sorted(r_start)]
+    if highlight_run is not None and f"r{highlight_run}" in g.nodes:
+        g.nodes[f"r{highlight_run}"].highlight = True
+        for a, r in used:
+            if r == highlight_run:
+                g.nodes[f"a{a}"].highlight = True
+    return g
+
+
+@cache
+def _links_query():
+    ri, ro = S.run_inputs, S.run_outputs
+    ids = bindparam("ids", expanding=True)
+    return union_all(
+        select(literal("i"), ri.c.run_id, ri.c.artifact_id).where(ri.c.run_id.in_(ids)),
+        select(literal("o"), ro.c.run_id, ro.c.artifact_id).where(ro.c.run_id.in_(ids)),
+    )
+
+
+@cache
+def _ancestors_query():
+    return W.run_ancestors(
+        select(S.runs.c.id).where(S.runs.c.id.in_(bindparam("ids", expanding=True)))
+    )
+
+
+def _links(conn, runs: set[int]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(artifact, run) input pairs and (run, artifact) output pairs of the given runs."""
+    ins, outs = [], []
+    for part in W.chunks(sorted(runs)):
+        for side, r, a in conn.execute(_links_query(), {"ids": part}):
+            (ins.append((a, r)) if side == "i" else outs.append((r, a)))
+    return ins, outs
+
+
+def build_transforms(
+    conn, transform_id: int, direction: str = "upstream", depth: int | None = None
+) -> Graph:
+    """The graph of transforms feeding (upstream) or fed by (downstream) one transform."""
+    W.check_direction(direction)
+    W.check_depth(depth)
+    g = Graph(direction=direction, depth=depth)
+    found: dict[int, int | None] = {transform_id: 0}
+    for d in ("upstream", "downstream") if direction == "both" else (direction,):
+        for tid, dep in conn.execute(W.walk_transforms(d, transform_id, depth)):
+            if tid not in found or (dep is not None and (found[tid] or 0) > dep):
+                found[tid] = dep
+    for row in _rows(conn, _transform_query(), found):
+        n = transform_node(row)
+        n.depth = found[row["id"]]
+        g.nodes[n.id] = n
+    # engine-internal transforms (rules, processes, tasks) are drawn inside their pipeline/flow
+    outer = {int(n.group[1:]) for n in g.transforms if n.group} - set(found)
+    for row in _rows(conn, _transform_query(), outer):
+        n = transform_node(row)
+        n.kind = "group"
+        g.groups[n.id] = n
+    ids = select(S.transforms.c.id).where(S.transforms.c.id.in_(list(found)))
+    g.edges = [Edge(f"t{p}", f"t{c}", "parent") for p, c in conn.execute(W.transform_edges(ids))]
+    g.start = [f"t{transform_id}"]
+    return g

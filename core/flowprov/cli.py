@@ -447,6 +447,7 @@ def _add_engine_commands() -> None:
 
 
 _add_engine_commands()
+from . import cli_lineage  # noqa: E402,F401  (registers lineage, parents, impact, stale, verify, export)
 
 
 def main() -> None:

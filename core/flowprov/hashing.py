@@ -32,6 +32,8 @@ ALGORITHMS = ("blake3", "sha256", "md5")
 _MMAP_MIN = 4 << 20  # below this, one read() + one-thread hash beats mmap + thread start-up
 CACHE_MIN_SIZE = 1 << 20  # below this, re-hashing is cheaper than a cache lookup
 _CHUNK = 1 << 20
+# engines' own marker files, never part of a folder's content (Snakemake's directory() marker)
+ENGINE_MARKERS = frozenset({".snakemake_timestamp"})
 
 
 @dataclass(frozen=True)
@@ -127,8 +129,11 @@ def default_cache() -> HashCache | None:
     return _cache
 
 
-def hash_file(path: str | os.PathLike, algorithm: str = DEFAULT_ALGORITHM) -> Digest:
-    """Hash one regular file, reading every byte (or reuse the cached hash of an unchanged file)."""
+def hash_file(
+    path: str | os.PathLike, algorithm: str = DEFAULT_ALGORITHM, use_cache: bool = True
+) -> Digest:
+    """Hash one regular file, reading every byte (or reuse the cached hash of an unchanged file,
+    unless use_cache is False: `verify` re-reads)."""
     _check_algorithm(algorithm)
     p = os.path.abspath(os.fspath(path))
     try:
@@ -137,7 +142,7 @@ def hash_file(path: str | os.PathLike, algorithm: str = DEFAULT_ALGORITHM) -> Di
         raise FileMissingError(f"file not found: {p}") from None
     if not stat.S_ISREG(st.st_mode):
         raise ValidationError(f"not a regular file: {p}")
-    cache = default_cache() if st.st_size >= CACHE_MIN_SIZE else None
+    cache = default_cache() if use_cache and st.st_size >= CACHE_MIN_SIZE else None
     if cache is not None:
         cached = cache.get(p, st, algorithm)
         if cached is not None:
@@ -184,6 +189,7 @@ def hash_folder(
     path: str | os.PathLike,
     algorithm: str = DEFAULT_ALGORITHM,
     ignore: frozenset[str] = frozenset(),
+    use_cache: bool = True,
 ) -> Digest:
     _check_algorithm(algorithm)
     root = os.path.abspath(os.fspath(path))
@@ -192,7 +198,9 @@ def hash_folder(
     rels = list_folder(root, ignore)
     workers = min(8, (os.cpu_count() or 2) * 2)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        digests = list(pool.map(lambda r: hash_file(os.path.join(root, r), algorithm), rels))
+        digests = list(
+            pool.map(lambda r: hash_file(os.path.join(root, r), algorithm, use_cache), rels)
+        )
     pairs = [(r, d.hash) for r, d in zip(rels, digests, strict=True)]
     return Digest(
         folder_digest(pairs, algorithm),
@@ -206,6 +214,7 @@ def hash_path(
     path: str | os.PathLike,
     algorithm: str = DEFAULT_ALGORITHM,
     ignore: frozenset[str] = frozenset(),
+    use_cache: bool = True,
 ) -> Digest:
     """A file or a folder."""
     p = os.fspath(path)
@@ -214,8 +223,8 @@ def hash_path(
     except FileNotFoundError:
         raise FileMissingError(f"no such file or folder: {os.path.abspath(p)}") from None
     if is_dir:
-        return hash_folder(p, algorithm, ignore)
-    return hash_file(p, algorithm)
+        return hash_folder(p, algorithm, ignore, use_cache)
+    return hash_file(p, algorithm, use_cache)
 
 
 def hash_stream(chunks, algorithm: str = DEFAULT_ALGORITHM) -> tuple[str, int]:

@@ -3,8 +3,8 @@ of SQL statements (see walk.py) whatever the graph's size.
 
 Node ids are ``a<id>``, ``r<id>``, ``t<id>`` (database ids: stable within an instance, short in
 pictures); every node also carries its uid and a JSON-safe copy of its record for display.
-Edges: ``used`` (artifact → run), ``generated`` (run → artifact), ``parent`` (transform →
-transform: the consumer read what the producer made). A run's enclosing run (a Snakemake job's
+Edges: ``used`` (artifact → run), ``generated`` (run → artifact), ``run_of`` (run → its
+transform), ``parent`` (transform → transform: the consumer read what the producer made). A run's enclosing run (a Snakemake job's
 workflow run, a Prefect task's flow run) is kept as ``Node.group``, not as an edge, so pictures
 draw it as a box around its members.
 """
@@ -39,7 +39,7 @@ class Node:
 class Edge:
     source: str
     target: str
-    kind: str  # "used" | "generated" | "parent"
+    kind: str  # "used" | "generated" | "run_of" | "parent"
 
 
 @dataclass
@@ -108,6 +108,8 @@ class Graph:
         return to_html(self, **kw)
 
     def save(self, path, format: str | None = None, **kw):
+        """Write a picture (html, svg, png, mermaid, dot) or the graph as json; format from the
+        suffix unless given. Keywords: collapse_over, title, transforms (draw transform nodes)."""
         from .render import save
 
         return save(self, path, format, **kw)
@@ -316,9 +318,14 @@ def build(
     run_set = set(run_depth)
     for row in _rows(conn, _artifact_query(), artifact_set):
         g.nodes[f"a{row['id']}"] = artifact_node(row)
+    run_of: dict[str, int] = {}  # the transforms the runs ran: run → transform ("run_of")
     for row in _rows(conn, _run_query(), run_set):
         n = run_node(row)
         n.depth = run_depth.get(row["id"])
+        g.nodes[n.id] = n
+        run_of[n.id] = row["transform_id"]
+    for row in _rows(conn, _transform_query(), set(run_of.values())):
+        n = transform_node(row)
         g.nodes[n.id] = n
     # enclosing runs of the graph's runs (one recursive statement), drawn as boxes
     parents = {int(n.group[1:]) for n in g.runs if n.group}
@@ -330,10 +337,14 @@ def build(
             n = run_node(row)
             n.kind = "group"
             g.groups[n.id] = n
-    g.edges = [Edge(f"a{a}", f"r{r}", "used") for a, r in sorted(used)] + [
-        Edge(f"r{r}", f"a{a}", "generated") for r, a in sorted(made)
-    ]
+    g.edges = (
+        [Edge(f"a{a}", f"r{r}", "used") for a, r in sorted(used)]
+        + [Edge(f"r{r}", f"a{a}", "generated") for r, a in sorted(made)]
+        + [Edge(r, f"t{t}", "run_of") for r, t in sorted(run_of.items())]
+    )
     g.start = [f"a{a}" for a in sorted(a_start)] + [f"r{r}" for r in sorted(r_start)]
+    if depth is None:  # an unlimited walk does not count steps in SQL; count them here
+        _count_steps(g)
     if highlight_run is not None and f"r{highlight_run}" in g.nodes:
         g.nodes[f"r{highlight_run}"].highlight = True
         for a, r in used:
@@ -357,6 +368,27 @@ def _ancestors_query():
     return W.run_ancestors(
         select(S.runs.c.id).where(S.runs.c.id.in_(bindparam("ids", expanding=True)))
     )
+
+
+def _count_steps(g: Graph) -> None:
+    """Each run's distance in runs from the start (breadth first over the graph's edges)."""
+    nbrs: dict[str, list[str]] = {}
+    for e in g.edges:
+        if e.kind in ("used", "generated"):
+            nbrs.setdefault(e.source, []).append(e.target)
+            nbrs.setdefault(e.target, []).append(e.source)
+    dist = dict.fromkeys(g.start, 0)
+    frontier = list(g.start)
+    while frontier:
+        nxt = []
+        for n in frontier:
+            for m in nbrs.get(n, ()):
+                if m not in dist:
+                    dist[m] = dist[n] + (1 if m.startswith("r") else 0)
+                    nxt.append(m)
+        frontier = nxt
+    for n in g.runs:
+        n.depth = dist.get(n.id)
 
 
 def _links(conn, runs: set[int]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:

@@ -69,6 +69,17 @@ def _label(n: Node) -> str:
 # -- collapsing --------------------------------------------------------------------------------
 
 
+def drawable(g: Graph, transforms: bool = False, threshold: int | None = COLLAPSE) -> Graph:
+    """What a picture shows: in a data lineage graph, transforms are named on their runs (and
+    their enclosing runs' boxes) rather than drawn, unless `transforms`; then collapsed."""
+    if not transforms and any(e.kind == "run_of" for e in g.edges):
+        h = copy.copy(g)
+        h.nodes = {k: n for k, n in g.nodes.items() if n.kind != "transform"}
+        h.edges = [e for e in g.edges if e.kind != "run_of"]
+        g = h
+    return collapse(g, threshold)
+
+
 def collapse(g: Graph, threshold: int | None = COLLAPSE) -> Graph:
     """A copy of g where, above `threshold`, a run's dead-end outputs (read by no run in the graph)
     and its source inputs (made by no run in the graph) become one node with a count each. The
@@ -204,7 +215,9 @@ def _digraph(g: Graph, title: str | None = None):
 
     fill(dot, None)
     for e in g.edges:
-        attrs = {"style": "solid"} if e.kind != "used" else {"color": "#64748b"}
+        attrs = {"color": "#64748b"} if e.kind == "used" else {}
+        if e.kind == "run_of":
+            attrs = {"style": "dashed", "color": "#6d28d9", "arrowhead": "none"}
         if (
             g.nodes.get(e.source)
             and g.nodes[e.source].highlight
@@ -216,17 +229,26 @@ def _digraph(g: Graph, title: str | None = None):
     return dot
 
 
-def to_dot(g: Graph, collapse_over: int | None = COLLAPSE, title: str | None = None) -> str:
-    return _digraph(collapse(g, collapse_over), title).source
+def to_dot(
+    g: Graph,
+    collapse_over: int | None = COLLAPSE,
+    title: str | None = None,
+    transforms: bool = False,
+) -> str:
+    return _digraph(drawable(g, transforms, collapse_over), title).source
 
 
 def render_graphviz(
-    g: Graph, fmt: str, collapse_over: int | None = COLLAPSE, title: str | None = None
+    g: Graph,
+    fmt: str,
+    collapse_over: int | None = COLLAPSE,
+    title: str | None = None,
+    transforms: bool = False,
 ) -> bytes:
     import graphviz
 
     try:
-        return _digraph(collapse(g, collapse_over), title).pipe(format=fmt)
+        return _digraph(drawable(g, transforms, collapse_over), title).pipe(format=fmt)
     except graphviz.ExecutableNotFound:
         raise FlowprovError(
             "Graphviz's `dot` program is not installed: install it (Debian/Ubuntu: apt-get install "
@@ -252,8 +274,13 @@ def _mm_text(s: str) -> str:
     )
 
 
-def to_mermaid(g: Graph, collapse_over: int | None = COLLAPSE, title: str | None = None) -> str:
-    g = collapse(g, collapse_over)
+def to_mermaid(
+    g: Graph,
+    collapse_over: int | None = COLLAPSE,
+    title: str | None = None,
+    transforms: bool = False,
+) -> str:
+    g = drawable(g, transforms, collapse_over)
     lines = []
     if title:
         lines += ["---", f"title: {json.dumps(title)}", "---"]
@@ -289,7 +316,8 @@ def to_mermaid(g: Graph, collapse_over: int | None = COLLAPSE, title: str | None
 
     emit(None, "  ")
     for e in g.edges:
-        lines.append(f"  {e.source} {'-.->' if e.kind == 'used' else '-->'} {e.target}")
+        arrow = {"used": "-.->", "run_of": "-.-"}.get(e.kind, "-->")
+        lines.append(f"  {e.source} {arrow} {e.target}")
     lines += [
         "  classDef artifact fill:#dbeafe,stroke:#1d4ed8",
         "  classDef run fill:#dcfce7,stroke:#15803d",
@@ -317,11 +345,16 @@ def to_mermaid(g: Graph, collapse_over: int | None = COLLAPSE, title: str | None
 # -- HTML --------------------------------------------------------------------------------------
 
 
-def to_html(g: Graph, collapse_over: int | None = COLLAPSE, title: str | None = None) -> str:
+def to_html(
+    g: Graph,
+    collapse_over: int | None = COLLAPSE,
+    title: str | None = None,
+    transforms: bool = False,
+) -> str:
     """One page, no network needed: the SVG inline, every node's record as JSON, a little script
     that shows a node's record when it is clicked."""
-    h = collapse(g, collapse_over)
-    svg = render_graphviz(h, "svg", collapse_over=None, title=None).decode()
+    h = drawable(g, transforms, collapse_over)
+    svg = render_graphviz(h, "svg", collapse_over=None, title=None, transforms=True).decode()
     svg = svg[svg.index("<svg") :]  # drop the XML prolog and doctype
     records = {
         n.id: {
@@ -365,16 +398,20 @@ def format_of(path: str | Path, fmt: str | None) -> str:
 
 
 def render(
-    g: Graph, fmt: str, collapse_over: int | None = COLLAPSE, title: str | None = None
+    g: Graph,
+    fmt: str,
+    collapse_over: int | None = COLLAPSE,
+    title: str | None = None,
+    transforms: bool = False,
 ) -> bytes:
     if fmt == "html":
-        return to_html(g, collapse_over, title).encode()
+        return to_html(g, collapse_over, title, transforms).encode()
     if fmt in ("svg", "png"):
-        return render_graphviz(g, fmt, collapse_over, title)
+        return render_graphviz(g, fmt, collapse_over, title, transforms)
     if fmt == "mermaid":
-        return to_mermaid(g, collapse_over, title).encode()
+        return to_mermaid(g, collapse_over, title, transforms).encode()
     if fmt == "dot":
-        return to_dot(g, collapse_over, title).encode()
+        return to_dot(g, collapse_over, title, transforms).encode()
     if fmt == "json":
         from dataclasses import asdict
 
@@ -388,10 +425,11 @@ def save(
     fmt: str | None = None,
     collapse_over: int | None = COLLAPSE,
     title: str | None = None,
+    transforms: bool = False,
 ) -> Path:
     """Write the picture to path (format from the suffix unless given); returns the path."""
     fmt = format_of(path, fmt)
-    data = render(g, fmt, collapse_over, title)
+    data = render(g, fmt, collapse_over, title, transforms)
     p = Path(path)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)

@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from flowprov.hashing import ENGINE_MARKERS
+
 log = logging.getLogger("flowprov")
 ENGINE = "snakemake"
-# Snakemake's marker inside directory() outputs; not part of the data
-_MARKERS = frozenset({".snakemake_timestamp"})
+_MARKERS = ENGINE_MARKERS  # Snakemake's marker inside directory() outputs; not part of the data
 _ANNOTATION = re.compile(r"\s+\([^()]*\)$")  # "x.txt (pipe)", "y (retrieve from storage)"
 
 

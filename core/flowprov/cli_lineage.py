@@ -1,0 +1,336 @@
+"""CLI commands over the lineage graph: lineage, parents, impact, stale, verify, export."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.markup import escape
+
+from .cli import _console, _find, _fmt, cli
+
+DIRECTION = [
+    click.option(
+        "--upstream",
+        "direction",
+        flag_value="upstream",
+        default=True,
+        help="Where it came from (default).",
+    ),
+    click.option("--downstream", "direction", flag_value="downstream", help="What came of it."),
+    click.option("--both", "direction", flag_value="both", help="Both ways."),
+    click.option(
+        "--depth",
+        type=click.IntRange(min=0),
+        default=None,
+        help="Steps (runs) to walk; default: no limit.",
+    ),
+]
+
+
+def _direction(f):
+    for opt in reversed(DIRECTION):
+        f = opt(f)
+    return f
+
+
+def _lineage_record(uid: str):
+    from .errors import ValidationError
+    from .records import Artifact, Run, Transform
+
+    rec = _find(uid)
+    if not isinstance(rec, (Artifact, Run, Transform)):
+        raise ValidationError(
+            f"{uid} is a {type(rec).__name__}: lineage is of artifacts, runs and transforms"
+        )
+    return rec
+
+
+@cli.command()
+@click.argument("uid")
+@_direction
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["html", "svg", "png", "mermaid", "dot", "json"]),
+    default=None,
+    help="Default: from -o's suffix, else html.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="File to write (default: lineage_<uid>.<format>; mermaid/dot/json print to stdout).",
+)
+@click.option(
+    "--collapse",
+    "collapse_over",
+    type=click.IntRange(min=0),
+    default=12,
+    show_default=True,
+    help="Draw more than this many dead-end outputs (or source inputs) of a run as one node; 0 = never.",
+)
+@click.option("--transforms", is_flag=True, help="Also draw each run's transform as a node.")
+@click.option(
+    "--highlight-run",
+    default=None,
+    metavar="RUN_UID",
+    help="Highlight the inputs of this run (it is drawn below them).",
+)
+def lineage(uid, direction, depth, fmt, output, collapse_over, transforms, highlight_run):
+    """Draw the lineage of an artifact, run or transform (all its runs)."""
+    from .lineage import title_of
+    from .lineage.render import format_of, render
+    from .records import Run
+
+    rec = _lineage_record(uid)
+    hl = Run.get(_find(highlight_run).uid) if highlight_run else None
+    g = rec.lineage(direction, depth, highlight_run=hl)
+    fmt = format_of(output, fmt) if output else (fmt or "html")
+    title = title_of(rec, direction)
+    if output is None and fmt in ("mermaid", "dot", "json"):
+        sys.stdout.write(render(g, fmt, collapse_over or None, title, transforms).decode())
+        return
+    from pathlib import Path
+
+    ext = {"mermaid": "mmd"}.get(fmt, fmt)
+    path = g.save(
+        Path(output or f"lineage_{rec.uid}.{ext}"),
+        fmt,
+        collapse_over=collapse_over or None,
+        title=title,
+        transforms=transforms,
+    )
+    k = {kind: len([n for n in g.nodes.values() if n.kind == kind]) for kind in ("artifact", "run")}
+    _console().print(
+        f"wrote {escape(str(path))} ({fmt}: {k['artifact']} artifacts, {k['run']} runs)"
+    )
+
+
+@cli.command()
+@click.argument("uid")
+@click.option("--depth", type=click.IntRange(min=0), default=None, help="Levels; default: all.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also draw the graph of transforms to this file (html, svg, png, mmd, dot).",
+)
+def parents(uid, depth, output):
+    """The transforms that feed a transform (or the transform of a run or artifact), as a tree."""
+    from .records import Artifact, Run, Transform
+
+    rec = _find(uid)
+    t = (
+        rec
+        if isinstance(rec, Transform)
+        else rec.transform
+        if isinstance(rec, (Run, Artifact))
+        else None
+    )
+    if t is None:
+        from .errors import ValidationError
+
+        raise ValidationError(f"{uid} has no transform")
+    g = t.parents_graph("upstream", depth)
+    out = _console()
+    feeds: dict[str, list[str]] = {}
+    for e in g.edges:
+        feeds.setdefault(e.target, []).append(e.source)
+
+    def label(node_id: str) -> str:
+        n = g.nodes[node_id]
+        r = n.record
+        v = f" {r['version']}" if r.get("version") else ""
+        part = (
+            f" — part of {g.groups[n.group].label.splitlines()[0]}" if n.group in g.groups else ""
+        )
+        return escape(
+            f"{r['name']}{v} [{r['type']}] by {r.get('created_by') or '?'} ({n.uid}){part}"
+        )
+
+    seen: set[str] = set()
+
+    def show(node_id: str, level: int) -> None:
+        repeat = node_id in seen
+        out.print(
+            f"{'   ' * level}{'└─ ' if level else ''}{label(node_id)}{' (shown above)' if repeat else ''}"
+        )
+        if repeat:
+            return
+        seen.add(node_id)
+        for p in sorted(feeds.get(node_id, []), key=lambda i: g.nodes[i].record["name"]):
+            show(p, level + 1)
+
+    show(g.start[0], 0)
+    if output:
+        path = g.save(output, title=f"transforms feeding {t.name} ({t.uid})")
+        out.print(f"wrote {escape(str(path))}")
+
+
+@cli.command()
+@click.argument("uid")
+@click.option("--depth", type=click.IntRange(min=0), default=None, help="Steps; default: all.")
+def impact(uid, depth):
+    """Everything downstream of a record: the runs, artifacts and transforms that depend on it."""
+    from rich.table import Table
+
+    rec = _lineage_record(uid)
+    g = rec.lineage("downstream", depth)
+    out = _console()
+    runs = sorted(g.runs, key=lambda n: (n.depth or 0, n.record["started_at"] or ""))
+    arts = [n for n in g.artifacts if n.id not in g.start]
+    tfs = {n.uid: n for n in g.transforms}
+    out.print(
+        f"[bold]Downstream of {type(rec).__name__} {rec.uid}[/]: {len(runs)} runs, "
+        f"{len(arts)} artifacts, {len(tfs)} transforms"
+    )
+    t = Table(title="runs", title_justify="left", pad_edge=False)
+    for c in ("step", "uid", "transform", "status", "by", "started_at"):
+        t.add_column(c, overflow="fold")
+    for n in runs:
+        r = n.record
+        t.add_row(
+            str(n.depth or ""),
+            n.uid,
+            r["transform"],
+            r["status"],
+            r["created_by"] or "",
+            _fmt(r["started_at"], "started_at"),
+        )
+    out.print(t)
+    t = Table(title="artifacts", title_justify="left", pad_edge=False)
+    for c in ("uid", "key", "description", "size", "by"):
+        t.add_column(c, overflow="fold")
+    for n in arts:
+        r = n.record
+        t.add_row(
+            n.uid, r["key"] or "", r["description"] or "", _fmt(r["size"]), r["created_by"] or ""
+        )
+    out.print(t)
+    out.print(
+        "[bold]transforms:[/] "
+        + (
+            ", ".join(
+                escape(f"{n.record['name']} [{n.record['type']}] ({uid})") for uid, n in tfs.items()
+            )
+            or "none"
+        )
+    )
+
+
+@cli.command()
+@click.option(
+    "--files/--no-files",
+    default=True,
+    show_default=True,
+    help="Also check that files on disk still match their hashes (via the hash cache).",
+)
+def stale(files):
+    """Artifacts whose inputs have newer versions, whose code has a newer version, or whose files
+    changed on disk — with the chain of records that explains why. Exit status 1 if any."""
+    from .lineage.stale import stale as find_stale
+
+    found = find_stale(check_files=files)
+    out = _console()
+    if not found:
+        out.print("nothing is stale")
+        return
+    out.print(f"[bold]{len(found)} stale artifact(s)[/]")
+    for s in found:
+        out.print(f"[bold]{escape(s.key or s.uid)}[/] ({s.uid})")
+        for r in s.reasons:
+            out.print(f"  [yellow]{escape(r.kind)}[/]: {escape(r.detail)}")
+            out.print(f"    path: {escape(' → '.join(r.labels or r.path))}")
+    sys.exit(1)
+
+
+@cli.command()
+@click.argument("uids", nargs=-1)
+@click.option(
+    "--sample",
+    default=None,
+    metavar="N|P%",
+    help="Check a random sample: a count (1000) or a share (5%) of all artifacts.",
+)
+@click.option("--seed", type=int, default=None, help="Make --sample repeatable.")
+@click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--show-ok", is_flag=True, help="List the fine files too.")
+def verify(uids, sample, seed, workers, show_ok):
+    """Re-hash artifacts' files and compare with their records (all, UIDS, or --sample).
+
+    Exit status: 0 when every file checked is fine, 1 when any is modified, missing or unreadable."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.table import Table
+
+    from .verify import artifact_rows, parse_sample
+    from .verify import verify as run_verify
+
+    parse_sample(sample)  # a bad --sample fails before any work
+    out = _console()
+    total = len(artifact_rows(uids, sample, seed)) if sample is None else None
+    with Progress(
+        TextColumn("verifying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=_console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("verify", total=total)
+        checks = run_verify(uids, sample, seed, workers, progress=lambda c: bar.advance(task))
+    counts = {s: 0 for s in ("ok", "modified", "missing", "error")}
+    for c in checks:
+        counts[c.status] += 1
+    shown = [c for c in checks if show_ok or not c.ok]
+    if shown:
+        t = Table(pad_edge=False)
+        for col in ("status", "uid", "key", "path", "detail"):
+            t.add_column(col, overflow="fold")
+        colour = {"ok": "green", "modified": "red", "missing": "red", "error": "yellow"}
+        for c in shown:
+            t.add_row(
+                f"[{colour[c.status]}]{c.status}[/]",
+                c.uid,
+                escape(c.key or ""),
+                escape(c.path),
+                escape(c.detail or ""),
+            )
+        out.print(t)
+    out.print(
+        f"{len(checks)} checked: {counts['ok']} fine, {counts['modified']} modified, "
+        f"{counts['missing']} missing, {counts['error']} unreadable"
+    )
+    if len(checks) != counts["ok"]:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("uid")
+@click.option(
+    "--format", "fmt", type=click.Choice(["prov-json", "prov-n", "ro-crate"]), required=True
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(),
+    required=True,
+    help="File (PROV) or folder / .zip (RO-Crate) to write.",
+)
+@_direction
+@click.option("--with-data", is_flag=True, help="RO-Crate: copy the files into the crate.")
+def export(uid, fmt, output, direction, depth, with_data):
+    """Export the lineage of a record as W3C PROV (PROV-JSON, PROV-N) or an RO-Crate."""
+    from .exports import export as do_export
+
+    rec = _lineage_record(uid)
+    path = do_export(rec, output, fmt, direction=direction, depth=depth, with_data=with_data)
+    _console().print(f"wrote {escape(str(path))} ({fmt})")

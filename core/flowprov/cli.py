@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from .cli_output import _console, _find, _fmt, _table
 from .errors import FlowprovError
 
 TABLE_NAMES = {
@@ -52,47 +53,6 @@ LIST_COLUMNS = {
     "User": ("uid", "handle", "name", "created_at"),
     "Storage": ("uid", "root", "type", "region", "is_default", "created_at"),
 }
-
-
-def _console(stderr: bool = False):
-    from rich.console import Console
-
-    console = Console(stderr=stderr, highlight=False, soft_wrap=False)
-    if not console.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
-        console.width = max(console.width, 200)
-    return console
-
-
-def _fmt(v, column: str = "") -> str:
-    from datetime import datetime
-
-    if v is None:
-        return ""
-    if isinstance(v, datetime):
-        return v.strftime("%Y-%m-%d %H:%M:%S")
-    if column.endswith("_at"):  # SQLite text timestamps from the fast path
-        return str(v)[:19]
-    if column.startswith("is_"):
-        return str(bool(v))
-    if column == "hash":
-        return str(v)[:16] + "…"
-    if isinstance(v, int) and not isinstance(v, bool) and v > 10_000:
-        return f"{v:,}"
-    s = str(v)
-    if column in ("root", "key", "uid") or len(s) <= 60:  # paths and ids are never shortened
-        return s
-    return s[:28] + "…" + s[-28:]
-
-
-def _table(title: str, columns, rows):
-    from rich.table import Table
-
-    t = Table(title=title, title_justify="left", show_lines=False, pad_edge=False)
-    for c in columns:
-        t.add_column(c, overflow="fold")
-    for r in rows:
-        t.add_row(*(_fmt(r.get(c), c) for c in columns))
-    return t
 
 
 class _Group(click.Group):
@@ -219,25 +179,6 @@ def ls(table, limit, filters):
         rows = qs._rows(limit=limit or None)
     shown = f" (newest {len(rows)} of {total})" if len(rows) < total else f" ({total})"
     _console().print(_table(f"{table}{shown}", cols, rows))
-
-
-def _find(uid: str):
-    from .errors import DoesNotExist, MultipleResultsFound
-    from .records import MODELS
-
-    found = []
-    for model in MODELS.values():
-        found += model.filter(uid__startswith=uid).all()[:2]
-    if not found:
-        raise DoesNotExist(f"no record has uid {uid!r}")
-    exact = [r for r in found if r.uid == uid]
-    if len(exact) == 1:
-        return exact[0]
-    if len(found) > 1:
-        raise MultipleResultsFound(
-            f"{uid!r} is the start of several uids: {', '.join(r.uid for r in found)}; give more characters"
-        )
-    return found[0]
 
 
 @cli.command()
@@ -447,7 +388,16 @@ def _add_engine_commands() -> None:
 
 
 _add_engine_commands()
-from . import cli_lineage  # noqa: E402,F401  (registers lineage, parents, impact, stale, verify, export)
+
+
+def _add_lineage_commands() -> None:
+    from .cli_lineage import COMMANDS
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+_add_lineage_commands()
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ import sys
 import click
 from rich.markup import escape
 
-from .cli import _console, _find, _fmt, cli
+from .cli_output import _console, _find, _fmt
 
 DIRECTION = [
     click.option(
@@ -46,7 +46,7 @@ def _lineage_record(uid: str):
     return rec
 
 
-@cli.command()
+@click.command()
 @click.argument("uid")
 @_direction
 @click.option(
@@ -108,7 +108,7 @@ def lineage(uid, direction, depth, fmt, output, collapse_over, transforms, highl
     )
 
 
-@cli.command()
+@click.command()
 @click.argument("uid")
 @click.option("--depth", type=click.IntRange(min=0), default=None, help="Levels; default: all.")
 @click.option(
@@ -170,7 +170,7 @@ def parents(uid, depth, output):
         out.print(f"wrote {escape(str(path))}")
 
 
-@cli.command()
+@click.command()
 @click.argument("uid")
 @click.option("--depth", type=click.IntRange(min=0), default=None, help="Steps; default: all.")
 def impact(uid, depth):
@@ -221,7 +221,7 @@ def impact(uid, depth):
     )
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--files/--no-files",
     default=True,
@@ -247,7 +247,7 @@ def stale(files):
     sys.exit(1)
 
 
-@cli.command()
+@click.command()
 @click.argument("uids", nargs=-1)
 @click.option(
     "--sample",
@@ -258,7 +258,12 @@ def stale(files):
 @click.option("--seed", type=int, default=None, help="Make --sample repeatable.")
 @click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--show-ok", is_flag=True, help="List the fine files too.")
-def verify(uids, sample, seed, workers, show_ok):
+@click.option(
+    "--all-versions",
+    is_flag=True,
+    help="Also older versions recorded in place (their successors overwrote them).",
+)
+def verify(uids, sample, seed, workers, show_ok, all_versions):
     """Re-hash artifacts' files and compare with their records (all, UIDS, or --sample).
 
     Exit status: 0 when every file checked is fine, 1 when any is modified, missing or unreadable."""
@@ -276,7 +281,7 @@ def verify(uids, sample, seed, workers, show_ok):
 
     parse_sample(sample)  # a bad --sample fails before any work
     out = _console()
-    total = len(artifact_rows(uids, sample, seed)) if sample is None else None
+    total = len(artifact_rows(uids, sample, seed, all_versions)) if sample is None else None
     with Progress(
         TextColumn("verifying"),
         BarColumn(),
@@ -286,7 +291,7 @@ def verify(uids, sample, seed, workers, show_ok):
         transient=True,
     ) as bar:
         task = bar.add_task("verify", total=total)
-        checks = run_verify(uids, sample, seed, workers, progress=lambda c: bar.advance(task))
+        checks = run_verify(uids, sample, seed, workers, lambda c: bar.advance(task), all_versions)
     counts = {s: 0 for s in ("ok", "modified", "missing", "error")}
     for c in checks:
         counts[c.status] += 1
@@ -313,7 +318,7 @@ def verify(uids, sample, seed, workers, show_ok):
         sys.exit(1)
 
 
-@cli.command()
+@click.command()
 @click.argument("uid")
 @click.option(
     "--format", "fmt", type=click.Choice(["prov-json", "prov-n", "ro-crate"]), required=True
@@ -334,3 +339,6 @@ def export(uid, fmt, output, direction, depth, with_data):
     rec = _lineage_record(uid)
     path = do_export(rec, output, fmt, direction=direction, depth=depth, with_data=with_data)
     _console().print(f"wrote {escape(str(path))} ({fmt})")
+
+
+COMMANDS = (lineage, parents, impact, stale, verify, export)

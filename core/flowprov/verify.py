@@ -78,12 +78,23 @@ def _select(uids: Iterable[str] | None, sample) -> tuple:
     return q, uids, n, share
 
 
-def artifact_rows(uids: Iterable[str] | None = None, sample=None, seed: int | None = None) -> list:
-    """The artifacts to check: all of them, the given uids, or a random sample (chosen in SQL)."""
+def artifact_rows(
+    uids: Iterable[str] | None = None,
+    sample=None,
+    seed: int | None = None,
+    all_versions: bool = False,
+) -> list:
+    """The artifacts to check: all of them, the given uids, or a random sample (chosen in SQL).
+
+    Older versions of a file recorded in place are left out unless named or `all_versions`:
+    their successor overwrote them, as pipelines do. Copies flowprov keeps are always checked."""
     from .db import read_connection
     from .instance import current
 
     q, uids, n, share = _select(uids, sample)
+    if not uids and not all_versions:
+        a = S.artifacts
+        q = q.where(a.c.is_latest.is_(True) | a.c.managed.is_(True))
     with read_connection(current().engine) as conn:
         if share is not None:
             total = conn.execute(select(func.count()).select_from(S.artifacts)).scalar()
@@ -150,12 +161,13 @@ def verify(
     seed: int | None = None,
     workers: int = 4,
     progress: Callable[[Check], None] | None = None,
+    all_versions: bool = False,
 ) -> list[Check]:
     """Re-hash the files of all artifacts (or of `uids`, or a random `sample`: a count or "5%")
     and compare with their records. Returns one Check per artifact, in id order."""
     from .instance import current
 
-    rows = artifact_rows(uids, sample, seed)
+    rows = artifact_rows(uids, sample, seed, all_versions)
     roots = current().storages(refresh=True)
     out: list[Check] = []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

@@ -80,7 +80,7 @@ def stale(check_files: bool = True, progress=None) -> list[Stale]:
     """Current artifacts that are out of date, each with why (see the module's doc)."""
     from ..db import read_connection
     from ..instance import current
-    from ..verify import check_row
+    from ..verify import artifact_rows, check_row
 
     a, r, t, ri = S.artifacts, S.runs, S.transforms, S.run_inputs
     inst = current()
@@ -98,27 +98,9 @@ def stale(check_files: bool = True, progress=None) -> list[Stale]:
             .where(t.c.is_latest.is_(False), r.c.id.in_(select(S.run_outputs.c.run_id)))
         ):
             causes[-rid] = ("newer code version", f"{tname} ({tuid}) has a newer version")
-        if check_files:
-            rows = (
-                conn.execute(
-                    select(
-                        a.c.id,
-                        a.c.uid,
-                        a.c.key,
-                        a.c.hash,
-                        a.c.hash_type,
-                        a.c.size,
-                        a.c.suffix,
-                        a.c.managed,
-                        a.c.storage_id,
-                    )
-                )
-                .mappings()
-                .all()
-            )
-    if check_files:
+    if check_files:  # latest versions (older ones in place were overwritten by their successors)
         roots = inst.storages(refresh=True)
-        for row in rows:
+        for row in artifact_rows():
             c = check_row(row, roots, use_cache=True)
             if progress is not None:
                 progress(c)
@@ -191,15 +173,9 @@ def _artifact_info():
 
 
 def _run_info():
-    return select(S.runs.c.id, S.runs.c.uid).where(
-        S.runs.c.id.in_(bindparam("ids", expanding=True))
-    )
-
-
-def _run_transform():
     r, t = S.runs, S.transforms
     return (
-        select(r.c.id, t.c.uid)
+        select(r.c.id, r.c.uid, t.c.uid.label("t_uid"), t.c.name)
         .select_from(r.join(t, t.c.id == r.c.transform_id))
         .where(r.c.id.in_(bindparam("ids", expanding=True)))
     )

@@ -1,0 +1,127 @@
+"""The lineage HTML page in a real browser: Debian's headless Chromium, driven by Selenium through
+Debian's chromedriver. The screenshot is kept in test-artifacts/ (or $FLOWPROV_TEST_ARTIFACTS)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import flowprov as fp
+import pytest
+
+from tests.conftest import IN_CI, write
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+try:
+    import selenium  # noqa: F401
+
+    HAS_SELENIUM = True
+except ImportError:
+    HAS_SELENIUM = False
+MISSING = [
+    name
+    for name, ok in (
+        ("chromium", CHROMIUM),
+        ("chromedriver", CHROMEDRIVER),
+        ("selenium", HAS_SELENIUM),
+        ("dot", shutil.which("dot")),
+    )
+    if not ok
+]
+if MISSING and not IN_CI:  # under CI a missing browser is a failure, not a skip
+    pytest.skip(
+        f"needs {', '.join(MISSING)} (apt-get install chromium chromium-driver graphviz)",
+        allow_module_level=True,
+    )
+
+ARTIFACTS = Path(os.environ.get("FLOWPROV_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts"))
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    profile = tempfile.mkdtemp(prefix="flowprov-chromium-")
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,1000",
+        f"--user-data-dir={profile}",
+        # any request to the network would fail: the page must need none
+        "--proxy-server=127.0.0.1:9",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+    ):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(options=opts, service=Service(executable_path=CHROMEDRIVER))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_click_a_node_and_see_its_record(instance, fp_env, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    root = fp_env / "mydata"
+    up = fp.Transform(name="Upload GWS CRISPRa result", type="upload").save()
+    with fp.Run(transform=up) as r0:
+        screen = fp.Artifact(
+            write(root / "screen.parquet", b"PAR1 screen"), run=r0, description="GWS screen"
+        ).save()
+    hits_t = fp.Transform(name="GWS CRIPSRa analysis", type="notebook").save()
+    with fp.Run(transform=hits_t, params={"fdr": 0.05}) as r1:
+        screen.cache()
+        hits = fp.Artifact(write(root / "hits.parquet", b"PAR1 hits"), run=r1).save()
+    bad = fp.Transform(name="qc that fails", type="script").save()
+    with pytest.raises(RuntimeError):
+        with fp.Run(transform=bad) as r2:
+            hits.cache()
+            raise RuntimeError("qc exploded")
+    review = fp.Transform(name="Project flow", type="notebook").save()
+    with fp.Run(transform=review) as current:
+        hits.cache()
+        g = hits.lineage("both", highlight_run=current)
+    page = g.save(fp_env / "lineage.html", title="lineage of hits")
+
+    browser.get(page.as_uri())
+    assert browser.title == "lineage of hits"
+    node = browser.find_element(By.ID, f"a{screen.id}")
+    ActionChains(browser).move_to_element(node).click().perform()
+    panel = browser.find_element(By.ID, "record")
+    assert panel.get_attribute("data-shown") == f"a{screen.id}"
+    text = panel.text
+    for expected in (screen.uid, "screen.parquet", screen.hash, fp.User.current().handle, "created_at"):
+        assert expected in text, expected
+    assert "selected" in node.get_attribute("class")
+
+    run_node = browser.find_element(By.ID, f"r{r1.id}")
+    ActionChains(browser).move_to_element(run_node).click().perform()
+    text = panel.text
+    assert r1.uid in text and "0.05" in text and "GWS CRIPSRa analysis" in text
+
+    # failed runs stand out; the current run's input is highlighted
+    failed = browser.find_element(By.ID, f"r{r2.id}")
+    assert failed.find_element(By.CSS_SELECTOR, "path, polygon").get_attribute("fill") == "#fecaca"
+    ActionChains(browser).move_to_element(failed).click().perform()
+    assert "failed" in panel.text and "qc exploded" in panel.text
+    hl = browser.find_element(By.ID, f"a{hits.id}")
+    assert hl.find_element(By.CSS_SELECTOR, "path, polygon").get_attribute("fill") == "#ffedd5"
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "lineage-page.png"
+    assert browser.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000

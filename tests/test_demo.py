@@ -41,6 +41,20 @@ def test_demo_plays_the_project_flow(run_flowprov, fp_env, monkeypatch):
         "GWS CRISPRa analysis",
     } <= names
 
+    # the figure's lineage page and picture, the review notebook's input highlighted
+    import shutil
+
+    figure_lineage = figure.lineage()
+    assert {"perturbseq_R1_001.fastq.gz", "schmidt22_crispra_gws_IFNG.parquet"} <= {
+        (n.record["key"] or "").rsplit("/", 1)[-1] for n in figure_lineage.artifacts
+    }
+    if shutil.which("dot"):
+        page = fp_env / "demo" / f"lineage_{figure.uid}.html"
+        assert str(page) in out and page.exists()
+        assert (fp_env / "demo" / f"lineage_{figure.uid}.svg").read_text().count(
+            "#ffedd5"
+        ) == 2  # the figure and the review run
+
     # a second demo in the same folder replaces the first
     run_flowprov("demo", "--dir", str(fp_env / "demo"))
     from flowprov import instance

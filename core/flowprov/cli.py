@@ -361,9 +361,14 @@ def demo(directory):
     for name, model in MODELS.items():
         rows = model.all().order_by("-id")._rows(limit=5)
         out.print(_table(name, LIST_COLUMNS[name], rows))
+    pictures = D.draw_lineage(a, Path(directory))
+    out.print()
+    out.print("[bold]Lineage of the figure[/] (the review notebook's input highlighted):")
+    for p in pictures:
+        out.print(f"  {escape(str(p))}")
     out.print(
         f"\nThe demo instance is now current. Explore it: [bold]flowprov ls artifacts[/], "
-        f"[bold]flowprov show {a['figure'].uid}[/]. Lineage pictures arrive with `flowprov lineage`."
+        f"[bold]flowprov show {a['figure'].uid}[/], [bold]flowprov lineage {a['figure'].uid}[/]."
     )
 
 

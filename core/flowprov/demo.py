@@ -142,20 +142,42 @@ def answers() -> dict:
     }
 
 
+def draw_lineage(a: dict, directory: Path) -> list[Path]:
+    """The figure's upstream lineage with the review run's inputs highlighted: HTML and SVG where
+    Graphviz is installed, Mermaid text (no program needed) otherwise."""
+    from .lineage import title_of
+
+    review = a["figure_read_by"][-1] if a["figure_read_by"] else None
+    g = a["figure"].lineage("upstream", highlight_run=review)
+    title = title_of(a["figure"], "upstream")
+    base = directory.resolve() / f"lineage_{a['figure'].uid}"
+    if shutil.which("dot") is None:
+        return [g.save(base.with_suffix(".mmd"), title=title)]
+    return [g.save(base.with_suffix(suffix), title=title) for suffix in (".html", ".svg")]
+
+
 def ancestry(transform) -> list[tuple[int, object, bool]]:
     """(depth, transform, shown before) of the transform and its upstream transforms, depth first:
-    a tree where each transform lists the transforms whose outputs it read."""
+    a tree where each transform lists the transforms whose outputs it read. The graph comes from
+    one recursive query (Transform.parents_graph); the tree is laid out here."""
+    from .records import Transform
+
+    g = transform.parents_graph()
+    records = {t.uid: t for t in Transform.filter(uid__in=[n.uid for n in g.transforms])}
+    feeds: dict[str, list[str]] = {}
+    for e in g.edges:
+        feeds.setdefault(e.target, []).append(e.source)
     out: list[tuple[int, object, bool]] = []
     seen: set[str] = set()
 
-    def visit(t, depth: int) -> None:
-        repeat = t.uid in seen
-        out.append((depth, t, repeat))
+    def visit(node_id: str, depth: int) -> None:
+        repeat = node_id in seen
+        out.append((depth, records[g.nodes[node_id].uid], repeat))
         if repeat:
             return
-        seen.add(t.uid)
-        for parent in t.parents.order_by("id"):
+        seen.add(node_id)
+        for parent in sorted(feeds.get(node_id, []), key=lambda i: int(i[1:])):
             visit(parent, depth + 1)
 
-    visit(transform, 0)
+    visit(g.start[0], 0)
     return out

@@ -227,7 +227,7 @@ def _run_query():
     ids = bindparam("ids", expanding=True)
     return (
         select(
-            r,
+            *(c for c in r.c if c.name != "environment"),  # big, and not shown
             u.c.handle,
             t.c.uid.label("t_uid"),
             t.c.name.label("t_name"),

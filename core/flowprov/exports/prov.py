@@ -1,0 +1,186 @@
+"""A lineage graph as a W3C PROV document (PROV-DM), through the `prov` library.
+
+One namespace, prefix ``fp`` = ``urn:flowprov:``, names both the records and flowprov's own
+attributes. Records are named by their flowprov uid, as in every flowprov export (RO-Crate
+entities carry the same uid as `identifier`):
+
+    entity(fp:artifact/<uid>)      an artifact: prov:label (key, else description),
+                                   prov:location (file:// URI or storage URL), fp:uid, fp:key,
+                                   fp:description, fp:suffix, fp:size, fp:hash, fp:hash_type,
+                                   fp:n_objects, and fp:<name> for each checksum other systems
+                                   keep (fp:md5, fp:sha256, ...; non-text values as JSON text)
+    entity(fp:transform/<uid>)     a transform, prov:type prov:Plan: prov:label, fp:uid, fp:name,
+                                   fp:version, fp:type, fp:key, fp:reference
+    activity(fp:run/<uid>)         a run, with start and end time: prov:label, fp:uid, fp:status,
+                                   fp:name, fp:params (JSON text), fp:engine, fp:reference
+    agent(fp:user/<uid>)           a user, prov:type prov:Person: prov:label (handle), fp:handle,
+                                   fp:name
+
+    used(run, artifact)                        the run read the artifact
+    wasGeneratedBy(artifact, run)              the run wrote it
+    wasAssociatedWith(run, user, transform)    who ran it, following which plan
+    wasAttributedTo(artifact, user)            who registered it
+    wasStartedBy(run, -, enclosing run, time)  a run inside an enclosing run (a Snakemake job in
+                                               its workflow run, a Prefect task in its flow run),
+                                               as CWLProv records a workflow's steps; the
+                                               enclosing run is an activity too
+
+Records are added grouped by kind (entities, activities, agents, then each relation), the order
+PROV-JSON keeps, so PROV-N of a document and of its PROV-JSON read back are the same text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from prov.constants import PROV, PROV_LABEL, PROV_LOCATION, PROV_TYPE
+from prov.identifier import Identifier
+from prov.model import ProvDocument
+
+from ..errors import ValidationError
+from . import ArtifactInfo, Details, RunInfo, details
+
+PREFIX = "fp"
+NAMESPACE = "urn:flowprov:"
+
+_ARTIFACT_FIELDS = ("uid", "key", "description", "suffix", "size", "hash", "hash_type", "n_objects")
+
+
+def artifact_id(uid: str) -> str:
+    return f"{PREFIX}:artifact/{uid}"
+
+
+def run_id(uid: str) -> str:
+    return f"{PREFIX}:run/{uid}"
+
+
+def transform_id(uid: str) -> str:
+    return f"{PREFIX}:transform/{uid}"
+
+
+def user_id(uid: str) -> str:
+    return f"{PREFIX}:user/{uid}"
+
+
+def _attrs(pairs: dict) -> dict:
+    """fp:<name> attributes, leaving out empty values."""
+    return {
+        (k if ":" in str(k) else f"{PREFIX}:{k}"): v
+        for k, v in pairs.items()
+        if v is not None and v != ""
+    }
+
+
+def _checksum_attrs(checksums: dict) -> dict:
+    """fp:<name> for each checksum; names that clash with flowprov's own get a checksum_ prefix."""
+    out = {}
+    for name, value in sorted(checksums.items()):
+        term = re.sub(r"[^A-Za-z0-9_.-]", "_", str(name)) or "checksum"
+        if term in _ARTIFACT_FIELDS:
+            term = f"checksum_{term}"
+        out[term] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return out
+
+
+def _artifact(doc: ProvDocument, a: ArtifactInfo) -> None:
+    attrs = {PROV_LABEL: a.name, PROV_LOCATION: Identifier(a.uri)}
+    attrs.update({f: getattr(a, f) for f in _ARTIFACT_FIELDS})
+    attrs.update(_checksum_attrs(a.checksums))
+    doc.entity(artifact_id(a.uid), _attrs(attrs))
+
+
+def _run(doc: ProvDocument, r: RunInfo) -> None:
+    t = r.transform
+    attrs = {
+        PROV_LABEL: f"{t.name} run {r.uid}",
+        "uid": r.uid,
+        "status": r.status,
+        "name": r.name,
+        "params": json.dumps(r.params, sort_keys=True, default=str) if r.params else None,
+        "engine": r.engine,
+        "reference": r.reference,
+    }
+    doc.activity(run_id(r.uid), r.started_at, r.finished_at, _attrs(attrs))
+
+
+def prov_document(graph, info: Details | None = None) -> ProvDocument:
+    """The PROV document of a lineage graph (see the module docstring for its layout)."""
+    info = info or details(graph)
+    doc = ProvDocument()
+    doc.add_namespace(PREFIX, NAMESPACE)
+    arts = {nid: info.artifacts[nid] for nid in sorted(info.artifacts, key=_db_id)}
+    runs = {nid: info.runs[nid] for nid in sorted(info.runs, key=_db_id)}  # enclosing runs too
+
+    # entities: artifacts, then the transforms (plans) of the runs
+    for a in arts.values():
+        _artifact(doc, a)
+    plans = {r.transform.uid: r.transform for r in runs.values()}
+    for t in plans.values():
+        attrs = {
+            PROV_TYPE: PROV["Plan"],
+            PROV_LABEL: f"{t.name} {t.version}" if t.version else t.name,
+            "uid": t.uid,
+            "name": t.name,
+            "version": t.version,
+            "type": t.type,
+            "key": t.key,
+            "reference": t.reference,
+        }
+        doc.entity(transform_id(t.uid), _attrs(attrs))
+    # activities, then agents
+    for r in runs.values():
+        _run(doc, r)
+    people = [*(r.user for r in runs.values()), *(a.user for a in arts.values())]
+    for u in {u.uid: u for u in people if u is not None}.values():
+        attrs = {
+            PROV_TYPE: PROV["Person"],
+            PROV_LABEL: u.handle,
+            "handle": u.handle,
+            "name": u.name,
+        }
+        doc.agent(user_id(u.uid), _attrs(attrs))
+
+    # relations, one kind after the other
+    used = [(e.source, e.target) for e in graph.edges if e.kind == "used"]
+    for a, r in sorted(used, key=lambda pair: (_db_id(pair[0]), _db_id(pair[1]))):
+        doc.used(run_id(runs[r].uid), artifact_id(arts[a].uid))
+    made = [(e.source, e.target) for e in graph.edges if e.kind == "generated"]
+    for r, a in sorted(made, key=lambda pair: (_db_id(pair[1]), _db_id(pair[0]))):
+        doc.wasGeneratedBy(artifact_id(arts[a].uid), run_id(runs[r].uid))
+    for r in runs.values():
+        agent = user_id(r.user.uid) if r.user else None
+        doc.wasAssociatedWith(run_id(r.uid), agent, transform_id(r.transform.uid))
+    for a in arts.values():
+        if a.user is not None:
+            doc.wasAttributedTo(artifact_id(a.uid), user_id(a.user.uid))
+    for r in runs.values():
+        if r.parent in runs:
+            doc.wasStartedBy(run_id(r.uid), None, run_id(runs[r.parent].uid), r.started_at)
+    return doc
+
+
+def _db_id(node_id: str) -> int:
+    return int(node_id[1:])
+
+
+def write_prov(graph, path: str | os.PathLike, format: str = "json") -> Path:
+    """Write the PROV document of a graph as PROV-JSON (format "json") or PROV-N ("provn")."""
+    if format not in ("json", "provn"):
+        raise ValidationError(f"unknown PROV format {format!r}: use 'json' or 'provn'")
+    doc = prov_document(graph)
+    text = doc.serialize(format="json", indent=2) if format == "json" else doc.get_provn()
+    return write_text(Path(path), text + "\n")
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write a file whole or not at all (a temporary file renamed into place)."""
+    if path.is_dir():
+        raise ValidationError(f"{path} is a folder: a PROV export is one file, give its path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,560 @@
+"""A lineage graph as an RO-Crate, through the `rocrate` library, following the Workflow Run Crate
+and Provenance Run Crate profiles 0.5 (on RO-Crate 1.1 and Workflow RO-Crate 1.0).
+
+flowprov records what ran, not a workflow definition, so the crate's workflow is synthesised: it
+is the recorded lineage itself. The crate holds (entity ids in brackets):
+
+- the main entity [lineage.prov.json]: a ComputationalWorkflow (and HowTo) named "the recorded
+  <direction> lineage of <record>", whose file is the W3C PROV-JSON of the same graph
+  (programmingLanguage: PROV-JSON, see prov.py). Its `step`s are one HowToStep
+  [#step-<transform uid>] per distinct transform of the graph's runs (`position` follows the data
+  flow when the transforms form no cycle), each with workExample → a SoftwareApplication
+  [#transform-<uid>], which the workflow lists in `hasPart`;
+- per run, a CreateAction [#run-<uid>]: instrument = its transform's SoftwareApplication,
+  object = input files, result = output files, agent = a Person [#user-<uid>], startTime,
+  endTime, actionStatus (error when it failed), the params in `description`; and a
+  ControlAction [#control-<uid>]: instrument = the step, object = the CreateAction;
+- per enclosing run (a Snakemake workflow run, a Prefect flow run), a CreateAction of its own
+  transform; its members' descriptions name it;
+- a workflow-level CreateAction [#lineage]: instrument = the main workflow, object = the files no
+  run of the graph produced, result = the files no run of the graph read, the time span of the
+  runs, FailedActionStatus if any run failed;
+- an OrganizeAction [#flowprov-records]: instrument = a SoftwareApplication [#flowprov] and the
+  engines runs name [#engine-<name>], object = the ControlActions, result = [#lineage];
+- a File per artifact file, a Dataset per folder with `hasPart` Files; each File has `sha256`
+  (the artifact's checksums["sha256"], or its hash if flowprov hashed with sha256, else computed
+  by streaming the file), `contentSize`, `encodingFormat` when the suffix tells, and the
+  artifact's uid as `identifier`.
+
+Files are referred to where they are, by absolute URI (file:// or the storage URL), and nothing
+is copied; with_data=True copies them into the crate under their key (``<uid>/<key>`` on a clash,
+``<uid><suffix>`` without a key). A file that cannot be read, or whose bytes no longer have the
+recorded hash, is exported without sha256 (and not copied) and reported in the warnings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mimetypes
+import os
+import secrets
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
+from io import BytesIO
+from pathlib import Path
+
+import blake3
+from rocrate.model import ComputerLanguage, ContextEntity, Person, SoftwareApplication
+from rocrate.rocrate import ROCrate
+
+from .. import __version__
+from ..errors import StorageError, ValidationError
+from ..instance import current
+from . import ArtifactInfo, Details, RunInfo, TransformInfo, details
+
+PROFILES = (
+    ("https://w3id.org/ro/wfrun/process/0.5", "Process Run Crate", "0.5"),
+    ("https://w3id.org/ro/wfrun/workflow/0.5", "Workflow Run Crate", "0.5"),
+    ("https://w3id.org/ro/wfrun/provenance/0.5", "Provenance Run Crate", "0.5"),
+    ("https://w3id.org/workflowhub/workflow-ro-crate/1.0", "Workflow RO-Crate", "1.0"),
+)
+WFRUN_CONTEXT = "https://w3id.org/ro/terms/workflow-run/context"  # defines sha256, md5, ...
+WORKFLOW_FILE = "lineage.prov.json"
+PROV_JSON = "https://www.w3.org/Submission/prov-json/"
+SCHEMA = "http://schema.org/"
+STATUS = {
+    "completed": "CompletedActionStatus",
+    "cached": "CompletedActionStatus",
+    "started": "ActiveActionStatus",
+    "scheduled": "PotentialActionStatus",
+}  # any other status (failed, crashed, aborted, cancelled) → FailedActionStatus
+ENGINES = {
+    "snakemake": "https://snakemake.github.io",
+    "nextflow": "https://www.nextflow.io",
+    "prefect": "https://www.prefect.io",
+}
+FORMATS = {  # suffixes Python's mimetypes does not know
+    ".parquet": "application/vnd.apache.parquet",
+    ".tsv": "text/tab-separated-values",
+    ".yaml": "application/yaml",
+    ".yml": "application/yaml",
+    ".ipynb": "application/x-ipynb+json",
+    ".h5ad": "application/x-hdf5",
+}
+COMPRESSED = {"gzip": "application/gzip", "bzip2": "application/x-bzip2", "xz": "application/x-xz"}
+_RESERVED = {"ro-crate-metadata.json", "ro-crate-preview.html", WORKFLOW_FILE}
+_BLOCK = 1 << 20
+
+
+@dataclass
+class CrateResult:
+    path: Path
+    warnings: list[str] = field(default_factory=list)
+
+
+def write_crate(
+    graph, path: str | os.PathLike, *, with_data: bool = False, license: str | None = None
+) -> CrateResult:
+    """Write the RO-Crate of a lineage graph to a folder (new or empty), or to a zip file when
+    `path` ends in .zip. `license` (a URL or SPDX id) applies to the crate's content; Workflow
+    RO-Crate asks for one, flowprov cannot know it."""
+    path = Path(path).absolute()
+    zipped = path.suffix.lower() == ".zip"
+    if zipped and path.is_dir():
+        raise ValidationError(f"{path} is a folder: a zipped crate needs a file path")
+    if not zipped and path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise ValidationError(f"{path} exists and is not an empty folder: choose a new crate path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.part-{secrets.token_hex(4)}")
+    with tempfile.TemporaryDirectory(prefix="flowprov-crate-") as scratch:
+        builder = _Builder(graph, details(graph), with_data, Path(scratch))
+        crate = builder.build(license)
+        packed = staging.with_name(staging.name + ".zip")
+        try:
+            crate.write(staging)
+            if zipped:
+                _zip(staging, packed)
+                os.replace(packed, path)
+            else:
+                if path.exists():
+                    path.rmdir()
+                os.replace(staging, path)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            packed.unlink(missing_ok=True)
+    return CrateResult(path, builder.warnings)
+
+
+def _zip(folder: Path, target: Path) -> None:
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        for p in sorted(folder.rglob("*")):
+            if p.is_file():
+                zf.write(p, p.relative_to(folder).as_posix())
+
+
+def encoding_format(suffix: str) -> str | None:
+    """The media type a suffix tells ('.tsv.gz' → application/gzip), if any."""
+    if not suffix:
+        return None
+    kind, compression = mimetypes.guess_type(f"x{suffix}", strict=False)
+    if compression:
+        return COMPRESSED.get(compression)
+    return FORMATS.get(suffix.lower()) or kind
+
+
+def _status(status: str) -> dict:
+    return {"@id": SCHEMA + STATUS.get(status, "FailedActionStatus")}
+
+
+def _time(v) -> str | None:
+    return v.isoformat() if v is not None else None
+
+
+def _clean(props: dict) -> dict:
+    return {k: v for k, v in props.items() if v is not None and v != "" and v != []}
+
+
+# -- reading files -----------------------------------------------------------------------------
+
+
+def _open(location: str, local: bool):
+    if local:
+        return open(location, "rb")
+    import fsspec
+
+    fs, p = fsspec.core.url_to_fs(location)
+    return fs.open(p, "rb")
+
+
+def _list(location: str, local: bool) -> list[tuple[str, str]]:
+    """(relative path, location) of every file of a folder."""
+    if local:
+        from ..hashing import list_folder
+
+        if not os.path.isdir(location):
+            raise FileNotFoundError(f"no such folder: {location}")
+        return [(rel, os.path.join(location, rel)) for rel in list_folder(location)]
+    import fsspec
+
+    fs, base = fsspec.core.url_to_fs(location)
+    rels = sorted(f[len(base) :].lstrip("/") for f in fs.find(base))
+    if not rels:
+        raise FileNotFoundError(f"no such folder: {location}")
+    return [(rel, f"{location}/{rel}") for rel in rels]
+
+
+def _read(location: str, local: bool, algorithm: str | None, copy_to: Path | None):
+    """sha256, the `algorithm` hash (to compare with the recorded one) and size of a file, read
+    once; the bytes are also written to `copy_to` if given (remote files copied into a crate)."""
+    sha = hashlib.sha256()
+    own = None
+    if algorithm == "blake3":
+        own = blake3.blake3()
+    elif algorithm in ("sha256", "md5"):
+        own = hashlib.new(algorithm)
+    size = 0
+    out = None
+    if copy_to is not None:
+        copy_to.parent.mkdir(parents=True, exist_ok=True)
+        out = open(copy_to, "wb")
+    try:
+        with _open(location, local) as f:
+            while chunk := f.read(_BLOCK):
+                sha.update(chunk)
+                if own is not None:
+                    own.update(chunk)
+                if out is not None:
+                    out.write(chunk)
+                size += len(chunk)
+    finally:
+        if out is not None:
+            out.close()
+    return sha.hexdigest(), own.hexdigest() if own is not None else None, size
+
+
+# -- building ----------------------------------------------------------------------------------
+
+
+class _Builder:
+    def __init__(self, graph, info: Details, with_data: bool, scratch: Path):
+        self.g, self.info, self.with_data, self.scratch = graph, info, with_data, scratch
+        self.crate = ROCrate(version="1.1")
+        self.warnings: list[str] = []
+        self.data: dict[str, object] = {}  # artifact node id → File / Dataset entity
+        self.taken: set[str] = set(_RESERVED)  # paths of files inside the crate (with_data)
+        self.dirs: set[str] = set()  # and their folders
+        self.ids: set[str] = set()  # absolute URIs already used as ids
+        self.inputs: dict[str, list[str]] = {}  # run node id → artifact node ids, and back
+        self.outputs: dict[str, list[str]] = {}
+        for e in graph.edges:
+            if e.kind == "used":
+                self.inputs.setdefault(e.target, []).append(e.source)
+            elif e.kind == "generated":
+                self.outputs.setdefault(e.source, []).append(e.target)
+
+    def build(self, license: str | None) -> ROCrate:
+        crate, info = self.crate, self.info
+        crate.metadata.extra_contexts.append(WFRUN_CONTEXT)
+        crate.name = info.title[:1].upper() + info.title[1:]
+        crate.description = (
+            f"The runs and files flowprov recorded: the {info.title}, exported from instance "
+            f"{current().name!r} by flowprov {__version__}."
+        )
+        if license:
+            crate.license = license
+        for uri, name, version in PROFILES:
+            profile = crate.add(
+                ContextEntity(
+                    crate, uri, {"@type": "CreativeWork", "name": name, "version": version}
+                )
+            )
+            crate.root_dataset.append_to("conformsTo", profile)
+
+        for nid in sorted(info.artifacts, key=_db_id):
+            self.data[nid] = self._data_entity(info.artifacts[nid])
+        runs = {n.id: info.runs[n.id] for n in sorted(self.g.runs, key=lambda n: _db_id(n.id))}
+        enclosing = {i: info.runs[i] for i in sorted(self.g.groups, key=_db_id) if i not in runs}
+        people = self._people([*runs.values(), *enclosing.values()])
+        apps = {
+            r.transform.uid: self._transform_app(r.transform)
+            for r in [*runs.values(), *enclosing.values()]
+        }
+        flowprov_app = crate.add(
+            SoftwareApplication(crate, "#flowprov", {"name": "flowprov", "version": __version__})
+        )
+        named = {r.engine for r in [*runs.values(), *enclosing.values()]} - {None}
+        engines = [self._engine(e) for e in sorted(named)]
+
+        workflow, steps = self._workflow(runs, apps)
+        actions, controls = [], []
+        for nid, r in [*runs.items(), *enclosing.items()]:
+            action = self._run_action(nid, r, apps[r.transform.uid], people)
+            actions.append(action)
+            if nid in runs:
+                controls.append(
+                    crate.add_action(
+                        steps[r.transform.uid],
+                        f"#control-{r.uid}",
+                        object=action,
+                        properties={
+                            "@type": "ControlAction",
+                            "name": f"orchestrate {r.transform.name}",
+                            "actionStatus": _status(r.status),
+                        },
+                    )
+                )
+        lineage = self._lineage_action(workflow, runs, people)
+        span = self._span(runs.values())
+        crate.add_action(
+            [flowprov_app, *engines],
+            "#flowprov-records",
+            object=controls,
+            result=lineage,
+            properties=_clean(
+                {
+                    "@type": "OrganizeAction",
+                    "name": f"flowprov records of the {info.title}",
+                    **span,
+                }
+            ),
+        )
+        for action in [lineage, *actions]:
+            crate.root_dataset.append_to("mentions", action)
+        return crate
+
+    # -- contextual entities -------------------------------------------------------------------
+    def _people(self, runs: list[RunInfo]) -> dict[str, Person]:
+        out = {}
+        for r in runs:
+            u = r.user
+            if u is not None and u.uid not in out:
+                props = {"name": u.name or u.handle, "alternateName": u.handle, "identifier": u.uid}
+                out[u.uid] = self.crate.add(Person(self.crate, f"#user-{u.uid}", _clean(props)))
+        return out
+
+    def _transform_app(self, t: TransformInfo) -> SoftwareApplication:
+        url = (
+            t.reference if t.reference and t.reference.startswith(("http://", "https://")) else None
+        )
+        props = {
+            "name": t.name,
+            "version": t.version,
+            "description": t.description,
+            "identifier": t.uid,
+            "applicationCategory": t.type,
+            "url": url,
+        }
+        return self.crate.add(SoftwareApplication(self.crate, f"#transform-{t.uid}", _clean(props)))
+
+    def _engine(self, name: str) -> SoftwareApplication:
+        slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        props = {"name": name, "url": ENGINES.get(name.lower())}
+        return self.crate.add(SoftwareApplication(self.crate, f"#engine-{slug}", _clean(props)))
+
+    def _workflow(self, runs: dict[str, RunInfo], apps: dict[str, SoftwareApplication]):
+        crate, info = self.crate, self.info
+        from .prov import prov_document
+
+        lang = crate.add(
+            ComputerLanguage(
+                crate,
+                PROV_JSON,
+                {
+                    "name": "PROV-JSON",
+                    "alternateName": "W3C PROV-JSON",
+                    "identifier": {"@id": PROV_JSON},
+                    "url": {"@id": PROV_JSON},
+                },
+            )
+        )
+        text = prov_document(self.g, info).serialize(format="json", indent=2)
+        workflow = crate.add_workflow(
+            BytesIO(text.encode()),
+            WORKFLOW_FILE,
+            main=True,
+            lang=lang,
+            properties={
+                "@type": ["File", "SoftwareSourceCode", "ComputationalWorkflow", "HowTo"],
+                "name": f"The recorded {info.title}",
+                "description": (
+                    "Synthesised by flowprov: not a workflow definition but the lineage flowprov "
+                    "recorded — the transforms run (steps), and the runs, files and people that "
+                    "connect them — written as W3C PROV-JSON."
+                ),
+                "encodingFormat": "application/json",
+            },
+        )
+        steps = {}
+        order, acyclic = _step_order(self.g, runs)
+        for i, t_uid in enumerate(order):
+            app = apps[t_uid]
+            props = {"@type": "HowToStep", "name": app["name"], "workExample": app}
+            if acyclic:
+                props["position"] = i
+            steps[t_uid] = crate.add(ContextEntity(crate, f"#step-{t_uid}", props))
+            workflow.append_to("step", steps[t_uid])
+            workflow.append_to("hasPart", app)
+        return workflow, steps
+
+    # -- actions -------------------------------------------------------------------------------
+    def _run_action(self, nid: str, r: RunInfo, app, people) -> ContextEntity:
+        t = r.transform
+        notes = []
+        if r.params:
+            notes.append(f"params: {json.dumps(r.params, sort_keys=True, default=str)}")
+        parent = self.info.runs.get(r.parent) if r.parent else None
+        if parent is not None:
+            notes.append(f"inside run {parent.uid} of {parent.transform.name} (#run-{parent.uid})")
+        failed = STATUS.get(r.status) is None
+        props = {
+            "@type": "CreateAction",
+            "name": f"Run {r.uid} of {t.name}" + (f" {t.version}" if t.version else ""),
+            "identifier": r.uid,
+            "description": "; ".join(notes),
+            "startTime": _time(r.started_at),
+            "endTime": _time(r.finished_at),
+            "actionStatus": _status(r.status),
+            "error": (r.error or "")[-2000:] if failed else None,
+            "agent": people.get(r.user.uid) if r.user else None,
+        }
+        ins = [self.data[a] for a in self.inputs.get(nid, [])]
+        outs = [self.data[a] for a in self.outputs.get(nid, [])]
+        return self.crate.add_action(app, f"#run-{r.uid}", ins, outs, _clean(props))
+
+    def _lineage_action(self, workflow, runs: dict[str, RunInfo], people) -> ContextEntity:
+        made = {a for arts in self.outputs.values() for a in arts}
+        read = {a for arts in self.inputs.values() for a in arts}
+        statuses = {STATUS.get(r.status, "FailedActionStatus") for r in runs.values()}
+        status = next(
+            (s for s in ("FailedActionStatus", "ActiveActionStatus") if s in statuses),
+            "CompletedActionStatus",
+        )
+        agents = [people[u] for u in dict.fromkeys(r.user.uid for r in runs.values() if r.user)]
+        props = {
+            "@type": "CreateAction",
+            "name": f"The runs of the {self.info.title}",
+            "actionStatus": {"@id": SCHEMA + status},
+            "agent": agents,
+            **self._span(runs.values()),
+        }
+        return self.crate.add_action(
+            workflow,
+            "#lineage",
+            [e for nid, e in self.data.items() if nid not in made],
+            [e for nid, e in self.data.items() if nid in made and nid not in read],
+            _clean(props),
+        )
+
+    @staticmethod
+    def _span(runs) -> dict:
+        runs = list(runs)
+        starts = [r.started_at for r in runs if r.started_at]
+        ends = [r.finished_at for r in runs]
+        return {
+            "startTime": _time(min(starts)) if starts else None,
+            "endTime": _time(max(ends)) if ends and None not in ends else None,
+        }
+
+    # -- data entities -------------------------------------------------------------------------
+    def _data_entity(self, a: ArtifactInfo):
+        props = {"name": a.name, "identifier": a.uid, "description": a.description}
+        if a.is_folder:
+            return self._folder(a, props)
+        known = a.checksums.get("sha256")
+        if not isinstance(known, str):
+            known = a.hash if a.hash_type == "sha256" else None
+        props.update(encodingFormat=encoding_format(a.suffix))
+        return self._file(a, a.location, None, known, a.size, props)
+
+    def _file(self, a: ArtifactInfo, location, rel, known, size, props, dest=None):
+        """A File for one file (of a folder when rel is set); `known` is its sha256 if known."""
+        copy = dest or (self._dest(a) if self.with_data else None)
+        scratch = None
+        if copy and not a.is_local:
+            scratch = self.scratch / secrets.token_hex(8)
+        sha = known
+        what = f"file {rel} of folder artifact {a.uid}" if rel else f"artifact {a.uid}"
+        try:
+            if known is None or scratch is not None:
+                algorithm = None if rel else a.hash_type
+                sha, own, read = _read(location, a.is_local, algorithm, scratch)
+                size = size if size is not None else read
+                if own is not None and own != a.hash:
+                    self.warnings.append(
+                        f"{what} changed since it was recorded ({location}): "
+                        "exported without sha256" + (", not copied" if copy else "")
+                    )
+                    sha, copy = None, None
+            elif not os.path.isfile(location) and a.is_local:
+                raise FileNotFoundError(location)
+        except (OSError, StorageError) as e:
+            self.warnings.append(
+                f"{what} could not be read ({location}: {e}): exported "
+                + ("with its recorded sha256" if known else "without sha256")
+                + (", not copied" if copy else "")
+            )
+            sha, copy = known, None
+        props = _clean(
+            {**props, "sha256": sha, "contentSize": str(size) if size is not None else None}
+        )
+        if copy:
+            source = scratch or location
+            return self.crate.add_file(source, dest_path=copy, properties=props)
+        uri = self._uri(a, location)
+        return self.crate.add_file(uri, properties=props)
+
+    def _folder(self, a: ArtifactInfo, props: dict):
+        dest = self._dest(a) if self.with_data else None
+        try:
+            files = _list(a.location, a.is_local)
+        except (OSError, StorageError) as e:
+            self.warnings.append(
+                f"folder artifact {a.uid} could not be listed ({a.location}: {e}): "
+                "exported without its files"
+            )
+            files, dest = [], None
+        parts = []
+        for rel, location in files:
+            part_props = {"name": rel, "encodingFormat": encoding_format(Path(rel).suffix)}
+            part_dest = f"{dest}/{rel}" if dest else None
+            parts.append(self._file(a, location, rel, None, None, part_props, part_dest))
+        props = _clean({**props, "hasPart": parts})
+        if dest:
+            return self.crate.add_dataset(None, dest_path=dest, properties=props)
+        return self.crate.add_dataset(self._uri(a, a.location), properties=props)
+
+    def _uri(self, a: ArtifactInfo, location: str) -> str:
+        uri = Path(location).as_uri() if a.is_local else location
+        if uri in self.ids:  # two versions of an in-place file: same place, different bytes
+            uri = f"{uri}#{a.uid}"
+        self.ids.add(uri)
+        return uri
+
+    def _dest(self, a: ArtifactInfo) -> str:
+        """Where an artifact goes inside the crate: its key, unless that clashes."""
+        path = a.key or f"{a.uid}{a.suffix}"
+        if self._clashes(path):
+            path = f"{a.uid}/{path}"
+        self.taken.add(path)
+        parts = path.split("/")
+        self.dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
+        return path
+
+    def _clashes(self, path: str) -> bool:
+        parts = path.split("/")
+        prefixes = ("/".join(parts[:i]) for i in range(1, len(parts)))
+        return path in self.taken or path in self.dirs or any(p in self.taken for p in prefixes)
+
+
+# -- step order --------------------------------------------------------------------------------
+
+
+def _transform_edges(graph, runs: dict[str, RunInfo]) -> dict[str, set[str]]:
+    """Transform uid → uids of the transforms whose runs made what its runs read."""
+    maker = {e.target: e.source for e in graph.edges if e.kind == "generated"}
+    deps: dict[str, set[str]] = {r.transform.uid: set() for r in runs.values()}
+    for e in graph.edges:
+        if e.kind == "used" and e.target in runs and maker.get(e.source) in runs:
+            before = runs[maker[e.source]].transform.uid
+            after = runs[e.target].transform.uid
+            if before != after:
+                deps[after].add(before)
+    return deps
+
+
+def _step_order(graph, runs: dict[str, RunInfo]) -> tuple[list[str], bool]:
+    """Transforms in data-flow order, and whether there is one (transforms can form a cycle:
+    A's run made x, B's run read x and made y, a later run of A read y); else first-run order."""
+    deps = _transform_edges(graph, runs)
+    try:
+        return list(TopologicalSorter(deps).static_order()), True
+    except CycleError:
+        return list(deps), False
+
+
+def _db_id(node_id: str) -> int:
+    return int(node_id[1:])

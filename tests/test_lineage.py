@@ -341,3 +341,35 @@ def test_cli_lineage_impact_parents(chain, fp_env, run_flowprov):
     assert bad.returncode == 1 and "no record has uid" in bad.stderr
     user = run_flowprov("lineage", fp.User.current().uid, check=False)
     assert user.returncode == 1 and "lineage is of artifacts, runs and transforms" in user.stderr
+
+
+def test_cli_export(chain, fp_env, run_flowprov):
+    from prov.model import ProvDocument
+    from rocrate.rocrate import ROCrate
+
+    arts, runs = chain
+    run_flowprov("export", arts[-1].uid, "--format", "prov-json", "-o", str(fp_env / "l.json"))
+    doc = ProvDocument.deserialize(str(fp_env / "l.json"), format="json")
+    assert len(list(doc.get_records())) > 30
+    out = run_flowprov(
+        "export",
+        arts[3].uid,
+        "--format",
+        "ro-crate",
+        "--downstream",
+        "--license",
+        "CC-BY-4.0",
+        "-o",
+        str(fp_env / "crate.zip"),
+    )
+    assert "crate.zip" in out.stdout
+    crate = ROCrate(str(fp_env / "crate.zip"))
+    assert crate.root_dataset["license"] in ("CC-BY-4.0", crate.get("CC-BY-4.0"))
+    actions = [
+        e for e in crate.get_entities() if e.type == "CreateAction" and e.id.startswith("#run-")
+    ]
+    assert len(actions) == 7  # step3 … step9
+    bad = run_flowprov(
+        "export", arts[3].uid, "--format", "prov-n", "--with-data", "-o", "x", check=False
+    )
+    assert bad.returncode == 1 and "with_data" in bad.stderr

@@ -37,7 +37,9 @@ if MISSING and not IN_CI:  # under CI a missing browser is a failure, not a skip
         allow_module_level=True,
     )
 
-ARTIFACTS = Path(os.environ.get("FLOWPROV_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts"))
+ARTIFACTS = Path(
+    os.environ.get("FLOWPROV_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts")
+)
 
 
 @pytest.fixture
@@ -104,7 +106,13 @@ def test_click_a_node_and_see_its_record(instance, fp_env, browser):
     panel = browser.find_element(By.ID, "record")
     assert panel.get_attribute("data-shown") == f"a{screen.id}"
     text = panel.text
-    for expected in (screen.uid, "screen.parquet", screen.hash, fp.User.current().handle, "created_at"):
+    for expected in (
+        screen.uid,
+        "screen.parquet",
+        screen.hash,
+        fp.User.current().handle,
+        "created_at",
+    ):
         assert expected in text, expected
     assert "selected" in node.get_attribute("class")
 

@@ -332,12 +332,21 @@ def verify(uids, sample, seed, workers, show_ok, all_versions):
 )
 @_direction
 @click.option("--with-data", is_flag=True, help="RO-Crate: copy the files into the crate.")
-def export(uid, fmt, output, direction, depth, with_data):
+@click.option(
+    "--license",
+    "license_",
+    default=None,
+    metavar="URL|SPDX",
+    help="RO-Crate: the crate's license (Workflow RO-Crate asks for one), e.g. CC-BY-4.0.",
+)
+def export(uid, fmt, output, direction, depth, with_data, license_):
     """Export the lineage of a record as W3C PROV (PROV-JSON, PROV-N) or an RO-Crate."""
     from .exports import export as do_export
 
     rec = _lineage_record(uid)
-    path = do_export(rec, output, fmt, direction=direction, depth=depth, with_data=with_data)
+    path = do_export(
+        rec, output, fmt, direction=direction, depth=depth, with_data=with_data, license=license_
+    )
     _console().print(f"wrote {escape(str(path))} ({fmt})")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextvars
+import functools
 import json
 import logging
 import os
@@ -62,21 +63,35 @@ def environment(packages: bool = False) -> dict:
     return env
 
 
+@functools.cache
+def _distributions() -> dict:
+    """Top-level module → distributions, read once per process (scanning site-packages costs
+    ~0.5 s here; what is installed does not change under a running process in practice)."""
+    from importlib.metadata import packages_distributions
+
+    return packages_distributions()
+
+
+@functools.cache
+def _version(dist: str) -> str | None:
+    from importlib.metadata import version
+
+    try:
+        return version(dist)
+    except Exception:  # noqa: BLE001 - broken metadata must not break a run
+        return None
+
+
 def imported_packages() -> dict[str, str]:
     """Versions of the distributions whose top-level modules this process has imported."""
-    from importlib.metadata import packages_distributions, version
-
-    dists = packages_distributions()
+    dists = _distributions()
     out: dict[str, str] = {}
     for mod in list(sys.modules):
         if "." in mod or mod.startswith("_"):
             continue
         for dist in dists.get(mod, ()):
-            if dist not in out:
-                try:
-                    out[dist] = version(dist)
-                except Exception:  # noqa: BLE001 - broken metadata must not break a run
-                    pass
+            if dist not in out and (v := _version(dist)) is not None:
+                out[dist] = v
     return dict(sorted(out.items()))
 
 

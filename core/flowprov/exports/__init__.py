@@ -39,13 +39,15 @@ def export(
     direction: str = "upstream",
     depth: int | None = None,
     with_data: bool = False,
+    license: str | None = None,
 ) -> Path:
     """Write the lineage of an Artifact, Run or Transform to `path` as "prov-json", "prov-n" or
     "ro-crate" (a folder, or a zip when the path ends in .zip); returns the path written.
 
     with_data (RO-Crate only) copies the files into the crate; by default the crate refers to them
     where they are. Files that cannot be read are exported without checksum and logged as
-    warnings (see flowprov.exports.rocrate.write_crate for the list itself)."""
+    warnings (see flowprov.exports.rocrate.write_crate for the list itself). license (RO-Crate
+    only; Workflow RO-Crate asks for one): a URL or SPDX id such as "CC-BY-4.0"."""
     if format not in FORMATS:
         raise ValidationError(f"unknown export format {format!r}; use one of {', '.join(FORMATS)}")
     if with_data and format != "ro-crate":
@@ -59,7 +61,7 @@ def export(
     if format == "ro-crate":
         from .rocrate import write_crate
 
-        result = write_crate(graph, path, with_data=with_data)
+        result = write_crate(graph, path, with_data=with_data, license=license)
         for warning in result.warnings:
             logger.warning("%s", warning)
         return result.path

@@ -13,6 +13,10 @@ from pathlib import Path
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# screenshots and pictures tests keep for people to look at (not committed)
+TEST_ARTIFACTS = Path(
+    os.environ.get("FLOWPROV_TEST_ARTIFACTS", Path(__file__).parent.parent / "test-artifacts")
+)
 
 
 def _reset_process_state() -> None:

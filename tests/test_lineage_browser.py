@@ -11,7 +11,7 @@ from pathlib import Path
 import flowprov as fp
 import pytest
 
-from tests.conftest import IN_CI, write
+from tests.conftest import IN_CI, TEST_ARTIFACTS, write
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -129,7 +129,7 @@ def test_click_a_node_and_see_its_record(instance, fp_env, browser):
     hl = browser.find_element(By.ID, f"a{hits.id}")
     assert hl.find_element(By.CSS_SELECTOR, "path, polygon").get_attribute("fill") == "#ffedd5"
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shot = ARTIFACTS / "lineage-page.png"
+    TEST_ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = TEST_ARTIFACTS / "lineage-page.png"
     assert browser.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000

@@ -373,3 +373,29 @@ def test_cli_export(chain, fp_env, run_flowprov):
         "export", arts[3].uid, "--format", "prov-n", "--with-data", "-o", "x", check=False
     )
     assert bad.returncode == 1 and "with_data" in bad.stderr
+
+
+@needs_dot
+def test_view_lineage_in_jupyter_is_inline_with_the_current_runs_input_highlighted(chain, fp_env):
+    from tests.test_context import _execute, _notebook
+
+    arts, _ = chain
+    nb_path = _notebook(
+        fp_env / "project-flow.ipynb",
+        "Project flow",
+        [
+            "import flowprov as fp\nfp.track()",
+            f"a = fp.Artifact.get('{arts[-1].uid}')\na.cache()\na.view_lineage()",
+            "fp.Transform.get(a.transform.uid).view_parents()",
+            "fp.finish()",
+        ],
+    )
+    nb = _execute(nb_path)
+    outs = [o for c in nb.cells for o in c.get("outputs", [])]
+    assert not [o for o in outs if o.get("output_type") == "error"]
+    svgs = [o["data"]["image/svg+xml"] for o in outs if "image/svg+xml" in o.get("data", {})]
+    assert len(svgs) == 2
+    lineage_svg, parents_svg = svgs
+    assert "Project flow" in lineage_svg and "#ffedd5" in lineage_svg  # the notebook's run, below
+    assert "out9.tsv" in lineage_svg and "step0" in parents_svg
+    assert not list(fp_env.glob("lineage_*.html"))  # inline, no file

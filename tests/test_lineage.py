@@ -399,3 +399,20 @@ def test_view_lineage_in_jupyter_is_inline_with_the_current_runs_input_highlight
     assert "Project flow" in lineage_svg and "#ffedd5" in lineage_svg  # the notebook's run, below
     assert "out9.tsv" in lineage_svg and "step0" in parents_svg
     assert not list(fp_env.glob("lineage_*.html"))  # inline, no file
+
+
+def test_cli_answers_the_provenance_questions(chain, run_flowprov):
+    arts, runs = chain
+    me = fp.User.current().handle
+    show = run_flowprov("show", arts[3].uid).stdout  # creator transform, user, and readers
+    assert "step2" in show and me in show and runs[4].uid in show
+    readers = run_flowprov("ls", "runs", "--filter", f"inputs={arts[3].uid}").stdout
+    assert runs[4].uid in readers and runs[5].uid not in readers
+    by_user = run_flowprov(
+        "ls", "transforms", "--filter", f"created_by={me}", "--filter", "type=upload"
+    ).stdout
+    assert "Upload GWS CRISPRa result" in by_user and "step1" not in by_user
+    made = run_flowprov("ls", "artifacts", "--filter", f"transform={runs[4].transform.uid}").stdout
+    assert arts[4].uid in made and arts[5].uid not in made
+    feeds = run_flowprov("parents", runs[3].transform.uid).stdout
+    assert "step1" in feeds and "Upload GWS CRISPRa result" in feeds and "step4" not in feeds

@@ -157,13 +157,18 @@ def _linked_ids(table: Table, rel: Rel, target, inner):
 
 
 def _match_records(target, op: str, value: Any, where: str) -> ColumnElement:
-    """`created_by=user`, `run=run_uid`, `input_of__in=[...]`: records, uids or ids."""
+    """`created_by=user`, `run=run_uid`, `input_of__in=[...]`: records, uids or ids (and handles,
+    for users)."""
     from .records import Record
 
     def one(v):
         if isinstance(v, Record):
             return target._table.c.id == v._require_id()
         if isinstance(v, str):
+            if target.__name__ == "User":  # created_by="testuser1": a handle is as good as a uid
+                from sqlalchemy import or_
+
+                return or_(target._table.c.uid == v, target._table.c.handle == v)
             return target._table.c.uid == v
         if isinstance(v, int):
             return target._table.c.id == v

@@ -7,6 +7,7 @@ import os
 import shutil
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
+from pathlib import Path
 
 import flowprov as fp
 import pytest
@@ -113,6 +114,10 @@ def test_a_cycle_in_bad_data_does_not_hang(chain, instance):
     from flowprov.lineage.stale import stale
 
     assert stale() == []  # nothing changed: the loop alone is not staleness
+    # a new version inside the loop: the walk from it goes round the loop and still ends
+    step("step4", [], Path(instance.storage.root) / "out4.tsv", "out 4, corrected\n")
+    found = {s.key for s in stale()}
+    assert {"out5.tsv", "out9.tsv", "out0.tsv"} <= found
 
 
 def test_queries_per_lineage_do_not_grow_with_the_graph(chain, instance):

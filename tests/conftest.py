@@ -43,9 +43,76 @@ def fp_env(tmp_path, monkeypatch) -> Path:
     _reset_process_state()
 
 
+def service(start, what: str):
+    """Start a test service; skip when it cannot be found — but under CI=true, fail."""
+    from tests.services import ServiceMissing
+
+    try:
+        return start()
+    except ServiceMissing as e:
+        if IN_CI:
+            pytest.fail(f"{what} is required under CI: {e}")
+        pytest.skip(f"{what} not available: {e}")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One throwaway PostgreSQL 15 cluster for the session (each test gets its own database).
+    Passwords reach clients through a .pgpass file (PGPASSFILE), never through URLs."""
+    from tests.services import start_postgres
+
+    pg = service(start_postgres, "PostgreSQL")
+    old = os.environ.get("PGPASSFILE")
+    os.environ["PGPASSFILE"] = str(pg.pgpass)  # subprocesses (CLI, Snakemake) inherit it
+    yield pg
+    if old is None:
+        os.environ.pop("PGPASSFILE", None)
+    else:
+        os.environ["PGPASSFILE"] = old
+    pg.stop()
+
+
 @pytest.fixture
-def instance(fp_env):
-    """A fresh local instance (SQLite + storage folder) made current."""
+def pg_database(postgres):
+    """A fresh database in the session's cluster, dropped afterwards: its URL (no password)."""
+    name = postgres.new_database()
+    yield postgres.url(name)
+    from flowprov import instance as inst_mod
+
+    inst_mod.reset_cache()  # close pooled connections before the drop
+    postgres.drop_database(name)
+
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def db_url(backend, request) -> str | None:
+    """The database URL of the test's instance: None (SQLite inside the storage root) or a fresh
+    PostgreSQL database. Every test that uses `instance` runs on both."""
+    if backend == "sqlite":
+        return None
+    return request.getfixturevalue("pg_database")
+
+
+@pytest.fixture
+def instance(fp_env, db_url):
+    """A fresh instance (SQLite or PostgreSQL, + a storage folder) made current."""
+    from flowprov import instance as inst_mod
+
+    inst, created = inst_mod.init(fp_env / "mydata", db=db_url)
+    assert created
+    return inst
+
+
+@pytest.fixture
+def sqlite_instance(fp_env):
+    """The default local instance, for tests of what is SQLite's own (its file, its locking)."""
     from flowprov import instance as inst_mod
 
     inst, created = inst_mod.init(fp_env / "mydata")

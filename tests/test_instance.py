@@ -12,7 +12,8 @@ from flowprov.errors import DatabaseUnavailable, InstanceError, InstanceNotEmpty
 from tests.conftest import write
 
 
-def test_init_is_offline_sqlite_plus_storage_folder(instance, fp_env):
+def test_init_is_offline_sqlite_plus_storage_folder(sqlite_instance, fp_env):
+    instance = sqlite_instance
     root = Path(instance.storage.root)
     assert root == (fp_env / "mydata").resolve()
     assert (root / ".flowprov" / "flowprov.sqlite").is_file()
@@ -25,8 +26,8 @@ def test_init_is_offline_sqlite_plus_storage_folder(instance, fp_env):
         assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_init_twice_reconnects(instance, fp_env):
-    again, created = inst_mod.init(fp_env / "mydata")
+def test_init_twice_reconnects(instance, fp_env, db_url):
+    again, created = inst_mod.init(fp_env / "mydata", db=db_url)
     assert not created and again.config.uid == instance.config.uid
     assert fp.Storage.filter().count() == 1
 
@@ -54,7 +55,8 @@ def test_env_var_selects_the_instance(fp_env, monkeypatch):
         fp.Artifact.filter().count()
 
 
-def test_corrupt_database_file(instance):
+def test_corrupt_database_file(sqlite_instance):
+    instance = sqlite_instance
     db = Path(instance.storage.root) / ".flowprov" / "flowprov.sqlite"
     inst_mod.reset_cache()
     for ext in ("-wal", "-shm"):

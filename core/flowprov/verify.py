@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import BigInteger, bindparam, cast, func, literal, select
 
 from . import schema as S
 from .errors import FileMissingError, FlowprovError, ValidationError
@@ -101,7 +101,8 @@ def artifact_rows(
             n = max(1, round(total * share))
         if n is not None:
             if seed is not None:  # repeatable: a hash of the id instead of random()
-                q = q.order_by((S.artifacts.c.id * 2654435761 + seed) % 4294967291)
+                k = cast(S.artifacts.c.id, BigInteger) * literal(2654435761, BigInteger)
+                q = q.order_by((k + literal(seed, BigInteger)) % literal(4294967291, BigInteger))
             else:
                 q = q.order_by(func.random())
             q = q.limit(n)

@@ -5,12 +5,14 @@ import flowprov as fp
 from tests.conftest import write
 
 
-def test_init_login_info_ls_show_search_delete(run_flowprov, fp_env):
-    out = run_flowprov("init", "--storage", "./mydata").stdout
+def test_init_login_info_ls_show_search_delete(run_flowprov, fp_env, db_url):
+    db = ["--db", db_url] if db_url else []
+    out = run_flowprov("init", "--storage", "./mydata", *db).stdout
     root = (fp_env / "mydata").resolve()
     assert "created flowprov instance" in out and "/mydata" in out
-    assert f"storage:  {root}" in out and "database: sqlite:///" in out
-    assert "connected to existing" in run_flowprov("init", "--storage", "./mydata").stdout
+    expected_db = "postgresql+psycopg://flowprov@127.0.0.1:" if db_url else "sqlite:///"
+    assert f"storage:  {root}" in out and f"database: {expected_db}" in out
+    assert "connected to existing" in run_flowprov("init", "--storage", "./mydata", *db).stdout
 
     out = run_flowprov("login", "testuser1", "--name", "Test User1").stdout
     assert "logged in as testuser1 (Test User1)" in out

@@ -100,19 +100,26 @@ def test_bad_database_urls(fp_env):
         inst_mod.init(fp_env / "c", db="oracle+nosuchdriver://u@h/db")
 
 
-def test_older_schema_is_upgraded_on_open(fp_env):
+@pytest.fixture
+def empty_db(backend, fp_env, request) -> str:
+    """An empty database's URL: an SQLite file, or a fresh PostgreSQL database."""
+    if backend == "sqlite":
+        return f"sqlite:///{fp_env / 'old.sqlite'}"
+    return request.getfixturevalue("pg_database")
+
+
+def test_older_schema_is_upgraded_on_open(fp_env, empty_db):
     from flowprov.db import make_engine, migrate, schema_revision
     from flowprov.migrations import SCHEMA_HEAD
     from sqlalchemy import inspect
 
-    db = fp_env / "old.sqlite"
-    engine = make_engine(f"sqlite:///{db}")
+    engine = make_engine(empty_db)
     migrate(engine, "0001")  # what flowprov 0.1's first release created
     with engine.connect() as c:
         assert schema_revision(c) == "0001"
         assert "ix_runs_started_at" not in {i["name"] for i in inspect(c).get_indexes("runs")}
     engine.dispose()
-    inst, created = inst_mod.init(fp_env / "old", db=f"sqlite:///{db}")
+    inst, created = inst_mod.init(fp_env / "old", db=empty_db)
     assert not created
     with inst.engine.connect() as c:
         assert schema_revision(c) == SCHEMA_HEAD
@@ -177,25 +184,24 @@ def test_user_identity(instance, fp_env, monkeypatch):
     assert t.created_by.handle == "testuser2"
 
 
-def test_run_outputs_are_backfilled_when_upgrading(fp_env):
+def test_run_outputs_are_backfilled_when_upgrading(fp_env, empty_db):
     from flowprov.db import make_engine, migrate
     from sqlalchemy import text
 
-    db = fp_env / "v4.sqlite"
-    engine = make_engine(f"sqlite:///{db}")
+    engine = make_engine(empty_db)
     migrate(engine, "0004")
     now = "2025-01-01 00:00:00"
     with engine.begin() as c:
         c.execute(text(f"INSERT INTO users VALUES (1, 'u0000001', 'lab', NULL, '{now}', '{now}')"))
         c.execute(
             text(
-                f"INSERT INTO storages VALUES (1, 's00000000001', '/data', 'local', NULL, NULL, 1, 1, '{now}', '{now}')"
+                f"INSERT INTO storages VALUES (1, 's00000000001', '/data', 'local', NULL, NULL, true, 1, '{now}', '{now}')"
             )
         )
         c.execute(
             text(
                 "INSERT INTO transforms (id, uid, stem, family, version_tag, name, type, is_latest, created_at, updated_at) "
-                f"VALUES (1, 't00000000001000', 't00000000001', 'x', '|', 'x', 'script', 1, '{now}', '{now}')"
+                f"VALUES (1, 't00000000001000', 't00000000001', 'x', '|', 'x', 'script', true, '{now}', '{now}')"
             )
         )
         c.execute(
@@ -208,10 +214,10 @@ def test_run_outputs_are_backfilled_when_upgrading(fp_env):
             text(
                 "INSERT INTO artifacts (id, uid, stem, key_is_virtual, suffix, hash, hash_type, n_objects, is_latest, "
                 f"managed, storage_id, run_id, created_at, updated_at) VALUES (3, 'a000000000000000000', 'a000000000000000', "
-                f"0, '.txt', 'h', 'blake3', 1, 1, 0, 1, 7, '{now}', '{now}')"
+                f"false, '.txt', 'h', 'blake3', 1, true, false, 1, 7, '{now}', '{now}')"
             )
         )
     engine.dispose()
-    inst, _ = inst_mod.init(fp_env / "v4", db=f"sqlite:///{db}")
+    inst, _ = inst_mod.init(fp_env / "v4", db=empty_db)
     with inst.engine.connect() as c:
         assert c.execute(text("SELECT run_id, artifact_id FROM run_outputs")).all() == [(7, 3)]

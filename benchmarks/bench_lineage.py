@@ -88,8 +88,23 @@ def fill_big(db: str, n_runs: int, outputs_per_run: int = 5) -> None:
         for j in range(outputs_per_run):
             aid = art0 + k * outputs_per_run + j
             h = f"{aid:064x}"
-            arts.append((aid, f"b{aid:019d}", f"b{aid:015d}", f"bench/{aid}.tsv", ".tsv", 100, h,
-                         "blake3", storage, rid, user, now, now))
+            arts.append(
+                (
+                    aid,
+                    f"b{aid:019d}",
+                    f"b{aid:015d}",
+                    f"bench/{aid}.tsv",
+                    ".tsv",
+                    100,
+                    h,
+                    "blake3",
+                    storage,
+                    rid,
+                    user,
+                    now,
+                    now,
+                )
+            )
             outs.append((rid, aid, now))
         if k % 10:  # not the first step of its pipeline: read outputs of the step before
             prev_first = art0 + (k - 1) * outputs_per_run
@@ -106,7 +121,9 @@ def fill_big(db: str, n_runs: int, outputs_per_run: int = 5) -> None:
         " VALUES (?,?,?,?,0,?,?,?,?,1,1,0,?,?,?,?,?)",
         arts,
     )
-    cur.executemany("INSERT INTO run_outputs (run_id, artifact_id, created_at) VALUES (?,?,?)", outs)
+    cur.executemany(
+        "INSERT INTO run_outputs (run_id, artifact_id, created_at) VALUES (?,?,?)", outs
+    )
     cur.executemany("INSERT INTO run_inputs (run_id, artifact_id, created_at) VALUES (?,?,?)", ins)
     con.commit()
     cur.execute("ANALYZE")
@@ -135,9 +152,11 @@ def main() -> None:
         raw_con = sqlite3.connect(db)
         raw_small = timed(lambda: raw_con.execute(RAW_WALK, (end.id,)).fetchall(), a.trials)
         m, r = median(small) * 1e3, median(raw_small) * 1e3
-        print(f"1. upstream of a 10-step chain's end: {m:.2f} ms median of {a.trials} "
-              f"(raw sqlite3 walk {r:.2f} ms, ×{m / r:.1f}) target ≤ 5 ms: {verdict(m <= 5)}; "
-              f"LaminDB 77 ms → ×{77 / m:.0f} faster")
+        print(
+            f"1. upstream of a 10-step chain's end: {m:.2f} ms median of {a.trials} "
+            f"(raw sqlite3 walk {r:.2f} ms, ×{m / r:.1f}) target ≤ 5 ms: {verdict(m <= 5)}; "
+            f"LaminDB 77 ms → ×{77 / m:.0f} faster"
+        )
 
         t0 = time.perf_counter()
         fill_big(db, n_runs)
@@ -154,14 +173,20 @@ def main() -> None:
         big = timed(lambda: end.lineage(), a.trials)
         raw_big = timed(lambda: raw_con.execute(RAW_WALK, (end.id,)).fetchall(), a.trials)
         m, r = median(big) * 1e3, median(raw_big) * 1e3
-        print(f"2. the same walk among {n_art:,} artifacts and {n_run:,} runs: {m:.2f} ms "
-              f"(raw sqlite3 {r:.2f} ms, ×{m / r:.1f}) target ≤ 100 ms: {verdict(m <= 100)}")
+        print(
+            f"2. the same walk among {n_art:,} artifacts and {n_run:,} runs: {m:.2f} ms "
+            f"(raw sqlite3 {r:.2f} ms, ×{m / r:.1f}) target ≤ 100 ms: {verdict(m <= 100)}"
+        )
         # a pipeline of the big store: 10 steps, 5 outputs each, one or two read per step
-        deep = fp.Artifact.filter(key=f"bench/{raw_con.execute('SELECT max(id) FROM artifacts').fetchone()[0]}.tsv").one()
+        deep = fp.Artifact.filter(
+            key=f"bench/{raw_con.execute('SELECT max(id) FROM artifacts').fetchone()[0]}.tsv"
+        ).one()
         wide = timed(lambda: deep.lineage(), a.trials)
         gd = deep.lineage()
-        print(f"   upstream of the last artifact of a generated 10-step pipeline "
-              f"({len(gd.runs)} runs, {len(gd.artifacts)} artifacts): {median(wide) * 1e3:.2f} ms")
+        print(
+            f"   upstream of the last artifact of a generated 10-step pipeline "
+            f"({len(gd.runs)} runs, {len(gd.artifacts)} artifacts): {median(wide) * 1e3:.2f} ms"
+        )
         raw_con.close()
 
         # 3. a run with 1,000 outputs, drawn
@@ -182,13 +207,19 @@ def main() -> None:
         svg_times = timed(lambda: run.lineage().to_svg(), 7)
         graph_times = timed(lambda: run.lineage(), 21)
         dot_text = g.to_dot()
-        dot_only = timed(lambda: subprocess.run(["dot", "-Tsvg"], input=dot_text.encode(),
-                                                capture_output=True, check=True), 7)
+        dot_only = timed(
+            lambda: subprocess.run(
+                ["dot", "-Tsvg"], input=dot_text.encode(), capture_output=True, check=True
+            ),
+            7,
+        )
         m = median(svg_times) * 1e3
-        print(f"3. SVG of a run with 1,000 outputs (collapsed into one node): {m:.0f} ms "
-              f"(graph alone {median(graph_times) * 1e3:.1f} ms; `dot` alone on the same text "
-              f"{median(dot_only) * 1e3:.0f} ms) target ≤ 300 ms: {verdict(m <= 300)}; "
-              f"LaminDB 540 ms")
+        print(
+            f"3. SVG of a run with 1,000 outputs (collapsed into one node): {m:.0f} ms "
+            f"(graph alone {median(graph_times) * 1e3:.1f} ms; `dot` alone on the same text "
+            f"{median(dot_only) * 1e3:.0f} ms) target ≤ 300 ms: {verdict(m <= 300)}; "
+            f"LaminDB 540 ms"
+        )
         full = timed(lambda: run.lineage().to_svg(collapse_over=None), 3)
         print(f"   the same with every one of the 1,000 outputs drawn: {median(full) * 1e3:.0f} ms")
 

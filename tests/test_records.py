@@ -255,3 +255,26 @@ def test_identical_outputs_of_two_runs_are_one_artifact_made_by_both(instance, f
     assert set(a.output_of) == {r1, r2}
     fp.Artifact(write(fp_env / "c.log", ""), run=r2).save()  # idempotent
     assert a.output_of.count() == 2
+
+
+def test_bulk_registration_matches_one_by_one(instance, fp_env):
+    """fp.save of many files takes the store's bulk path; mixed cases keep their meaning."""
+    root = fp_env / "mydata"
+    t = fp.Transform(name="bulk", type="rule").save()
+    r1 = fp.Run(transform=t).save()
+    before = fp.Artifact(write(root / "known.txt", "known bytes"), run=r1).save()
+    old = fp.Artifact(write(root / "versioned.txt", "v1"), run=r1).save()
+    r2 = fp.Run(transform=t).save()
+    paths = [write(root / "new" / f"n{i}.txt", f"new {i}") for i in range(25)]
+    paths += [write(root / "twin_a.txt", "twins"), write(root / "twin_b.txt", "twins")]
+    paths += [write(root / "copy_of_known.txt", "known bytes")]
+    paths += [write(root / "versioned.txt", "v2")]
+    arts = fp.save([fp.Artifact(p, run=r2) for p in paths])
+    assert [a.existed for a in arts] == [False] * 25 + [False, True, True, False]
+    assert arts[25].uid == arts[26].uid and arts[27].uid == before.uid
+    assert arts[28].uid == old.stem + "0001" and not fp.Artifact.get(old.uid).is_latest
+    assert set(before.output_of) == {r1, r2} and before.run == r1
+    assert r2.outputs.count() == 25 + 1 + 1 + 1
+    assert fp.Artifact.filter(key__startswith="new/").count() == 25
+    again = fp.save([fp.Artifact(p, run=r2) for p in paths])  # idempotent
+    assert all(a.existed for a in again) and r2.outputs.count() == 28

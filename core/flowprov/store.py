@@ -8,6 +8,7 @@ retried and then finds that record instead of duplicating it.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 import blake3
@@ -62,6 +63,8 @@ _ARTIFACT_BY_HASH_OR_KEY = (
     .order_by(_A.c.id.desc())
 )
 _INSERT_ARTIFACT = _A.insert()
+_INSERT_ARTIFACTS_RETURNING = _A.insert().returning(_A.c.id, sort_by_parameter_order=True)
+_BULK_ARTIFACTS = 20  # from this many consecutive ArtifactRegistered, the bulk path pays off
 _INSERT_RUN = _R.insert()
 _INSERT_RUN_OUTPUT = S.run_outputs.insert()
 _RUN_OUTPUT_EXISTS = select(S.run_outputs.c.run_id).where(
@@ -186,21 +189,121 @@ class _Batch:
         self.prefetched = False
 
     def apply_all(self, events) -> list[Applied]:
-        """Apply events in order; long runs of RunStarted go through one bulk insert."""
+        """Apply events in order; long runs of RunStarted or ArtifactRegistered go through bulk
+        statements (one round trip for many rows: what a PostgreSQL server over a network needs)."""
         self.prefetch(events)
         out: list[Applied] = []
         i = 0
         while i < len(events):
+            kind = events[i].kind
             j = i
-            while j < len(events) and events[j].kind == "run_started":
+            while j < len(events) and events[j].kind == kind:
                 j += 1
-            if j - i >= 50:
+            if kind == "run_started" and j - i >= 50:
                 out += self._runs_started_bulk(events[i:j])
+                i = j
+            elif kind == "artifact_registered" and j - i >= _BULK_ARTIFACTS and self.prefetched:
+                out += self._artifacts_registered_bulk(events[i:j])
                 i = j
             else:
                 out.append(self.apply(events[i]))
                 i += 1
         return out
+
+    def _artifacts_registered_bulk(self, events: list[ArtifactRegistered]) -> list[Applied]:
+        """Many ArtifactRegistered at once (after prefetch). New bytes under a new key go in with
+        one executemany, and known bytes made by one more run are linked with another; any event
+        that shares bytes or a key with another event of the run, makes a new version, or needs
+        an update is applied one by one, after them (it cannot depend on them). Same results as
+        applying them one by one."""
+        hashes = Counter(e.hash for e in events)
+        keys = Counter((e.storage_root, e.key) for e in events if e.key is not None)
+        out: list[Applied | None] = [None] * len(events)
+        new: dict[int, dict] = {}
+        links: dict[int, tuple[int, int, object]] = {}  # event index → (run id, artifact id, at)
+        for i, e in enumerate(events):
+            if hashes[e.hash] > 1 or len(e.stem) != ARTIFACT_STEM:
+                continue
+            by = self.user_id(e.created_by, e.at)
+            sid = self.storage_id(e.storage_root, e.at, by)
+            row = self.by_hash.get(e.hash)
+            if row is not None:  # known bytes: only a link to one more producing run
+                if (
+                    e.run is not None
+                    and row.get("run_id") is not None
+                    and not (e.checksums and not row.get("checksums"))
+                ):
+                    links[i] = (self.run_id(e.run), row["id"], e.at)
+                continue
+            if e.key is not None and (
+                keys[(e.storage_root, e.key)] > 1 or (sid, e.key) in self.stem_by_key
+            ):
+                continue
+            new[i] = dict(
+                uid=e.stem + version_suffix(0),
+                stem=e.stem,
+                key=e.key,
+                key_is_virtual=e.key_is_virtual,
+                description=e.description,
+                suffix=e.suffix,
+                size=e.size,
+                hash=e.hash,
+                hash_type=e.hash_type,
+                checksums=e.checksums,
+                n_objects=e.n_objects,
+                is_latest=True,
+                managed=e.managed,
+                storage_id=sid,
+                run_id=self.run_id(e.run) if e.run else None,
+                created_by_id=by,
+                created_at=e.at,
+                updated_at=e.at,
+            )
+        if new:
+            order = list(new)
+            ids = self.conn.execute(_INSERT_ARTIFACTS_RETURNING, [new[i] for i in order]).scalars()
+            for i, aid in zip(order, ids, strict=True):
+                v = new[i]
+                v["id"] = aid
+                self.by_hash[v["hash"]] = v
+                if v["key"] is not None:
+                    self.stem_by_key[(v["storage_id"], v["key"])] = v["stem"]
+                if v["run_id"] is not None:
+                    links[i] = (v["run_id"], aid, v["created_at"])
+                out[i] = Applied(kind=events[i].kind, uid=v["uid"], existed=False, row=v)
+        if links:
+            self._link_outputs(links.values())
+            for i in links:
+                if out[i] is None:
+                    row = self.by_hash[events[i].hash]
+                    out[i] = Applied(kind=events[i].kind, uid=row["uid"], existed=True, row=row)
+        for i, e in enumerate(events):
+            if out[i] is None:
+                out[i] = self._artifact_registered(e)
+        return out
+
+    def _link_outputs(self, links) -> None:
+        """link_output for many (run, artifact, at) at once: one read, one executemany."""
+        links = list(links)
+        ro = S.run_outputs.c
+        runs = list({r for r, _, _ in links})
+        arts = list({a for _, a, _ in links})
+        have = set()
+        for i in range(0, len(arts), 500):
+            have |= set(
+                self.conn.execute(
+                    select(ro.run_id, ro.artifact_id).where(
+                        ro.run_id.in_(runs), ro.artifact_id.in_(arts[i : i + 500])
+                    )
+                ).tuples()
+            )
+        rows, seen = [], set()
+        for r, a, at in links:
+            if (r, a) not in have and (r, a) not in seen:
+                seen.add((r, a))
+                rows.append({"run_id": r, "artifact_id": a, "created_at": at})
+        if rows:
+            self.conn.execute(_INSERT_RUN_OUTPUT, rows)
 
     def prefetch(self, events) -> None:
         """Read, in two statements, what the batch's artifact events need to know."""

@@ -35,6 +35,7 @@ def fp_env(tmp_path, monkeypatch) -> Path:
     """An isolated flowprov environment (config + cache under tmp_path), no instance yet."""
     monkeypatch.setenv("FLOWPROV_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("FLOWPROV_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))  # remote storage's SQLite
     monkeypatch.delenv("FLOWPROV_INSTANCE", raising=False)
     monkeypatch.delenv("FLOWPROV_USER", raising=False)
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)

@@ -33,8 +33,7 @@ def wait_for_port(port: int, proc: subprocess.Popen | None, what: str, timeout: 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{out[-3000:]}")
+            raise RuntimeError(f"{what} exited with {proc.returncode} (see its log)")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
@@ -208,13 +207,15 @@ def _serve(name: str, module_check: str, cmd: list[str], env: dict | None = None
     workdir = Path(tempfile.mkdtemp(prefix=f"flowprov-{name}-"))
     e = dict(os.environ)
     e.update(env or {})
-    proc = subprocess.Popen(
-        [c.replace("{port}", str(port)) for c in cmd],
-        cwd=workdir,
-        env=e,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    # the server's log goes to a file: a pipe nobody reads would fill up and stall the server
+    with open(workdir / "server.log", "wb") as log:
+        proc = subprocess.Popen(
+            [c.replace("{port}", str(port)) for c in cmd],
+            cwd=workdir,
+            env=e,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     server = Server(name, port, proc, workdir)
     try:
         wait_for_port(port, proc, name)

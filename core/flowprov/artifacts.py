@@ -19,7 +19,7 @@ from . import schema as S
 from ._settings import settings
 from .errors import FileMissingError, ValidationError
 from .hashing import hash_path
-from .storage import SYSTEM_DIR, StorageRoot, object_key, validate_key
+from .storage import SYSTEM_DIR, StorageRoot, is_url, object_key, validate_key
 from .uids import ARTIFACT_STEM, random_uid
 
 logger = logging.getLogger("flowprov")
@@ -77,15 +77,13 @@ def in_place_event(
     caller already took (e.g. of a file the engine has deleted since).
     """
     from .events import ArtifactRegistered, now
-    from .hashing import hash_url
-    from .storage import is_url
 
     algorithm = algorithm or settings.hash_algorithm
+    checksums = None
     if is_url(path):
-        digest = hash_url(path, algorithm)
-        proto, rest = path.split("://", 1)
-        bucket, _, key = rest.partition("/")
-        root_s, key_s, suffix = f"{proto}://{bucket}", key, suffix_of(key)
+        digest, checksums = remote_digest(path, algorithm)
+        root_s, key_s = remote_place(path, roots)
+        suffix = "" if digest.hash_type.endswith("-dir") else suffix_of(key_s)
     else:
         src = os.path.abspath(path)
         if digest is None:
@@ -107,10 +105,42 @@ def in_place_event(
         hash=digest.hash,
         hash_type=digest.hash_type,
         n_objects=digest.n_objects,
+        checksums=checksums or None,
         run=run,
         created_by=created_by,
         at=at or now(),
     )
+
+
+def remote_digest(url: str, algorithm: str):
+    """(our Digest, the store's own checksums) of a remote object, hashed by streaming."""
+    import fsspec
+
+    from .hashing import hash_url
+    from .storage import object_checksums, remote_errors
+
+    digest = hash_url(url, algorithm)
+    if digest.hash_type.endswith("-dir"):
+        return digest, {}
+    with remote_errors(f"read {url}"):
+        fs, p = fsspec.core.url_to_fs(url)
+    return digest, object_checksums(fs, p)
+
+
+def remote_place(url: str, roots: Sequence[StorageRoot]) -> tuple[str, str]:
+    """(root, key) of a URL: the longest registered root containing it, else its bucket."""
+    best = None
+    for root in roots:
+        key = root.key_of(url)
+        if key is not None and (best is None or len(root.root) > len(best[0])):
+            best = (root.root, key)
+    if best is not None:
+        return best
+    proto, rest = url.split("://", 1)
+    bucket, _, key = rest.partition("/")
+    if not key:
+        raise ValidationError(f"{url} is a bucket, not an object: name an object or a prefix in it")
+    return f"{proto}://{bucket}", key.rstrip("/")
 
 
 def register(artifacts: Sequence) -> None:
@@ -123,6 +153,9 @@ def register(artifacts: Sequence) -> None:
     default = inst.storage
     prepared = []  # (artifact, event fields)
     for art in artifacts:
+        if is_url(art._source):  # an object already in a bucket: recorded where it is
+            prepared.append((art, art._source, _remote_fields(inst, art)))
+            continue
         src = os.path.abspath(art._source)
         if not os.path.exists(src):
             raise FileMissingError(f"cannot register {art._source}: no such file or folder ({src})")
@@ -131,6 +164,7 @@ def register(artifacts: Sequence) -> None:
         inside = _in_place(inst, src)
         if inside is not None:
             root, key = inside
+            _refuse_escape(src, root)
             if user_key is not None and user_key != key:
                 raise ValidationError(
                     f"{src} is inside storage {root.root} at key {key!r}; it is registered in place,"
@@ -177,6 +211,49 @@ def register(artifacts: Sequence) -> None:
             key = copied.pop(res.row["hash"], None)
             if key is not None and not res.row["managed"]:
                 default.remove(key)  # the content lives elsewhere (registered in place)
+
+
+def _remote_fields(inst, art) -> dict:
+    """Event fields of an object already in a bucket (hashed by streaming, never copied)."""
+    from .context import current_run
+    from .events import RunRef
+
+    url = art._source.rstrip("/")
+    if art.key is not None:
+        raise ValidationError(
+            f"{url} is registered where it is: its key is its path, not {art.key!r}"
+        )
+    digest, checksums = remote_digest(url, art._algorithm or settings.hash_algorithm)
+    root, key = remote_place(url, list(inst.storages().values()))
+    run = art.__dict__.get("_run") or current_run()
+    if run is not None:
+        run.save()
+    return dict(
+        storage_root=root,
+        key=key,
+        key_is_virtual=False,
+        managed=False,
+        stem=random_uid(ARTIFACT_STEM),
+        description=art.description,
+        suffix="" if digest.hash_type.endswith("-dir") else suffix_of(key),
+        size=digest.size,
+        hash=digest.hash,
+        hash_type=digest.hash_type,
+        n_objects=digest.n_objects,
+        checksums=checksums or None,
+        run=RunRef(uid=run.uid) if run is not None else None,
+    )
+
+
+def _refuse_escape(src: str, root: StorageRoot) -> None:
+    """A path inside a root through a symlink that leads outside it is refused: its key would
+    name bytes the root does not hold. (Roots are stored resolved; src is absolute.)"""
+    real = os.path.realpath(src)
+    if real != src and root.key_of(real) is None:
+        raise ValidationError(
+            f"{src} is a symlink leading outside storage {root.root} (to {real}): "
+            "register the file it points to, or copy it into the storage"
+        )
 
 
 def _copy_in(root: StorageRoot, prepared, copied: dict[str, str]) -> None:

@@ -243,24 +243,31 @@ def hash_url(url: str, algorithm: str = DEFAULT_ALGORITHM) -> Digest:
     import fsspec
 
     from .errors import StorageError
+    from .storage import remote_errors
 
     try:
-        fs, path = fsspec.core.url_to_fs(url)
-        if fs.isdir(path):
-            files = sorted(f for f in fs.find(path) if not fs.isdir(f))
-            pairs, total = [], 0
-            for f in files:
-                with fs.open(f, "rb") as fh:
-                    h, n = hash_stream(iter(lambda fh=fh: fh.read(_CHUNK), b""), algorithm)
-                pairs.append((f[len(path) :].lstrip("/"), h))
-                total += n
-            return Digest(folder_digest(pairs, algorithm), f"{algorithm}-dir", total, len(files))
-        with fs.open(path, "rb") as fh:
-            h, n = hash_stream(iter(lambda: fh.read(_CHUNK), b""), algorithm)
-        return Digest(h, algorithm, n)
+        with remote_errors(f"read {url}"):
+            return _hash_remote(fsspec, url, algorithm)
     except FileNotFoundError:
         raise FileMissingError(f"remote object not found: {url}") from None
     except (ImportError, ValueError) as e:
         raise StorageError(
             f"cannot read {url}: {e} (s3:// needs flowprov[s3], gs:// flowprov[gcs])"
         ) from e
+
+
+def _hash_remote(fsspec, url: str, algorithm: str) -> Digest:
+    """Stream every byte of an object, or of every object under a prefix."""
+    fs, path = fsspec.core.url_to_fs(url)
+    if fs.isdir(path):
+        files = sorted(f for f in fs.find(path) if not fs.isdir(f))
+        pairs, total = [], 0
+        for f in files:
+            with fs.open(f, "rb") as fh:
+                h, n = hash_stream(iter(lambda fh=fh: fh.read(_CHUNK), b""), algorithm)
+            pairs.append((f[len(path) :].lstrip("/"), h))
+            total += n
+        return Digest(folder_digest(pairs, algorithm), f"{algorithm}-dir", total, len(files))
+    with fs.open(path, "rb") as fh:
+        h, n = hash_stream(iter(lambda: fh.read(_CHUNK), b""), algorithm)
+    return Digest(h, algorithm, n)

@@ -158,6 +158,8 @@ def init(
         data = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local/share") / "flowprov"
         default_db = f"sqlite:///{data / (name + '.sqlite')}"
     url = parse_url(db or default_db)
+    if not local:  # an unreachable bucket fails here, before anything is written
+        StorageRoot(root).check()
     existing = C.instance_file(name)
     if existing.is_file():
         old = C.load_instance_config(existing)

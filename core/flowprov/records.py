@@ -650,7 +650,13 @@ class Artifact(_HasLineage, Record):
             if not p.exists():
                 p.parent.mkdir(parents=True, exist_ok=True)
                 tmp = p.with_name(p.name + ".part")
-                root.fs.get(root.path(self._object_key), str(tmp), recursive=self.n_objects > 1)
+                try:
+                    root.get(self._object_key, str(tmp), recursive=self.n_objects > 1)
+                except FileNotFoundError:
+                    raise FileMissingError(
+                        f"the object of Artifact('{self.uid}') is missing: {self.path} "
+                        "(run `flowprov verify`)"
+                    ) from None
                 os.replace(tmp, p)
         self._track_input(is_run_input)
         return p

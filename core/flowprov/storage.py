@@ -8,12 +8,13 @@ its own. Files already inside a root are registered in place under their relativ
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import secrets
 from pathlib import Path, PurePosixPath
 
-from .errors import StorageError, ValidationError
+from .errors import FlowprovError, StorageError, ValidationError
 
 SYSTEM_DIR = ".flowprov"
 OBJECTS_DIR = f"{SYSTEM_DIR}/objects"
@@ -93,8 +94,10 @@ class StorageRoot:
         return f"{self.root}/{key}" if not self.is_local else os.path.join(self.root, key)
 
     def key_of(self, path: str) -> str | None:
-        """The key of an absolute local path if it lies inside this (local) root."""
+        """The key of an absolute local path (or a URL, for a remote root) inside this root."""
         if not self.is_local:
+            if is_url(path) and path.startswith(self.root + "/") and len(path) > len(self.root) + 1:
+                return path[len(self.root) + 1 :]
             return None
         try:
             rel = os.path.relpath(path, self.root)
@@ -107,7 +110,22 @@ class StorageRoot:
     def exists(self, key: str) -> bool:
         if self.is_local:
             return os.path.exists(self.path(key))
-        return self.fs.exists(self.path(key))
+        with remote_errors(f"check {self.path(key)}"):
+            return self.fs.exists(self.path(key))
+
+    def check(self) -> None:
+        """Fail with a StorageError unless the root can be reached (a bucket that exists)."""
+        if self.is_local:
+            return
+        bucket = self.root.split("://", 1)[1].split("/", 1)[0]
+        try:
+            with remote_errors(f"reach storage {self.root}"):
+                self.fs.info(bucket)  # `exists` would hide a connection error as False
+        except FileNotFoundError:
+            raise StorageError(
+                f"storage {self.root}: bucket {bucket!r} does not exist or is not visible "
+                "with these credentials"
+            ) from None
 
     def put(self, src: str, key: str) -> None:
         """Copy a local file or folder to key, atomically (a partial copy is never visible)."""
@@ -128,7 +146,8 @@ class StorageRoot:
                     _remove_local(tmp)
                     raise
             else:
-                self.fs.put(src, dst, recursive=os.path.isdir(src))
+                with remote_errors(f"upload {src} to {dst}"):
+                    self.fs.put(src, dst, recursive=os.path.isdir(src))
         except OSError as e:
             raise StorageError(f"could not copy {src} to {dst}: {e}") from e
 
@@ -137,14 +156,61 @@ class StorageRoot:
             _remove_local(self.path(key))
         else:
             try:
-                self.fs.rm(self.path(key), recursive=True)
+                with remote_errors(f"remove {self.path(key)}"):
+                    self.fs.rm(self.path(key), recursive=True)
             except FileNotFoundError:
                 pass
 
     def open(self, key: str, mode: str = "rb"):
         if self.is_local:
             return open(self.path(key), mode)
-        return self.fs.open(self.path(key), mode)
+        with remote_errors(f"open {self.path(key)}"):
+            return self.fs.open(self.path(key), mode)
+
+    def get(self, key: str, dst: str, recursive: bool = False) -> None:
+        """Download an object (or a prefix) to a local path."""
+        with remote_errors(f"download {self.path(key)}"):
+            self.fs.get(self.path(key), dst, recursive=recursive)
+
+
+@contextlib.contextmanager
+def remote_errors(doing: str):
+    """Turn what an fsspec backend raises (botocore, aiohttp, gcsfs HttpError, OSError...) into a
+    StorageError saying what we were doing; FileNotFoundError passes (callers handle it)."""
+    try:
+        yield
+    except (FileNotFoundError, FlowprovError):
+        raise
+    except Exception as e:  # noqa: BLE001 - every backend has its own exception types
+        msg = str(e) or type(e).__name__
+        raise StorageError(f"cannot {doing}: {type(e).__name__}: {msg}") from e
+
+
+def object_checksums(fs, path: str) -> dict[str, str]:
+    """The object store's own checksums of an object, named by store, plus a plain `md5` (hex)
+    where the store's value is one (an S3 ETag of a single-part upload; GCS md5Hash)."""
+    import base64
+
+    try:
+        info = fs.info(path)
+    except Exception:  # noqa: BLE001 - checksums are extra information, never a failure
+        return {}
+    out: dict[str, str] = {}
+    etag = str(info.get("ETag") or info.get("etag") or "").strip('"')
+    if "md5Hash" in info or "crc32c" in info:  # Google Cloud Storage
+        for name in ("md5Hash", "crc32c"):
+            if info.get(name):
+                out[f"gcs:{name}"] = info[name]
+        if info.get("md5Hash"):
+            out["md5"] = base64.b64decode(info["md5Hash"]).hex()
+    elif etag:  # S3 and S3-compatible stores
+        out["s3:etag"] = etag
+        for name in ("ChecksumSHA256", "ChecksumCRC32C", "ChecksumCRC32", "ChecksumSHA1"):
+            if info.get(name):
+                out[f"s3:{name}"] = info[name]
+        if len(etag) == 32 and "-" not in etag:
+            out["md5"] = etag
+    return out
 
 
 def _remove_local(path: str) -> None:

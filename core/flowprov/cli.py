@@ -64,6 +64,12 @@ class _Group(click.Group):
 
             _console(stderr=True).print(f"[bold red]flowprov error:[/] {escape(str(e))}")
             sys.exit(1)
+        except OSError as e:  # a path the user gave that the OS refuses: one line, not a traceback
+            from rich.markup import escape
+
+            what = f"{e.strerror or e}" + (f": {str(e.filename)[:200]}" if e.filename else "")
+            _console(stderr=True).print(f"[bold red]flowprov error:[/] {escape(what)}")
+            sys.exit(1)
 
 
 @click.group(cls=_Group)
@@ -101,6 +107,13 @@ def init(storage, db, name):
 @click.option("--name", default=None, help="Full name, e.g. 'Test User1'.")
 def login(handle, name):
     """Act as HANDLE from now on (recorded as created_by of new records)."""
+    from .errors import ValidationError
+    from .events import check_handle
+
+    try:
+        check_handle(handle)
+    except ValueError as e:
+        raise ValidationError(str(e)) from None
     from . import config as C
     from .errors import NoInstanceError
     from .uids import USER_UID, random_uid
@@ -248,10 +261,14 @@ def search(query, limit):
     hits = search_all(query, limit=limit)
     rows = []
     for score, rec in hits:
-        label = (
-            rec.name
-            if "name" in rec._row and rec.name
-            else (rec.key or rec.description or getattr(rec, "handle", "") or "")
+        r = rec._row  # each record type has its own fields: a User has no key, a Run no name
+        label = next(
+            (
+                str(r[f])
+                for f in ("name", "key", "description", "handle", "root", "reference")
+                if r.get(f)
+            ),
+            "",
         )
         rows.append(
             {"score": f"{score:.0f}", "type": type(rec).__name__, "uid": rec.uid, "match": label}

@@ -12,9 +12,17 @@ from collections.abc import Iterator
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DatabaseError,
+    DataError,
+    DBAPIError,
+    NoSuchModuleError,
+    OperationalError,
+    ProgrammingError,
+)
 
-from .errors import DatabaseUnavailable, InstanceError, ValidationError
+from .errors import DatabaseUnavailable, InstanceError, PermissionDenied, ValidationError
 from .migrations import SCHEMA_HEAD
 
 _WRITE = "flowprov_write"
@@ -85,9 +93,13 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 @contextlib.contextmanager
 def read_connection(engine: Engine) -> Iterator[Connection]:
-    with engine.connect() as conn:
-        with conn.begin():
-            yield conn
+    """A read-only use of the database; what the database refuses becomes a FlowprovError."""
+    try:
+        with engine.connect() as conn:
+            with conn.begin():
+                yield conn
+    except DBAPIError as e:
+        raise db_error(e, f"database {safe_url(engine.url)}") from e
 
 
 def _alembic_config(conn: Connection):
@@ -158,11 +170,22 @@ def _known_revisions() -> set[str]:
 
 
 def db_error(e: Exception, where: str) -> Exception:
-    msg = str(getattr(e, "orig", e))
+    """The FlowprovError for what a database driver raised (its message never holds a password:
+    drivers do not echo them, and URLs are shown through safe_url)."""
+    msg = str(getattr(e, "orig", e)).strip()
+    low = msg.lower()
+    if "permission denied" in low or "read-only" in low or "readonly" in low:
+        return PermissionDenied(
+            f"{where} refused the change: {msg} — this connection may only read (see the "
+            "README's PostgreSQL roles)"
+        )
+    if isinstance(e, (DataError, ProgrammingError)) and "no such table" not in low:
+        return ValidationError(f"{where} cannot take this value or query: {msg}")
     if (
         isinstance(e, OperationalError)
         and "unable to open" not in msg
         and "not a database" not in msg
+        and "no such table" not in low
     ):
         return DatabaseUnavailable(f"cannot reach {where}: {msg}")
     return InstanceError(f"{where} is not a readable flowprov database: {msg}")

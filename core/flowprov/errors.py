@@ -21,6 +21,10 @@ class DatabaseUnavailable(FlowprovError):
     """The database could not be reached."""
 
 
+class PermissionDenied(FlowprovError):
+    """The database refused a change (a read-only role, a read-only file)."""
+
+
 class ValidationError(FlowprovError):
     """A value given to flowprov is not acceptable (bad key, bad type, bad status...)."""
 

@@ -15,11 +15,12 @@ Events are JSON-serialisable (``model_dump_json``) so they can be spooled to a f
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 TransformType = Literal[
     "upload", "script", "notebook", "pipeline", "flow", "task", "rule", "process", "function"
@@ -90,14 +91,29 @@ class TransformSpec(_Model):
     )
 
 
+_HANDLE = re.compile(r"^[\w][\w.@+-]{0,149}$")
+
+
+def check_handle(handle: str) -> str:
+    """A user handle: letters, digits, `_ . @ + -`; up to 150 characters."""
+    if not _HANDLE.match(handle):
+        raise ValueError(
+            f"invalid user handle {handle!r}: use letters, digits and _ . @ + - (at most 150)"
+        )
+    return handle
+
+
+Handle = Annotated[str, AfterValidator(check_handle)]
+
+
 class _Event(_Model):
     at: datetime = Field(default_factory=now)
-    created_by: str | None = None  # user handle; the store's current user when None
+    created_by: Handle | None = None  # user handle; the store's current user when None
 
 
 class UserSeen(_Event):
     kind: Literal["user_seen"] = "user_seen"
-    handle: str
+    handle: Handle
     name: str | None = None
     uid: str | None = None
 

@@ -6,6 +6,7 @@ re-resolved when FLOWPROV_INSTANCE or the current-instance file changes); ``dele
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from functools import cached_property
@@ -18,9 +19,11 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from . import config as C
 from .db import db_error, make_engine, migrate, open_schema, parse_url, read_connection, safe_url
-from .errors import InstanceNotEmpty, ValidationError
+from .errors import InstanceNotEmpty, PermissionDenied, ValidationError
 from .storage import SYSTEM_DIR, StorageRoot, is_url, normalize_root, storage_type
 from .uids import random_uid
+
+logger = logging.getLogger("flowprov")
 
 
 @dataclass
@@ -204,7 +207,13 @@ def init(
     _cache.clear()
     inst = Instance(cfg, path)
     inst.__dict__["engine"] = engine
-    inst.store.apply([StorageDeclared(root=root, type=storage_type(root), is_default=True)])
+    try:
+        inst.store.apply([StorageDeclared(root=root, type=storage_type(root), is_default=True)])
+    except PermissionDenied:
+        if created:
+            raise
+        # a read-only role connecting to an existing instance: queries work, writes are refused
+        logger.warning("connected read-only to %s: queries work, changes are refused", where)
     return inst, created
 
 

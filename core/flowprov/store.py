@@ -7,6 +7,8 @@ retried and then finds that record instead of duplicating it.
 
 from __future__ import annotations
 
+import random
+import re
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -14,10 +16,10 @@ from collections.abc import Sequence
 import blake3
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from . import schema as S
-from .db import write_transaction
+from .db import db_error, write_transaction
 from .errors import DatabaseUnavailable, ValidationError
 from .events import (
     Applied,
@@ -42,7 +44,9 @@ from .uids import (
     version_suffix,
 )
 
-_RETRIES = 5
+_RETRIES = 8
+# SQLite's busy lock, PostgreSQL's deadlock and serialization failures: retry the whole batch
+_TRANSIENT = re.compile(r"locked|deadlock detected|could not serialize", re.IGNORECASE)
 
 # Statements on the hot path are built once: constructing SQLAlchemy expressions per call costs
 # more than the SQLite work itself when registering many small files.
@@ -154,10 +158,15 @@ class Store:
                 time.sleep(0.01 * (attempt + 1))
                 continue
             except OperationalError as e:
-                if "locked" in str(e.orig) and attempt < _RETRIES - 1:
-                    time.sleep(0.05 * (attempt + 1))
+                if _TRANSIENT.search(str(e.orig)) and attempt < _RETRIES - 1:
+                    time.sleep(0.05 * (attempt + 1) * (0.5 + random.random()))
                     continue
-                raise DatabaseUnavailable(f"cannot write to {self.where}: {e.orig}") from e
+                err = db_error(e, self.where)
+                if isinstance(err, DatabaseUnavailable):
+                    raise DatabaseUnavailable(f"cannot write to {self.where}: {e.orig}") from e
+                raise err from e
+            except DBAPIError as e:  # refused: permissions, a value the database cannot hold
+                raise db_error(e, self.where) from e
             self._user_ids.update(batch.new_user_ids)
             self._storage_ids.update(batch.new_storage_ids)
             if len(self._run_ids) > 100_000:

@@ -174,3 +174,63 @@ def test_sigkill_in_the_middle_of_a_batch(instance, fp_env):
     from flowprov.verify import verify
 
     assert {c.status for c in verify()} == {"ok"}
+
+
+TRACKED_SCRIPT = """
+import sys, time
+from pathlib import Path
+import flowprov as fp
+fp.track(path=sys.argv[1])
+screen = fp.Artifact.get(sys.argv[2])
+print("ready", flush=True)
+while not Path(sys.argv[3]).exists():
+    time.sleep(0.05)
+df = screen.load()          # the input is noticed while the database is gone
+print("analysed", len(df), flush=True)
+"""  # ... and the run ends (at exit) while it is still gone
+
+
+def test_database_cut_while_a_tracked_script_runs(postgres, pg_database, fp_env, run_flowprov):
+    """The API's background writes (a run input, the run's end at exit) go to a spool file when
+    the database is unreachable: the script goes on, one warning, replay completes the record."""
+    import pandas as pd
+
+    inst, _ = inst_mod.init(fp_env / "mydata", db=pg_database)
+    pd.DataFrame({"gene": ["IFNG", "CD4"]}).to_parquet(fp_env / "mydata" / "screen.parquet")
+    with fp.Run(transform=fp.Transform(name="upload", type="upload").save()):
+        screen = fp.Artifact(fp_env / "mydata" / "screen.parquet").save()
+    script = write(fp_env / "analysis.py", TRACKED_SCRIPT)
+    go = fp_env / "go"
+    dbname = pg_database.rsplit("/", 1)[1]
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(script), screen.uid, str(go)],
+        cwd=fp_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        inst_mod.reset_cache()
+        postgres.admin(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS false')
+        postgres.admin(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            params=(dbname,),
+        )
+        go.touch()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        postgres.admin(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS true')
+    assert proc.returncode == 0 and "analysed 2" in out, err[-3000:]
+    assert err.count("cannot write to the provenance store") == 1
+    spool = fp_env / "cache" / "spool" / "mydata.jsonl"
+    assert len(spool.read_text().splitlines()) == 2  # the input, then the run's end
+    run = fp.Run.filter(transform__key="analysis.py").one()
+    assert run.status == "started" and run.inputs.count() == 0
+    run_flowprov("replay", str(spool))
+    run_flowprov("replay", str(spool))  # twice: nothing changes
+    inst_mod.reset_cache()
+    run = fp.Run.get(run.uid)
+    assert run.status == "completed" and list(run.inputs) == [screen]

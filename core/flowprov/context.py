@@ -37,7 +37,6 @@ def current_run():
 def record_input(artifact, is_run_input: bool | None) -> None:
     from ._settings import settings
     from .events import ArtifactRef, ArtifactUsed, RunRef
-    from .instance import current
 
     track = settings.track_run_inputs if is_run_input is None else is_run_input
     if not track:
@@ -51,9 +50,29 @@ def record_input(artifact, is_run_input: bool | None) -> None:
         return
     if artifact.run_id is not None and artifact.run_id == run.save().id:
         return  # reading one's own output is not an input
-    current().store.apply(
+    background_sink().send(
         [ArtifactUsed(run=RunRef(uid=run.uid), artifact=ArtifactRef(uid=artifact.uid))]
     )
+
+
+_background = None
+
+
+def background_sink():
+    """Where the API's background writes go — a run input noticed by cache()/load()/open(), the
+    tracked run's end at exit: to the store, or, when it cannot be reached, to a spool file in the
+    cache folder (`flowprov replay` applies it), with one warning. The user's code goes on."""
+    global _background
+    from . import config as C
+
+    path = C.locate_instance_config()
+    if _background is None or _background.instance != str(path):
+        from ._settings import settings
+        from .spool import Sink
+
+        spool = settings.cache_dir / "spool" / f"{path.stem}.jsonl"
+        _background = Sink(spool, source="API", instance=str(path))
+    return _background
 
 
 def environment(packages: bool = False) -> dict:
@@ -214,6 +233,9 @@ def track(
     _ensure_log_handler()
     transform.save()
     run = Run(transform=transform, params=params).save()
+    from .instance import current
+
+    current().storages()  # known from the start: reads keep working if the database goes away
     _tracked = run
     logger.info("tracking %s Transform('%s') in Run('%s')", transform.type, transform.uid, run.uid)
     if transform.type == "script":
@@ -253,15 +275,28 @@ def _install_exit_hooks() -> None:
 def _finish_at_exit() -> None:
     if _tracked is None or _tracked.finished_at is not None:
         return
+    run = _tracked
+    status, error = ("failed", _uncaught[-1]) if _uncaught else ("completed", None)
     try:
-        if _uncaught:
-            finish("failed", _uncaught[-1])
-        else:
-            finish("completed")
+        finish(status, error)
     except Exception as e:  # noqa: BLE001 - at exit there is no one to raise to
-        logger.warning(
-            "could not finish Run('%s') at exit: %s", _tracked.uid if _tracked else "?", e
-        )
+        from .errors import DatabaseUnavailable
+
+        if isinstance(e, DatabaseUnavailable):  # keep the end of the run for `flowprov replay`
+            from .events import RunFinished, RunRef
+
+            background_sink().send(
+                [
+                    RunFinished(
+                        run=RunRef(uid=run.uid),
+                        status=status,
+                        error=error,
+                        environment=environment(packages=True),
+                    )
+                ]
+            )
+        else:
+            logger.warning("could not finish Run('%s') at exit: %s", run.uid, e)
 
 
 def _ensure_log_handler() -> None:

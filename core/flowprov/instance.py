@@ -19,7 +19,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from . import config as C
 from .db import db_error, make_engine, migrate, open_schema, parse_url, read_connection, safe_url
-from .errors import InstanceNotEmpty, PermissionDenied, ValidationError
+from .errors import DatabaseUnavailable, InstanceNotEmpty, PermissionDenied, ValidationError
 from .storage import SYSTEM_DIR, StorageRoot, is_url, normalize_root, storage_type
 from .uids import random_uid
 
@@ -77,9 +77,16 @@ class Instance:
         cached = self.__dict__.get("_storages")
         if cached is not None and not refresh and time.monotonic() - self._storages_at < 10:
             return cached
+        try:
+            with read_connection(self.engine) as conn:
+                rows = conn.execute(select(S.storages.c.id, S.storages.c.root)).all()
+        except DatabaseUnavailable:
+            if cached is None:
+                raise
+            return (
+                cached  # roots never change: the last list stays right while the database is away
+            )
         self._storages_at = time.monotonic()
-        with read_connection(self.engine) as conn:
-            rows = conn.execute(select(S.storages.c.id, S.storages.c.root)).all()
         self.__dict__["_storages"] = {r.id: StorageRoot(r.root) for r in rows}
         return self.__dict__["_storages"]
 

@@ -149,6 +149,7 @@ def failing(path: Path):
 
 
 def test_a_task_that_fails_after_a_retry_and_a_flow_that_fails(workdir):
+    attempts["n"] = 0  # the test runs once per database backend
     Path("x.txt").write_text("x")
     with pytest.raises(ValueError, match="attempt 2"):
         failing(Path("x.txt"))

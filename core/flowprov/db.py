@@ -8,6 +8,7 @@ two writers never deadlock upgrading read locks. Other databases (PostgreSQL) us
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 from sqlalchemy import create_engine, event, inspect, text
@@ -53,6 +54,11 @@ def make_engine(url: str | URL) -> Engine:
         if u.get_backend_name() == "sqlite":
             engine = create_engine(u, connect_args={"timeout": 30})
             _tune_sqlite(engine)
+        elif u.get_backend_name() == "postgresql" and "connect_timeout" not in u.query:
+            # a server behind a dead network would otherwise hold a job for minutes (libpq's
+            # default); PGCONNECT_TIMEOUT or ?connect_timeout= in the URL override this
+            timeout = int(os.environ.get("PGCONNECT_TIMEOUT", "15"))
+            engine = create_engine(u, pool_pre_ping=True, connect_args={"connect_timeout": timeout})
         else:
             engine = create_engine(u, pool_pre_ping=True)
     except (NoSuchModuleError, ImportError) as e:

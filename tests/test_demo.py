@@ -46,6 +46,11 @@ def test_demo_plays_the_project_flow(run_flowprov, fp_env, monkeypatch):
         "matrixplot_figure",
         "umap_figure",
     ]
+    # what the flow body itself reads (outside its tasks) is the flow run's input
+    assert {a.description for a in flow_run.inputs} == {
+        "perturbseq counts",
+        "hits from schmidt22 crispra GWS",
+    }
     figure = fp.Artifact.filter(key__contains="figures/matrixplot").one()
     assert figure.transform.type == "task" and figure.created_by.handle == "testuser2"
     review = fp.Transform.get("1LCd8kco9lZU0000")

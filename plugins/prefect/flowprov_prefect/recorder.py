@@ -48,6 +48,7 @@ class FlowRec:
     sink: object
     user: str
     token: object = None
+    run_token: object = None  # flowprov's current run while the flow body runs
     tasks: dict = field(default_factory=dict)  # task_run id → (run uid, contextvar token)
 
 
@@ -187,6 +188,11 @@ def _start_flow(engine, flow_run, fid, options, parent) -> None:
     with _lock:
         _flows[fid] = rec
     rec.token = _active.set(rec)
+    # fp.Artifact(...).save() / .cache() in the flow body (outside tasks) use the flow's run
+    from flowprov.context import _current_run
+    from flowprov.records import Run
+
+    rec.run_token = _current_run.set(Run._from_row({"uid": rec.run_uid}))
 
 
 def _finish_flow(engine, state, fid, rec: FlowRec) -> None:
@@ -221,6 +227,13 @@ def _finish_flow(engine, state, fid, rec: FlowRec) -> None:
             _active.reset(rec.token)
         except ValueError:  # finished in another context than it started
             _active.set(None)
+    if rec.run_token is not None:
+        from flowprov.context import _current_run
+
+        try:
+            _current_run.reset(rec.run_token)
+        except ValueError:
+            _current_run.set(None)
 
 
 # -- tasks ---------------------------------------------------------------------------------

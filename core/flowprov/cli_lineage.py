@@ -136,9 +136,6 @@ def parents(uid, depth, output):
         raise ValidationError(f"{uid} has no transform")
     g = t.parents_graph("upstream", depth)
     out = _console()
-    feeds: dict[str, list[str]] = {}
-    for e in g.edges:
-        feeds.setdefault(e.target, []).append(e.source)
 
     def label(node_id: str) -> str:
         n = g.nodes[node_id]
@@ -151,20 +148,10 @@ def parents(uid, depth, output):
             f"{r['name']}{v} [{r['type']}] by {r.get('created_by') or '?'} ({n.uid}){part}"
         )
 
-    seen: set[str] = set()
-
-    def show(node_id: str, level: int) -> None:
-        repeat = node_id in seen
+    for level, node_id, repeat in g.tree(order=lambda i: g.nodes[i].record["name"]):
         out.print(
             f"{'   ' * level}{'└─ ' if level else ''}{label(node_id)}{' (shown above)' if repeat else ''}"
         )
-        if repeat:
-            return
-        seen.add(node_id)
-        for p in sorted(feeds.get(node_id, []), key=lambda i: g.nodes[i].record["name"]):
-            show(p, level + 1)
-
-    show(g.start[0], 0)
     if output:
         path = g.save(output, title=f"transforms feeding {t.name} ({t.uid})")
         out.print(f"wrote {escape(str(path))}")

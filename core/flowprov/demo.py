@@ -190,26 +190,10 @@ def draw_lineage(a: dict, directory: Path) -> list[Path]:
 
 def ancestry(transform) -> list[tuple[int, object, bool]]:
     """(depth, transform, shown before) of the transform and its upstream transforms, depth first:
-    a tree where each transform lists the transforms whose outputs it read. The graph comes from
-    one recursive query (Transform.parents_graph); the tree is laid out here."""
+    a tree where each transform lists the transforms whose outputs it read (one recursive query,
+    Transform.parents_graph, laid out by Graph.tree)."""
     from .records import Transform
 
     g = transform.parents_graph()
     records = {t.uid: t for t in Transform.filter(uid__in=[n.uid for n in g.transforms])}
-    feeds: dict[str, list[str]] = {}
-    for e in g.edges:
-        feeds.setdefault(e.target, []).append(e.source)
-    out: list[tuple[int, object, bool]] = []
-    seen: set[str] = set()
-
-    def visit(node_id: str, depth: int) -> None:
-        repeat = node_id in seen
-        out.append((depth, records[g.nodes[node_id].uid], repeat))
-        if repeat:
-            return
-        seen.add(node_id)
-        for parent in sorted(feeds.get(node_id, []), key=lambda i: int(i[1:])):
-            visit(parent, depth + 1)
-
-    visit(g.start[0], 0)
-    return out
+    return [(depth, records[g.nodes[i].uid], repeat) for depth, i, repeat in g.tree()]

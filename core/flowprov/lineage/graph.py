@@ -79,6 +79,30 @@ class Graph:
     def predecessors(self, node_id: str) -> list[str]:
         return [e.source for e in self.edges if e.target == node_id]
 
+    def tree(self, order=None) -> list[tuple[int, str, bool]]:
+        """(depth, node id, shown before) depth first from the start, each node followed by the
+        nodes feeding it (edge sources), sorted by `order(node id)` (default: database id). A node
+        reached again is listed once more, marked, and not expanded: cycles end."""
+        feeds: dict[str, list[str]] = {}
+        for e in self.edges:
+            feeds.setdefault(e.target, []).append(e.source)
+        order = order or (lambda i: int(i[1:]))
+        out: list[tuple[int, str, bool]] = []
+        seen: set[str] = set()
+
+        def visit(node_id: str, depth: int) -> None:
+            repeat = node_id in seen
+            out.append((depth, node_id, repeat))
+            if repeat:
+                return
+            seen.add(node_id)
+            for source in sorted(feeds.get(node_id, []), key=order):
+                visit(source, depth + 1)
+
+        if self.start:
+            visit(self.start[0], 0)
+        return out
+
     def __repr__(self) -> str:
         k = {kind: len(self._of(kind)) for kind in ("artifact", "run", "transform")}
         return (

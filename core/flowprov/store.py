@@ -248,26 +248,7 @@ class _Batch:
                 keys[(e.storage_root, e.key)] > 1 or (sid, e.key) in self.stem_by_key
             ):
                 continue
-            new[i] = dict(
-                uid=e.stem + version_suffix(0),
-                stem=e.stem,
-                key=e.key,
-                key_is_virtual=e.key_is_virtual,
-                description=e.description,
-                suffix=e.suffix,
-                size=e.size,
-                hash=e.hash,
-                hash_type=e.hash_type,
-                checksums=e.checksums,
-                n_objects=e.n_objects,
-                is_latest=True,
-                managed=e.managed,
-                storage_id=sid,
-                run_id=self.run_id(e.run) if e.run else None,
-                created_by_id=by,
-                created_at=e.at,
-                updated_at=e.at,
-            )
+            new[i] = self._new_artifact_row(e, e.stem, 0, sid, by)
         if new:
             order = list(new)
             ids = self.conn.execute(_INSERT_ARTIFACTS_RETURNING, [new[i] for i in order]).scalars()
@@ -643,6 +624,31 @@ class _Batch:
         uid = e.run.uid or self.conn.execute(_RUN_UID_BY_ID, {"id": rid}).scalar()
         return Applied(kind=e.kind, uid=uid, existed=True)
 
+    def _new_artifact_row(
+        self, e: ArtifactRegistered, stem: str, n: int, sid: int, by: int
+    ) -> dict:
+        """The artifacts row of new bytes: version n of the artifact `stem`."""
+        return dict(
+            uid=stem + version_suffix(n),
+            stem=stem,
+            key=e.key,
+            key_is_virtual=e.key_is_virtual,
+            description=e.description,
+            suffix=e.suffix,
+            size=e.size,
+            hash=e.hash,
+            hash_type=e.hash_type,
+            checksums=e.checksums,
+            n_objects=e.n_objects,
+            is_latest=True,
+            managed=e.managed,
+            storage_id=sid,
+            run_id=self.run_id(e.run) if e.run else None,
+            created_by_id=by,
+            created_at=e.at,
+            updated_at=e.at,
+        )
+
     def _artifact_registered(self, e: ArtifactRegistered) -> Applied:
         a = _A.c
         by = self.user_id(e.created_by, e.at)
@@ -686,26 +692,7 @@ class _Batch:
                 self.conn.execute(update(_A).where(a.stem == stem).values(is_latest=False))
         if len(stem) != ARTIFACT_STEM:
             raise ValidationError(f"artifact stem must have {ARTIFACT_STEM} characters: {stem!r}")
-        values = dict(
-            uid=stem + version_suffix(n),
-            stem=stem,
-            key=e.key,
-            key_is_virtual=e.key_is_virtual,
-            description=e.description,
-            suffix=e.suffix,
-            size=e.size,
-            hash=e.hash,
-            hash_type=e.hash_type,
-            checksums=e.checksums,
-            n_objects=e.n_objects,
-            is_latest=True,
-            managed=e.managed,
-            storage_id=sid,
-            run_id=self.run_id(e.run) if e.run else None,
-            created_by_id=by,
-            created_at=e.at,
-            updated_at=e.at,
-        )
+        values = self._new_artifact_row(e, stem, n, sid, by)
         values["id"] = self.conn.execute(_INSERT_ARTIFACT, values).inserted_primary_key[0]
         if values["run_id"] is not None:
             self.conn.execute(

@@ -263,12 +263,10 @@ def verify(uids, sample, seed, workers, show_ok, all_versions):
     )
     from rich.table import Table
 
-    from .verify import artifact_rows, parse_sample
-    from .verify import verify as run_verify
+    from .verify import artifact_rows, check_rows
 
-    parse_sample(sample)  # a bad --sample fails before any work
     out = _console()
-    total = len(artifact_rows(uids, sample, seed, all_versions)) if sample is None else None
+    rows = artifact_rows(uids, sample, seed, all_versions)  # a bad --sample fails here, before work
     with Progress(
         TextColumn("verifying"),
         BarColumn(),
@@ -277,8 +275,8 @@ def verify(uids, sample, seed, workers, show_ok, all_versions):
         console=_console(stderr=True),
         transient=True,
     ) as bar:
-        task = bar.add_task("verify", total=total)
-        checks = run_verify(uids, sample, seed, workers, lambda c: bar.advance(task), all_versions)
+        task = bar.add_task("verify", total=len(rows))
+        checks = check_rows(rows, workers, lambda c: bar.advance(task))
     counts = {s: 0 for s in ("ok", "modified", "missing", "error")}
     for c in checks:
         counts[c.status] += 1

@@ -166,9 +166,15 @@ def verify(
 ) -> list[Check]:
     """Re-hash the files of all artifacts (or of `uids`, or a random `sample`: a count or "5%")
     and compare with their records. Returns one Check per artifact, in id order."""
+    return check_rows(artifact_rows(uids, sample, seed, all_versions), workers, progress)
+
+
+def check_rows(
+    rows, workers: int = 4, progress: Callable[[Check], None] | None = None
+) -> list[Check]:
+    """Re-hash the files of the given artifact rows (from artifact_rows), in parallel."""
     from .instance import current
 
-    rows = artifact_rows(uids, sample, seed, all_versions)
     roots = current().storages(refresh=True)
     out: list[Check] = []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

@@ -1,7 +1,9 @@
 """Registering files and folders as Artifacts: hash, place the bytes, record — all or nothing.
 
 Files already inside a registered storage root are recorded in place (key = relative path).
-Files elsewhere are copied into the default root as content-addressed objects. The record is
+Files elsewhere are copied into the default root as content-addressed objects. Engines record
+their files where they are: inside a declared root by relative path, anywhere else by absolute
+location under the one host-filesystem root (HOST_ROOT) — never a new root per folder. The record is
 written only after the bytes are in place, and bytes copied for a record that then fails to be
 written are removed again, so a record never points at nothing and nothing is left half-written.
 """
@@ -19,7 +21,7 @@ from . import schema as S
 from ._settings import settings
 from .errors import FileMissingError, ValidationError
 from .hashing import hash_path
-from .storage import SYSTEM_DIR, StorageRoot, is_url, object_key, validate_key
+from .storage import HOST_ROOT, SYSTEM_DIR, StorageRoot, is_url, object_key, validate_key
 from .uids import ARTIFACT_STEM, random_uid
 
 logger = logging.getLogger("flowprov")
@@ -37,23 +39,31 @@ def suffix_of(path: str) -> str:
     return p.suffix
 
 
-def _containing_root(path: str, roots: list[StorageRoot]) -> tuple[StorageRoot, str] | None:
-    """(root, key) of the longest root containing path — as given, else with symlinks resolved
-    (resolved only when needed: realpath costs a stat per path component)."""
+def _containing_root(path: str, roots: Sequence[StorageRoot]) -> tuple[StorageRoot, str] | None:
+    """(root, key) of the first-declared root containing path — as given, else with symlinks
+    resolved (only when needed: realpath costs a stat per path component). The first-declared,
+    not the deepest: declaring a root inside another later never changes a file's key. The host
+    root is not a candidate (it holds everything); callers fall back to it."""
 
-    def longest(candidate: str):
-        best = None
-        for root in roots:
+    def first(candidate: str):
+        for root in roots:  # in declaration order (instance.storages() is ordered by id)
+            if root.root == HOST_ROOT:
+                continue
             key = root.key_of(candidate)
-            if key is not None and (best is None or len(root.root) > len(best[0].root)):
-                best = (root, key)
-        return best
+            if key is not None:
+                return root, key
+        return None
 
-    found = longest(path)
+    found = first(path)
     if found is None:
         real = os.path.realpath(path)
-        found = longest(real) if real != path else None
+        found = first(real) if real != path else None
     return found
+
+
+def host_place(path: str) -> tuple[str, str]:
+    """(HOST_ROOT, key) of a local file outside every declared root: its absolute location."""
+    return HOST_ROOT, os.path.abspath(path).lstrip(os.sep).replace(os.sep, "/")
 
 
 def in_place_event(
@@ -71,8 +81,8 @@ def in_place_event(
     """The ArtifactRegistered event of a file, folder or remote object recorded where it is.
 
     This is how engine adapters register their files: never copied, hashed in full. A local path
-    gets the longest of `roots` that contains it (else its own folder becomes the root); a URL
-    (s3://, gs://, ...) is hashed by streaming and rooted at its bucket. Files named in `ignore`
+    gets the first-declared of `roots` that contains it, else the host root (its absolute
+    location); a URL (s3://, gs://, ...) is hashed by streaming and rooted at its bucket. Files named in `ignore`
     are left out of a folder's content (an engine's own marker files). `digest` is a hash the
     caller already took (e.g. of a file the engine has deleted since).
     """
@@ -88,11 +98,11 @@ def in_place_event(
         src = os.path.abspath(path)
         if digest is None:
             digest = hash_path(src, algorithm, ignore)  # FileMissingError if it is not there
-        found = _containing_root(src, list(roots))
+        found = _containing_root(src, roots)
         if found is not None:
             root_s, key_s = found[0].root, found[1]
         else:
-            root_s, key_s = os.path.dirname(src), os.path.basename(src)
+            root_s, key_s = host_place(src)
         suffix = "" if digest.hash_type.endswith("-dir") else suffix_of(src)
     return ArtifactRegistered(
         stem=random_uid(ARTIFACT_STEM),
@@ -110,6 +120,31 @@ def in_place_event(
         created_by=created_by,
         at=at or now(),
     )
+
+
+def input_events(path: str, *, run, roots: Sequence[StorageRoot], **kw) -> list:
+    """The events of a run reading a file or folder: its place and content as it is now
+    (ArtifactRegistered with no producer — the place's latest version if the bytes are new), then
+    the ArtifactUsed naming exactly that version. kw as for in_place_event."""
+    from .events import ArtifactRef, ArtifactUsed
+
+    reg = in_place_event(path, roots=roots, **kw)
+    used = ArtifactUsed(
+        run=run,
+        artifact=ArtifactRef(storage_root=reg.storage_root, key=reg.key, hash=reg.hash),
+        created_by=reg.created_by,
+        at=reg.at,
+    )
+    return [reg, used]
+
+
+def ref_of(event):
+    """The ArtifactRef naming the version an ArtifactRegistered event records."""
+    from .events import ArtifactRef
+
+    if event.key is None:
+        return ArtifactRef(hash=event.hash)
+    return ArtifactRef(storage_root=event.storage_root, key=event.key, hash=event.hash)
 
 
 def remote_digest(url: str, algorithm: str):
@@ -177,6 +212,8 @@ def register(artifacts: Sequence) -> None:
                 key=user_key,
                 key_is_virtual=user_key is not None,
                 managed=True,
+                # without a key, the original name is the only name it has (search finds it)
+                file_name=os.path.basename(src) if user_key is None else None,
             )
         run = art.__dict__.get("_run") or current_run()
         if run is not None:

@@ -6,8 +6,9 @@ so applying the same batch twice changes nothing:
 
 - a Transform is (key or type+name, version, source hash);
 - a Run is its client-made ``uid``, or (``engine``, ``reference``) when the engine has its own id;
-- an Artifact is its content hash;
-- a run input is (run, artifact).
+- an Artifact is a place — (storage root, key) — and its versions are its successive contents,
+  told apart by hash; only a file copied in without a key is identified by its hash alone;
+- a run input is (run, artifact version).
 
 Events are JSON-serialisable (``model_dump_json``) so they can be spooled to a file and replayed.
 """
@@ -63,13 +64,22 @@ class RunRef(_Model):
 
 
 class ArtifactRef(_Model):
+    """One artifact version: by its uid; or by its place and content (storage_root, key, hash);
+    or, for a file copied in without a key, by its hash alone."""
+
     uid: str | None = None
+    storage_root: str | None = None
+    key: str | None = None
     hash: str | None = None
 
     @model_validator(mode="after")
     def _one_identity(self):
-        if not self.uid and not self.hash:
-            raise ValueError("an ArtifactRef needs a uid or a hash")
+        if self.uid:
+            return self
+        if not self.hash:
+            raise ValueError("an ArtifactRef needs a uid, or a hash (with its storage_root and key)")
+        if (self.storage_root is None) != (self.key is None):
+            raise ValueError("an ArtifactRef's place needs both storage_root and key")
         return self
 
 
@@ -158,12 +168,15 @@ class RunFinished(_Event):
 
 
 class ArtifactRegistered(_Event):
-    """A file or folder produced by `run` (or uploaded with no run), by content hash."""
+    """A file or folder at a place (storage_root + key) holding these bytes (hash), produced by
+    `run` (or seen, or uploaded, with no run). Without a key (a file copied in), the artifact is
+    its content. The version becomes the place's latest unless a later one was already seen."""
 
     kind: Literal["artifact_registered"] = "artifact_registered"
-    stem: str  # used only if this content and key are both new
+    stem: str  # used only if the place (or, without a key, the content) is new
     storage_root: str
     key: str | None = None
+    file_name: str | None = None  # the original name of a file copied in without a key
     key_is_virtual: bool = False
     managed: bool = False
     description: str | None = None
@@ -183,6 +196,16 @@ class ArtifactUsed(_Event):
     artifact: ArtifactRef
 
 
+class ArtifactRemoved(_Event):
+    """An engine deleted a file on purpose (Snakemake's temp() outputs once consumed): the record
+    stays, marked as removed with the reason, so `verify` and `stale` do not call it missing."""
+
+    kind: Literal["artifact_removed"] = "artifact_removed"
+    artifact: ArtifactRef
+    reason: str = "temp"
+    run: RunRef | None = None  # the run whose end made the engine remove it, when known
+
+
 Event = Annotated[
     UserSeen
     | StorageDeclared
@@ -190,7 +213,8 @@ Event = Annotated[
     | RunStarted
     | RunFinished
     | ArtifactRegistered
-    | ArtifactUsed,
+    | ArtifactUsed
+    | ArtifactRemoved,
     Field(discriminator="kind"),
 ]
 

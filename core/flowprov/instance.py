@@ -79,7 +79,9 @@ class Instance:
             return cached
         try:
             with read_connection(self.engine) as conn:
-                rows = conn.execute(select(S.storages.c.id, S.storages.c.root)).all()
+                rows = conn.execute(
+                    select(S.storages.c.id, S.storages.c.root).order_by(S.storages.c.id)
+                ).all()
         except DatabaseUnavailable:
             if cached is None:
                 raise

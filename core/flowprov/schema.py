@@ -6,11 +6,16 @@ Idempotency is enforced by the database, not by Python checks alone, so that con
 - transforms: one row per (family, version_tag) — family is the key (or type+name), version_tag
   the version string and source hash;
 - runs: one row per uid, and per (engine, reference) when an engine gives its own id;
-- artifacts: one row per content hash (same bytes → the same artifact);
-- run_inputs, run_outputs: one row per (run, artifact).
+- artifacts: one row per version of a place — (storage, key, hash) — so the same bytes at two
+  places are two artifacts with equal hashes; a file copied in without a key (key NULL) is its
+  content: one row per hash among those;
+- run_inputs, run_outputs: one row per (run, artifact version).
 
-An artifact's `run_id` is the run that first produced its bytes; `run_outputs` holds every run
-that produced them (identical outputs of two jobs are one artifact, made by both).
+An artifact row is one version of a place (all versions share its `stem`; `is_latest` marks the
+content the place holds now). Its `run_id` is the run that first produced that version;
+`run_outputs` holds every run that wrote those bytes there (a rerun that rewrote them unchanged
+too). Equal content at other places is the lineage join ("same content as"): the walks follow it
+through the indexed `hash` column, see lineage/walk.py.
 """
 
 from sqlalchemy import (
@@ -27,6 +32,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 NAMING = {
@@ -129,8 +135,13 @@ artifacts = Table(
     Column("description", Text),
     Column("suffix", String(32), nullable=False, default=""),
     Column("size", BigInteger),
-    Column("hash", String(128), nullable=False, unique=True),
+    Column("hash", String(128), nullable=False, index=True),
     Column("hash_type", String(32), nullable=False),
+    # the original name of a file copied in without a key (its only name)
+    Column("file_name", String(1024)),
+    # an engine deleted the file on purpose (Snakemake's temp()): why, and when
+    Column("removed", String(32)),
+    _ts("removed_at"),
     Column("checksums", JSON),  # other systems' checksums of the same bytes, by name
     Column("n_objects", Integer, nullable=False, default=1),
     Column("is_latest", Boolean, nullable=False, default=True),
@@ -141,7 +152,15 @@ artifacts = Table(
     Column("created_by_id", Integer, ForeignKey("users.id"), index=True),
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),
-    Index("ix_artifacts_storage_key", "storage_id", "key"),
+    UniqueConstraint("storage_id", "key", "hash"),
+    # without a key, the artifact is its content: one row per hash
+    Index(
+        "uq_artifacts_keyless_hash",
+        "hash",
+        unique=True,
+        sqlite_where=text("key IS NULL"),
+        postgresql_where=text("key IS NULL"),
+    ),
     Index("ix_artifacts_created_at", "created_at"),
 )
 

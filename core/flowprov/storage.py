@@ -17,6 +17,9 @@ from pathlib import Path, PurePosixPath
 from .errors import FlowprovError, StorageError, ValidationError
 
 SYSTEM_DIR = ".flowprov"
+# Local files outside every declared root are recorded where they are, by absolute location,
+# under this one root (created on first use) — never a new root per folder they happen to be in.
+HOST_ROOT = "/"
 OBJECTS_DIR = f"{SYSTEM_DIR}/objects"
 
 

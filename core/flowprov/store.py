@@ -12,9 +12,10 @@ import re
 import time
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC
 
 import blake3
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
@@ -23,7 +24,9 @@ from .db import db_error, write_transaction
 from .errors import DatabaseUnavailable, ValidationError
 from .events import (
     Applied,
+    ArtifactRef,
     ArtifactRegistered,
+    ArtifactRemoved,
     ArtifactUsed,
     RunFinished,
     RunRef,
@@ -55,16 +58,18 @@ _RUN_ID_BY_UID = select(_R.c.id).where(_R.c.uid == bindparam("uid"))
 _RUN_ID_BY_ENGINE_REF = select(_R.c.id).where(
     and_(_R.c.engine == bindparam("engine"), _R.c.reference == bindparam("reference"))
 )
-# one statement for both questions of a new file: is this content known, and is this key?
-_ARTIFACT_BY_HASH_OR_KEY = (
+# every version of one place (few rows: a file's successive contents), oldest first
+_PLACE_VERSIONS = (
     select(_A)
-    .where(
-        or_(
-            _A.c.hash == bindparam("hash"),
-            and_(_A.c.storage_id == bindparam("sid"), _A.c.key == bindparam("key")),
-        )
-    )
-    .order_by(_A.c.id.desc())
+    .where(and_(_A.c.storage_id == bindparam("sid"), _A.c.key == bindparam("key")))
+    .order_by(_A.c.id)
+)
+# a file copied in without a key is its content
+_KEYLESS_BY_HASH = select(_A).where(and_(_A.c.key.is_(None), _A.c.hash == bindparam("hash")))
+_SEEN_AGAIN = (
+    update(_A)
+    .where(_A.c.id == bindparam("aid"))
+    .values(updated_at=bindparam("at"), removed=None, removed_at=None)
 )
 _INSERT_ARTIFACT = _A.insert()
 _INSERT_ARTIFACTS_RETURNING = _A.insert().returning(_A.c.id, sort_by_parameter_order=True)
@@ -192,9 +197,10 @@ class _Batch:
         self.new_ref_ids: dict[tuple[str, str], int] = {}
         self.new_transform_uids: dict[TransformSpec, str] = {}
         self.transform_ids: dict[str, int] = {}  # uid → id, within this transaction
-        # artifacts known in this transaction, by hash and by (storage id, key) → stem
-        self.by_hash: dict[str, dict] = {}
-        self.stem_by_key: dict[tuple[int, str], str] = {}
+        # artifact versions known in this transaction: every version of a place by (storage id,
+        # key), oldest first; keyless artifacts (files copied in without a key) by hash
+        self.places: dict[tuple[int, str], list[dict]] = {}
+        self.keyless: dict[str, dict] = {}
         self.prefetched = False
 
     def apply_all(self, events) -> list[Applied]:
@@ -220,53 +226,57 @@ class _Batch:
         return out
 
     def _artifacts_registered_bulk(self, events: list[ArtifactRegistered]) -> list[Applied]:
-        """Many ArtifactRegistered at once (after prefetch). New bytes under a new key go in with
-        one executemany, and known bytes made by one more run are linked with another; any event
-        that shares bytes or a key with another event of the run, makes a new version, or needs
-        an update is applied one by one, after them (it cannot depend on them). Same results as
-        applying them one by one."""
-        hashes = Counter(e.hash for e in events)
-        keys = Counter((e.storage_root, e.key) for e in events if e.key is not None)
+        """Many ArtifactRegistered at once (after prefetch). New places go in with one
+        executemany; the place's current content seen again (a rerun, a re-ingest) is linked to
+        its run with another. Anything else — two events of one place, a new version, an update —
+        is applied one by one, after them (it cannot depend on them). Same results as applying
+        them one by one."""
+        ident = Counter((e.storage_root, e.key) if e.key is not None else e.hash for e in events)
         out: list[Applied | None] = [None] * len(events)
         new: dict[int, dict] = {}
         links: dict[int, tuple[int, int, object]] = {}  # event index → (run id, artifact id, at)
+        seen: dict[int, dict] = {}  # event index → the existing row it found
         for i, e in enumerate(events):
-            if hashes[e.hash] > 1 or len(e.stem) != ARTIFACT_STEM:
+            place = (e.storage_root, e.key) if e.key is not None else e.hash
+            if ident[place] > 1 or len(e.stem) != ARTIFACT_STEM:
                 continue
             by = self.user_id(e.created_by, e.at)
             sid = self.storage_id(e.storage_root, e.at, by)
-            row = self.by_hash.get(e.hash)
-            if row is not None:  # known bytes: only a link to one more producing run
-                if (
-                    e.run is not None
-                    and row.get("run_id") is not None
-                    and not (e.checksums and not row.get("checksums"))
-                ):
-                    links[i] = (self.run_id(e.run), row["id"], e.at)
+            versions = self.versions(sid, e)
+            row = next((v for v in versions if v["hash"] == e.hash), None)
+            if row is None:
+                if not versions:  # a new place (or new keyless content)
+                    new[i] = self._new_artifact_row(e, e.stem, 0, sid, by)
                 continue
-            if e.key is not None and (
-                keys[(e.storage_root, e.key)] > 1 or (sid, e.key) in self.stem_by_key
+            if (
+                row["is_latest"]
+                and not row.get("removed")
+                and (e.run is None or row.get("run_id") is not None)
+                and not (e.checksums and not row.get("checksums"))
             ):
-                continue
-            new[i] = self._new_artifact_row(e, e.stem, 0, sid, by)
+                seen[i] = row
+                if e.run is not None:
+                    links[i] = (self.run_id(e.run), row["id"], e.at)
         if new:
             order = list(new)
             ids = self.conn.execute(_INSERT_ARTIFACTS_RETURNING, [new[i] for i in order]).scalars()
             for i, aid in zip(order, ids, strict=True):
                 v = new[i]
                 v["id"] = aid
-                self.by_hash[v["hash"]] = v
-                if v["key"] is not None:
-                    self.stem_by_key[(v["storage_id"], v["key"])] = v["stem"]
+                self._remember(v)
                 if v["run_id"] is not None:
                     links[i] = (v["run_id"], aid, v["created_at"])
                 out[i] = Applied(kind=events[i].kind, uid=v["uid"], existed=False, row=v)
         if links:
             self._link_outputs(links.values())
-            for i in links:
-                if out[i] is None:
-                    row = self.by_hash[events[i].hash]
-                    out[i] = Applied(kind=events[i].kind, uid=row["uid"], existed=True, row=row)
+        again = []
+        for i, row in seen.items():
+            if _later(events[i].at, row["updated_at"]):
+                row["updated_at"] = events[i].at
+                again.append({"aid": row["id"], "at": events[i].at})
+            out[i] = Applied(kind=events[i].kind, uid=row["uid"], existed=True, row=row)
+        if again:
+            self.conn.execute(_SEEN_AGAIN, again)
         for i, e in enumerate(events):
             if out[i] is None:
                 out[i] = self._artifact_registered(e)
@@ -296,28 +306,60 @@ class _Batch:
             self.conn.execute(_INSERT_RUN_OUTPUT, rows)
 
     def prefetch(self, events) -> None:
-        """Read, in two statements, what the batch's artifact events need to know."""
+        """Read, in a few statements, every version of the places the batch's artifact events
+        name (and the keyless artifacts of their hashes)."""
         regs = [e for e in events if e.kind == "artifact_registered"]
         self.prefetched = False
         if len(regs) < 2:
             return
         a = _A.c
-        hashes = list({e.hash for e in regs})
         keys = list({e.key for e in regs if e.key is not None})
-        for i in range(0, len(hashes), 500):
-            for row in self.conn.execute(
-                select(_A).where(a.hash.in_(hashes[i : i + 500]))
-            ).mappings():
-                self.by_hash[row["hash"]] = dict(row)
+        hashes = list({e.hash for e in regs if e.key is None})
+        found: dict[tuple[int, str], list[dict]] = {}
         for i in range(0, len(keys), 500):
             rows = self.conn.execute(
-                select(a.storage_id, a.key, a.stem)
-                .where(a.key.in_(keys[i : i + 500]))
-                .order_by(a.id)
-            )
-            for sid, key, stem in rows:
-                self.stem_by_key[(sid, key)] = stem  # ordered by id: the latest wins
+                select(_A).where(a.key.in_(keys[i : i + 500])).order_by(a.id)
+            ).mappings()
+            for row in rows:
+                found.setdefault((row["storage_id"], row["key"]), []).append(dict(row))
+        self.places.update(found)
+        for i in range(0, len(hashes), 500):
+            rows = self.conn.execute(
+                select(_A).where(a.key.is_(None), a.hash.in_(hashes[i : i + 500]))
+            ).mappings()
+            for row in rows:
+                self.keyless[row["hash"]] = dict(row)
+        self.prefetched_keys = set(keys)
+        self.prefetched_hashes = set(hashes)
         self.prefetched = True
+
+    def versions(self, sid: int, e) -> list[dict]:
+        """Every version of the event's place, oldest first (for a keyless artifact: the one row
+        of its content, if any). Read once per transaction, then kept up to date here."""
+        if e.key is None:
+            row = self.keyless.get(e.hash)
+            if row is None and not (self.prefetched and e.hash in self.prefetched_hashes):
+                found = self.conn.execute(_KEYLESS_BY_HASH, {"hash": e.hash}).mappings().first()
+                if found is not None:
+                    row = self.keyless[e.hash] = dict(found)
+            return [row] if row is not None else []
+        place = (sid, e.key)
+        rows = self.places.get(place)
+        if rows is None:
+            if self.prefetched and e.key in self.prefetched_keys:
+                rows = []
+            else:
+                q = self.conn.execute(_PLACE_VERSIONS, {"sid": sid, "key": e.key}).mappings()
+                rows = [dict(r) for r in q]
+            self.places[place] = rows
+        return rows
+
+    def _remember(self, row: dict) -> None:
+        """Keep the transaction's view of places current after inserting a version."""
+        if row["key"] is None:
+            self.keyless[row["hash"]] = row
+        else:
+            self.places.setdefault((row["storage_id"], row["key"]), []).append(row)
 
     # -- lookups -----------------------------------------------------------------------------
     def user_id(
@@ -632,6 +674,9 @@ class _Batch:
             uid=stem + version_suffix(n),
             stem=stem,
             key=e.key,
+            file_name=e.file_name,
+            removed=None,
+            removed_at=None,
             key_is_virtual=e.key_is_virtual,
             description=e.description,
             suffix=e.suffix,
@@ -653,65 +698,104 @@ class _Batch:
         a = _A.c
         by = self.user_id(e.created_by, e.at)
         sid = self.storage_id(e.storage_root, e.at, by)
-        if self.prefetched:
-            row = self.by_hash.get(e.hash)
-            prev = self.stem_by_key.get((sid, e.key)) if e.key is not None else None
-        else:
-            rows = (
-                self.conn.execute(
-                    _ARTIFACT_BY_HASH_OR_KEY, {"hash": e.hash, "sid": sid, "key": e.key}
-                )
-                .mappings()
-                .all()
-            )
-            row = next((r for r in rows if r["hash"] == e.hash), None)
-            prev = rows[0]["stem"] if rows and e.key is not None else None
-        if row is not None:
-            row = dict(row)
+        versions = self.versions(sid, e)
+        row = next((v for v in versions if v["hash"] == e.hash), None)
+        latest = next((v for v in versions if v["is_latest"]), None)
+        if row is not None:  # this place has held these bytes before
+            changes: dict = {}
             if e.checksums and not row.get("checksums"):
-                row["checksums"] = e.checksums
-                self.conn.execute(update(_A).where(a.id == row["id"]).values(checksums=e.checksums))
-            if e.run is not None:
-                rid = self.run_id(e.run)
-                if row["run_id"] is None:
-                    # first seen as someone's input, now known to be this run's output: its creator
-                    row["run_id"] = rid
-                    self.conn.execute(
-                        update(_A).where(a.id == row["id"]).values(run_id=rid, updated_at=e.at)
-                    )
-                    self.by_hash[e.hash] = row
+                changes["checksums"] = e.checksums
+            if row.get("removed"):  # deleted on purpose, now there again
+                changes.update(removed=None, removed_at=None)
+            rid = self.run_id(e.run) if e.run is not None else None
+            if rid is not None and row["run_id"] is None:
+                # first seen as someone's input, now known to be this run's output: its creator
+                changes["run_id"] = rid
+            if _later(e.at, row["updated_at"]):
+                changes["updated_at"] = e.at  # when the place was last seen holding them
+            if e.key is not None and not row["is_latest"] and _later(e.at, latest["updated_at"]):
+                # earlier bytes written back: the place holds this version again
+                self.conn.execute(
+                    update(_A).where(a.stem == row["stem"]).values(is_latest=a.id == row["id"])
+                )
+                for v in versions:
+                    v["is_latest"] = v is row
+            if changes:
+                self.conn.execute(update(_A).where(a.id == row["id"]).values(**changes))
+                row.update(changes)
+            if rid is not None:
                 self.link_output(rid, row["id"], e.at)
             return Applied(kind=e.kind, uid=row["uid"], existed=True, row=row)
-        stem, n = e.stem, 0
-        if e.key is not None:  # new bytes under an existing key → next version of that artifact
-            if prev is not None:
-                stem = prev
-                n = self.conn.execute(
-                    select(func.count()).select_from(_A).where(a.stem == stem)
-                ).scalar()
-                self.conn.execute(update(_A).where(a.stem == stem).values(is_latest=False))
+        stem = versions[0]["stem"] if versions else e.stem
         if len(stem) != ARTIFACT_STEM:
             raise ValidationError(f"artifact stem must have {ARTIFACT_STEM} characters: {stem!r}")
-        values = self._new_artifact_row(e, stem, n, sid, by)
+        values = self._new_artifact_row(e, stem, len(versions), sid, by)
+        # a new version is the place's content now — unless a later sighting of another version
+        # is already recorded (an old event replayed late)
+        if latest is not None:
+            if _later(latest["updated_at"], e.at):
+                values["is_latest"] = False
+            else:
+                self.conn.execute(update(_A).where(a.stem == stem).values(is_latest=False))
+                for v in versions:
+                    v["is_latest"] = False
         values["id"] = self.conn.execute(_INSERT_ARTIFACT, values).inserted_primary_key[0]
         if values["run_id"] is not None:
             self.conn.execute(
                 _INSERT_RUN_OUTPUT,
                 {"run_id": values["run_id"], "artifact_id": values["id"], "created_at": e.at},
             )
-        self.by_hash[e.hash] = values
-        if e.key is not None:
-            self.stem_by_key[(sid, e.key)] = stem
+        self._remember(values)
         return Applied(kind=e.kind, uid=values["uid"], existed=False, row=values)
 
-    def _artifact_used(self, e: ArtifactUsed) -> Applied:
-        a = S.artifacts.c
-        cond = a.uid == e.artifact.uid if e.artifact.uid else a.hash == e.artifact.hash
+    def artifact_row(self, ref: ArtifactRef):
+        """(id, uid) of the artifact version a reference names; a ValidationError if none, or if
+        a bare hash names several places (never guess which)."""
+        a = _A.c
+        if ref.uid:
+            cond = a.uid == ref.uid
+        elif ref.storage_root is not None:
+            sid = self.store._storage_ids.get(ref.storage_root) or self.new_storage_ids.get(
+                ref.storage_root
+            )
+            if sid is None:
+                sid = self.conn.execute(
+                    select(S.storages.c.id).where(S.storages.c.root == ref.storage_root)
+                ).scalar()
+            cond = and_(a.storage_id == sid, a.key == ref.key, a.hash == ref.hash)
+        else:
+            cond = and_(a.key.is_(None), a.hash == ref.hash)
         row = self.conn.execute(select(a.id, a.uid).where(cond)).first()
+        if row is None and ref.uid is None and ref.storage_root is None:
+            # an older event naming content only: accept it if exactly one place holds it
+            rows = self.conn.execute(select(a.id, a.uid).where(a.hash == ref.hash).limit(2)).all()
+            if len(rows) > 1:
+                raise ValidationError(
+                    f"artifact hash {ref.hash} is held by several places in {self.store.where}: "
+                    "name the place (storage_root and key) or the uid"
+                )
+            row = rows[0] if rows else None
         if row is None:
             raise ValidationError(
-                f"unknown artifact {e.artifact.model_dump(exclude_none=True)} in {self.store.where}"
+                f"unknown artifact {ref.model_dump(exclude_none=True)} in {self.store.where}"
             )
+        return row
+
+    def _artifact_removed(self, e: ArtifactRemoved) -> Applied:
+        row = self.artifact_row(e.artifact)
+        self.conn.execute(
+            update(_A)
+            .where(_A.c.id == row.id, _A.c.removed.is_(None))
+            .values(removed=e.reason, removed_at=e.at)
+        )
+        for rows in self.places.values():  # keep the transaction's view current
+            for v in rows:
+                if v["id"] == row.id and not v.get("removed"):
+                    v.update(removed=e.reason, removed_at=e.at)
+        return Applied(kind=e.kind, uid=row.uid, existed=True)
+
+    def _artifact_used(self, e: ArtifactUsed) -> Applied:
+        row = self.artifact_row(e.artifact)
         rid = self.run_id(e.run)
         ri = S.run_inputs.c
         exists = self.conn.execute(
@@ -722,3 +806,13 @@ class _Batch:
                 S.run_inputs.insert().values(run_id=rid, artifact_id=row.id, created_at=e.at)
             )
         return Applied(kind=e.kind, uid=row.uid, existed=exists is not None)
+
+
+def _aware(t):
+    """SQLite hands back naive datetimes (stored as UTC)."""
+    return t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t
+
+
+def _later(a, b) -> bool:
+    """a is strictly later than b (either may come naive from SQLite)."""
+    return b is None or _aware(a) > _aware(b)

@@ -1,8 +1,8 @@
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import flowprov as fp
 import pytest
-from flowprov.errors import DoesNotExist, LookupFieldError, MultipleResultsFound
+from flowprov.errors import DoesNotExist, LookupFieldError, MultipleResultsFound, ValidationError
 
 from tests.conftest import write
 
@@ -158,3 +158,130 @@ def test_view_shows_newest_records_of_every_table(story):
     assert set(frames) == {"User", "Storage", "Transform", "Run", "Artifact"}
     assert frames["Artifact"].iloc[0]["uid"] == story["fig"].uid
     assert len(frames["Transform"]) == 3
+
+
+# -- issue 12, point 11: every documented lookup, on every field it lists, on both backends ------
+
+
+def test_regex_lookups(story):
+    """`key__regex` said "Artifact has no field 'key'"."""
+    A = fp.Artifact
+    assert A.filter(key__regex=r"^figures/matrixplot_.*\.png$").one() == story["fig"]
+    assert A.filter(key__regex=r"^FIGURES/").count() == 0  # case matters, on both backends
+    assert A.filter(key__iregex=r"^FIGURES/").one() == story["fig"]
+    assert A.filter(description__regex=r"schmidt2[0-9] crispra").count() == 2
+    assert set(A.filter(run__transform__name__regex="^GWS")) == {story["hits"], story["fig"]}
+    with pytest.raises(ValidationError, match=r"key__regex.*not a valid regular expression"):
+        A.filter(key__regex="figures/(unclosed").count()
+
+
+def test_unknown_lookup_is_named_as_such(story):
+    with pytest.raises(LookupFieldError, match=r"unknown lookup 'regexp' in 'key__regexp'"):
+        fp.Artifact.filter(key__regexp="x")
+    with pytest.raises(LookupFieldError, match=r"unknown lookup 'year'.*created_at__year"):
+        fp.Run.filter(created_at__year=2024)
+
+
+def test_text_lookups_mean_the_same_on_both_backends(story):
+    """`contains`, `startswith`, `endswith` respect case everywhere (SQLite's LIKE did not)."""
+    A = fp.Artifact
+    assert A.filter(key__contains="FIGURES/matrixplot").count() == 0
+    assert A.filter(key__startswith="Figures/").count() == 0
+    assert A.filter(key__endswith=".PNG").count() == 0
+    assert A.filter(key__icontains="FIGURES/matrixplot").one() == story["fig"]
+    assert A.filter(key__istartswith="Figures/").one() == story["fig"]
+    assert A.filter(key__iendswith=".PNG").one() == story["fig"]
+    assert A.filter(key__contains="%").count() == 0 and A.filter(key__contains="_").count() == 1
+    assert A.filter(key__endswith="").count() == 1  # every key ends with ""; no key, no match
+
+
+def test_unparseable_date_is_an_error(story):
+    """`created_at__gte="yesterday"` returned nothing, silently."""
+    with pytest.raises(ValidationError, match=r"created_at__gte.*'yesterday'.*ISO"):
+        fp.Artifact.filter(created_at__gte="yesterday")
+    with pytest.raises(ValidationError, match=r"started_at__in.*'soon'"):
+        fp.Run.filter(started_at__in=["2024-01-01", "soon"])
+    assert fp.Artifact.filter(created_at__gte="2000-01-01").count() == 3
+    assert fp.Artifact.filter(created_at__lt="2000-01-01T00:00:00Z").count() == 0
+    assert fp.Artifact.filter(created_at__gte=date(2000, 1, 1)).count() == 3
+
+
+def test_times_in_any_time_zone(story):
+    """An aware datetime in another zone means the same instant on both backends."""
+    fig = story["fig"]
+    later_zone = fig.created_at.astimezone(timezone(timedelta(hours=5)))
+    assert fp.Artifact.filter(created_at__gte=later_zone).one() == fig
+    assert fp.Artifact.filter(created_at__gt=later_zone).count() == 0
+    assert fp.Artifact.filter(created_at=later_zone).one() == fig
+    as_text = later_zone.isoformat()  # '...+05:00', as a user may paste it
+    assert fp.Artifact.filter(created_at__gte=as_text).one() == fig
+    naive_utc = fig.created_at.astimezone(UTC).replace(tzinfo=None)  # naive means UTC
+    assert fp.Artifact.filter(created_at__gte=naive_utc).one() == fig
+    day = fig.created_at.astimezone(UTC).date().isoformat()
+    assert fp.Artifact.filter(created_at=day).count() == 3  # a date alone: that whole UTC day
+
+
+def test_values_are_checked_against_the_field(story):
+    """Values as the CLI passes them (text) are read as the field's type, or refused."""
+    A = fp.Artifact
+    assert A.filter(size__gt="3").count() == 2
+    assert A.filter(size__in=["3", 4]).count() == 2
+    assert A.filter(is_latest="true").count() == 3 and A.filter(is_latest="false").count() == 0
+    assert A.filter(key__isnull="False").one() == story["fig"]  # bool("False") would be True
+    assert A.filter(input_of__isnull="false").one() == story["raw"]
+    with pytest.raises(ValidationError, match=r"size__gt.*'abc'.*whole number"):
+        A.filter(size__gt="abc")
+    with pytest.raises(ValidationError, match=r"is_latest.*'maybe'.*true or false"):
+        A.filter(is_latest="maybe")
+    with pytest.raises(ValidationError, match=r"suffix__in.*list"):
+        A.filter(suffix__in=".png")  # list(".png") would be its characters
+
+
+def test_lookups_a_field_cannot_answer_are_refused(story):
+    with pytest.raises(LookupFieldError, match=r"'contains'.*Artifact.size.*gt"):
+        fp.Artifact.filter(size__contains="1")
+    with pytest.raises(LookupFieldError, match=r"Run.params.*JSON.*isnull"):
+        fp.Run.filter(params__contains="x")
+    with pytest.raises(LookupFieldError, match=r"'regex'.*Artifact.created_at"):
+        fp.Artifact.filter(created_at__regex="2024")
+    assert fp.Run.filter(params__isnull=True).count() == 2
+
+
+_SAMPLE = {"text": "a", "int": 1, "datetime": "2000-01-01", "bool": True, "json": {"a": 1}}
+
+
+@pytest.mark.parametrize("model", ["User", "Storage", "Transform", "Run", "Artifact"])
+def test_every_lookup_on_every_field(story, model):
+    """Each lookup a field accepts runs on this backend; the others are a LookupFieldError."""
+    from flowprov.query import OPS, field_kind, ops_for
+
+    assert ops_for("text") == set(OPS)
+    assert ops_for("int") == ops_for("datetime") == {"exact", "in", "gt", "gte", "lt", "lte", "isnull"}
+    assert ops_for("bool") == {"exact", "in", "isnull"} and ops_for("json") == {"isnull"}
+    M = getattr(fp, model)
+    for name, col in M._table.c.items():
+        kind = field_kind(col)
+        allowed = ops_for(kind)
+        for op in OPS:
+            value = _SAMPLE[kind]
+            if op == "isnull":
+                value = True
+            elif op == "in":
+                value = [value]
+            elif op in ("regex", "iregex"):
+                value = "^a"
+            lookup = f"{name}__{op}"
+            if op in allowed:
+                M.filter(**{lookup: value}).count()
+            else:
+                with pytest.raises(LookupFieldError, match=op):
+                    M.filter(**{lookup: value})
+
+
+def test_copied_file_keeps_its_name(instance, fp_env):
+    """A file copied in without a key kept no name: search and filters could not find it."""
+    a = fp.Artifact(write(fp_env / "incoming" / "screen.csv", b"a,b\n1,2\n")).save()
+    assert a.key is None and a.file_name == "screen.csv"
+    assert fp.Artifact.filter(file_name__contains="screen").one() == a
+    assert fp.Artifact.filter(file_name__regex=r"\.csv$").one() == a
+    assert fp.Artifact.search("screen").first() == a

@@ -1,23 +1,62 @@
-"""Django-style queries over the records, compiled to SQL (one statement per query).
+r"""Django-style queries over the records, compiled to SQL (one statement per query).
 
 ``Artifact.filter(key__contains="figures/", run__transform__name="Cell Ranger")`` becomes nested
 ``IN (SELECT ...)`` sub-queries — no per-row Python loops, no duplicate rows from joins.
 
-Lookups: exact (default), iexact, contains, icontains, startswith, istartswith, endswith,
-iendswith, in, gt, gte, lt, lte, isnull. As in Django, `contains` on SQLite ignores ASCII case
-(SQLite's LIKE); use it knowing that, or `icontains` everywhere.
+Lookups, and the fields they apply to (anything else is a LookupFieldError naming the ones that
+do apply):
+
+- text fields (uid, key, name, description, suffix, hash, status, ...): exact (the default),
+  iexact, contains, icontains, startswith, istartswith, endswith, iendswith, regex, iregex, in,
+  gt, gte, lt, lte, isnull;
+- whole numbers (id, size, n_objects, the ``*_id`` columns) and times (``created_at``,
+  ``started_at``, ...): exact, in, gt, gte, lt, lte, isnull;
+- true/false fields (``is_latest``, ``managed``, ...): exact, in, isnull;
+- JSON fields (``params``, ``environment``, ``checksums``): isnull;
+- relations (``run``, ``created_by``, ``transform``, ``input_of``, ...): a record, a uid or an
+  id (a handle for users), ``__in`` a list of them, ``__isnull``, or ``__<field>__<lookup>`` on
+  the related record, to any depth.
+
+Lookups mean the same on SQLite and PostgreSQL: contains, startswith and endswith respect case
+(SQLite's LIKE would not); the i-variants ignore the case of ASCII letters everywhere (PostgreSQL
+also folds other letters, as its locale says). ``regex`` is the database's: Python's ``re`` on
+SQLite, POSIX regular expressions on PostgreSQL — their common part (``. * + ? [] ^ $ | ()
+{m,n} \d \s \w``) means the same on both; an invalid pattern is a ValidationError.
+
+Values are read as the field's type, so text from the command line works: ``size__gt="1000"``,
+``is_latest="false"``, ``key__isnull="true"``. Times are datetimes (naive ones are UTC, the times
+flowprov shows), dates, or ISO text: ``"2024-08-16"``, ``"2024-08-16T09:30"``,
+``"2024-08-16T09:30:00+02:00"``; a date alone means that whole UTC day (``created_at__lte=
+"2024-08-16"`` includes the 16th). Anything else is a ValidationError naming field and value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Integer,
+    String,
+    Table,
+    and_,
+    cast,
+    false,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
 
-from .errors import DoesNotExist, LookupFieldError, MultipleResultsFound
+from .errors import DoesNotExist, LookupFieldError, MultipleResultsFound, ValidationError
 
 if TYPE_CHECKING:
     from .records import Record
@@ -31,12 +70,33 @@ OPS = (
     "istartswith",
     "endswith",
     "iendswith",
+    "regex",
+    "iregex",
     "in",
     "gt",
     "gte",
     "lt",
     "lte",
     "isnull",
+)
+_ORDERED = {"exact", "in", "gt", "gte", "lt", "lte", "isnull"}
+_KIND_OPS = {
+    "text": set(OPS),
+    "int": _ORDERED,
+    "datetime": _ORDERED,
+    "bool": {"exact", "in", "isnull"},
+    "json": {"isnull"},
+}
+_KIND_WORDS = {
+    "text": "text",
+    "int": "a whole number",
+    "datetime": "a time",
+    "bool": "true or false",
+    "json": "JSON",
+}
+_TIME_FORMS = (
+    "an ISO date or date-time (2024-08-16, 2024-08-16T09:30:00, 2024-08-16T09:30:00+02:00; "
+    "no zone means UTC), a datetime or a date"
 )
 
 
@@ -59,36 +119,183 @@ def _registry() -> dict[str, type[Record]]:
     return MODELS
 
 
-def _apply_op(col, op: str, value: Any, where: str) -> ColumnElement:
+def field_kind(col) -> str:
+    """text, int, datetime, bool or json: which lookups and values a column takes."""
+    t = col.type
+    if isinstance(t, JSON):
+        return "json"
+    if isinstance(t, Boolean):
+        return "bool"
+    if isinstance(t, DateTime):
+        return "datetime"
+    if isinstance(t, Integer):  # BigInteger too
+        return "int"
+    return "text"
+
+
+def ops_for(kind: str) -> set[str]:
+    return set(_KIND_OPS[kind])
+
+
+class _position(FunctionElement):
+    """1-based position of the second argument in the first (0: absent), case-sensitive on
+    every backend — unlike LIKE, which ignores ASCII case on SQLite."""
+
+    inherit_cache = True
+    type = Integer()
+
+
+@compiles(_position)
+def _position_default(element, compiler, **kw):
+    return f"strpos({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_position, "sqlite")
+def _position_sqlite(element, compiler, **kw):
+    return f"instr({compiler.process(element.clauses, **kw)})"
+
+
+def _as_bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool) or value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "false", "0", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    raise ValidationError(f"{where}: {value!r} is not true or false (use true or false)")
+
+
+def _as_int(value: Any, where: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ValidationError(f"{where}: {value!r} is not a whole number")
+
+
+def _as_text(value: Any, where: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # version=2 means "2"
+    raise ValidationError(f"{where}: expected text, got {value!r}")
+
+
+def _as_time(value: Any, where: str) -> tuple[datetime, bool]:
+    """(the instant in UTC, whether only a date was given)."""
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValidationError(
+                f"{where}: cannot read {value!r} as a time; use {_TIME_FORMS}"
+            ) from None
+        only_date = re.fullmatch(r"\s*\d{4}-?\d{2}-?\d{2}\s*", value) is not None
+        return _utc(parsed), only_date
+    if isinstance(value, datetime):
+        return _utc(value), False
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC), True
+    raise ValidationError(f"{where}: cannot read {value!r} as a time; use {_TIME_FORMS}")
+
+
+def _utc(d: datetime) -> datetime:
+    # naive means UTC (what flowprov stores and shows); SQLite's driver drops zones, so every
+    # value is turned into UTC before it is compared
+    return d.replace(tzinfo=UTC) if d.tzinfo is None else d.astimezone(UTC)
+
+
+def _time_clause(col, op: str, value: Any, where: str) -> ColumnElement:
+    """A time comparison; a date alone stands for its whole UTC day."""
+    t, whole_day = _as_time(value, where)
+    if not whole_day:
+        return _compare(col, op, t)
+    end = t + timedelta(days=1)
     if op == "exact":
-        return col.is_(None) if value is None else col == value
-    if op == "iexact":
-        return func.lower(col) == str(value).lower()
+        return and_(col >= t, col < end)
+    return {"gt": col >= end, "gte": col >= t, "lt": col < t, "lte": col < end}[op]
+
+
+def _compare(col, op: str, value: Any) -> ColumnElement:
+    return {
+        "exact": lambda: col == value,
+        "gt": lambda: col > value,
+        "gte": lambda: col >= value,
+        "lt": lambda: col < value,
+        "lte": lambda: col <= value,
+    }[op]()
+
+
+def _regex(col, pattern: str, ignore_case: bool, where: str) -> ColumnElement:
+    try:
+        re.compile(pattern)  # SQLite runs Python's re: a bad pattern would fail deep in the driver
+    except re.error as e:
+        raise ValidationError(f"{where}: {pattern!r} is not a valid regular expression: {e}") from e
+    if ignore_case:
+        # an inline flag at the very start means "ignore case" to Python and PostgreSQL alike
+        m = re.match(r"\(\?([a-zA-Z]+)\)", pattern)
+        pattern = f"(?i{m.group(1)}){pattern[m.end() :]}" if m else f"(?i){pattern}"
+    return col.regexp_match(pattern)
+
+
+def _text_clause(col, op: str, value: str, where: str) -> ColumnElement:
+    n = len(value)
     if op == "contains":
-        return col.contains(value, autoescape=True)
-    if op == "icontains":
-        return col.icontains(value, autoescape=True)
+        return _position(col, value) > 0
     if op == "startswith":
-        return col.startswith(value, autoescape=True)
-    if op == "istartswith":
-        return col.istartswith(value, autoescape=True)
+        return func.substr(col, 1, n) == value if n else col.is_not(None)
     if op == "endswith":
-        return col.endswith(value, autoescape=True)
-    if op == "iendswith":
-        return col.iendswith(value, autoescape=True)
-    if op == "in":
-        return col.in_(list(value))
-    if op == "gt":
-        return col > value
-    if op == "gte":
-        return col >= value
-    if op == "lt":
-        return col < value
-    if op == "lte":
-        return col <= value
+        return func.substr(col, func.length(col) - (n - 1)) == value if n else col.is_not(None)
+    if op in ("regex", "iregex"):
+        return _regex(col, value, op == "iregex", where)
+    if op == "iexact":
+        return func.lower(col) == value.lower()
+    if op in ("icontains", "istartswith", "iendswith"):
+        return getattr(col, op)(value, autoescape=True)  # lower(col) LIKE lower(value), escaped
+    return _compare(col, op, value)
+
+
+def _value_list(value: Any, where: str) -> list:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise ValidationError(f"{where}: expected a list of values, got {value!r}")
+    return list(value)
+
+
+def _column_clause(model, name: str, op: str, value: Any, where: str) -> ColumnElement:
+    col = model._table.c[name]
+    kind = field_kind(col)
+    if op == "exact" and value is None:
+        return col.is_(None)
+    if op not in _KIND_OPS[kind]:
+        raise LookupFieldError(
+            f"lookup {op!r} (in {where!r}) does not apply to {model.__name__}.{name}, which holds "
+            f"{_KIND_WORDS[kind]}; use {', '.join(o for o in OPS if o in _KIND_OPS[kind])}"
+        )
     if op == "isnull":
-        return col.is_(None) if value else col.is_not(None)
-    raise LookupFieldError(f"unknown lookup {op!r} in {where!r}; use one of {', '.join(OPS)}")
+        null = col.is_(None)
+        if kind == "json":  # None is stored as JSON's null, not SQL's NULL: both mean "none"
+            null = or_(null, cast(col, String) == "null")
+        return null if _as_bool(value, where) else ~null
+    if op == "in":
+        values = _value_list(value, where)
+        if kind == "datetime":  # each value may be a whole day
+            return or_(false(), *(_time_clause(col, "exact", v, where) for v in values))
+        return col.in_([_read(kind, _as_id(v), where) for v in values])
+    if kind == "datetime":
+        return _time_clause(col, op, value, where)
+    value = _read(kind, _as_id(value), where)
+    if kind == "text":
+        return _text_clause(col, op, value, where)
+    return _compare(col, op, value)
+
+
+def _read(kind: str, value: Any, where: str) -> Any:
+    """The value as the column's type, or a ValidationError naming lookup and value."""
+    if kind == "int":
+        return _as_int(value, where)
+    if kind == "bool":
+        return _as_bool(value, where)
+    return _as_text(value, where)
 
 
 def _as_id(value: Any) -> Any:
@@ -115,10 +322,14 @@ def _clause(
     if name in model._aliases:
         parts = model._aliases[name] + parts[1:]
         name = parts[0]
-    if name in table.c and len(parts) == 1:
-        if op == "in":
-            value = [_as_id(v) for v in value]
-        return _apply_op(table.c[name], op, _as_id(value), where)
+    if name in table.c:
+        if len(parts) > 1:  # key__regexp, created_at__year: a lookup we do not have
+            kind = field_kind(table.c[name])
+            raise LookupFieldError(
+                f"unknown lookup {parts[1]!r} in {where!r}: {model.__name__}.{name} takes "
+                f"{', '.join(o for o in OPS if o in _KIND_OPS[kind])}"
+            )
+        return _column_clause(model, name, op, value, where)
     rel = model._relations.get(name)
     if rel is None:
         fields = sorted(set(table.c.keys()) | set(model._relations) | set(model._aliases))
@@ -130,7 +341,7 @@ def _clause(
     if rest:
         inner = _clause(target, rest, op, value, where)
     elif op == "isnull" or (op == "exact" and value is None):
-        null = value if op == "isnull" else True
+        null = _as_bool(value, where) if op == "isnull" else True
         if rel.kind == "fk":
             col = table.c[rel.column]
             return col.is_(None) if null else col.is_not(None)
@@ -166,8 +377,6 @@ def _match_records(target, op: str, value: Any, where: str) -> ColumnElement:
             return target._table.c.id == v._require_id()
         if isinstance(v, str):
             if target.__name__ == "User":  # created_by="testuser1": a handle is as good as a uid
-                from sqlalchemy import or_
-
                 return or_(target._table.c.uid == v, target._table.c.handle == v)
             return target._table.c.uid == v
         if isinstance(v, int):
@@ -177,9 +386,7 @@ def _match_records(target, op: str, value: Any, where: str) -> ColumnElement:
         )
 
     if op == "in":
-        from sqlalchemy import false, or_
-
-        clauses = [one(v) for v in value]
+        clauses = [one(v) for v in _value_list(value, where)]
         return or_(*clauses) if clauses else false()
     if op != "exact":
         raise LookupFieldError(f"{where!r}: lookup {op!r} needs a field, e.g. {where}__name")

@@ -562,7 +562,7 @@ class Artifact(_HasLineage, Record):
         "output_of": Rel("m2m", "Run", None, S.run_outputs, "artifact_id", "run_id"),
     }
     _aliases = {"transform": ["run", "transform"]}
-    _search_fields = ("key", "description")
+    _search_fields = ("key", "file_name", "description")
     _repr_fields = (
         "uid",
         "key",

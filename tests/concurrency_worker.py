@@ -4,7 +4,7 @@
 
 Waits until the wall clock reaches START_AT so that all writers collide, then for each run:
 starts it, registers FILES_PER_RUN files written under <storage root>/w<WORKER>/ — every other
-one with content shared by all writers (the same bytes → one Artifact) — and finishes it. With
+one with content shared by all writers (the same bytes at 8 places: 8 Artifacts, one hash) — and finishes it. With
 --batch the files of a run are registered in one call (fp.save). Prints one JSON line: what it
 did and how long it took. Any exception makes it exit non-zero with the traceback on stderr.
 """

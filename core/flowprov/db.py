@@ -123,8 +123,24 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to `revision` (creates every table on an empty database)."""
     from alembic import command
 
-    with write_transaction(engine) as conn:
-        command.upgrade(_alembic_config(conn), revision)
+    if engine.dialect.name != "sqlite":
+        with write_transaction(engine) as conn:
+            command.upgrade(_alembic_config(conn), revision)
+        return
+    # SQLite alters a table by copying it; the copy's DROP of the old table must not trip the
+    # foreign keys pointing at it (SQLite's documented procedure: keys off outside the
+    # transaction, checked with foreign_key_check before commit)
+    with engine.connect().execution_options(**{_WRITE: True}) as conn:
+        raw = conn.connection.driver_connection  # outside any transaction (autocommit)
+        raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                command.upgrade(_alembic_config(conn), revision)
+                bad = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if bad:
+                    raise RuntimeError(f"schema upgrade broke foreign keys: {bad[:5]}")
+        finally:
+            raw.execute("PRAGMA foreign_keys=ON")
 
 
 def schema_revision(conn: Connection) -> str | None:

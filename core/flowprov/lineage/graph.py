@@ -4,7 +4,9 @@ of SQL statements (see walk.py) whatever the graph's size.
 Node ids are ``a<id>``, ``r<id>``, ``t<id>`` (database ids: stable within an instance, short in
 pictures); every node also carries its uid and a JSON-safe copy of its record for display.
 Edges: ``used`` (artifact → run), ``generated`` (run → artifact), ``run_of`` (run → its
-transform), ``parent`` (transform → transform: the consumer read what the producer made). A run's enclosing run (a Snakemake job's
+transform), ``parent`` (transform → transform: the consumer read what the producer made),
+``same_content`` (artifact → artifact: a producer-less copy holds the bytes a run made at the
+source's place — see walk.copy_source). A run's enclosing run (a Snakemake job's
 workflow run, a Prefect task's flow run) is kept as ``Node.group``, not as an edge, so pictures
 draw it as a box around its members.
 """
@@ -16,7 +18,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, literal, select, union_all
+from sqlalchemy import and_, bindparam, literal, select, union_all
 
 from .. import schema as S
 from . import walk as W
@@ -39,7 +41,7 @@ class Node:
 class Edge:
     source: str
     target: str
-    kind: str  # "used" | "generated" | "run_of" | "parent"
+    kind: str  # "used" | "generated" | "run_of" | "parent" | "same_content"
 
 
 @dataclass
@@ -305,6 +307,7 @@ def build(
     run_depth: dict[int, int | None] = {rid: 0 for rid in r_start}
     used: set[tuple[int, int]] = set()  # (artifact, run)
     made: set[tuple[int, int]] = set()  # (run, artifact)
+    same: set[tuple[int, int]] = set()  # (source artifact, producer-less copy)
     directions = ("upstream", "downstream") if direction == "both" else (direction,)
     for d in directions:
         walked: dict[int, int | None] = {}
@@ -320,12 +323,21 @@ def build(
         ins, outs = _links(conn, runs)
         if d == "upstream":
             # every input of a run in the graph is part of its lineage; of a run's outputs, only
-            # those on a path to the start (start artifacts, inputs of graph runs) are
+            # those on a path to the start (start artifacts, inputs of graph runs, and the
+            # sources of their producer-less copies) are
             keep = a_start | {a for a, r in ins}
+            made_ids = {a for _, a in outs}
+            pairs = {(s_, c) for s_, c in _pairs(conn, _sources_query(), keep) if s_ in made_ids}
+            same |= pairs
+            keep |= {s_ for s_, _ in pairs}
             used |= set(ins)
             made |= {(r, a) for r, a in outs if a in keep or r in r_start}
         else:
             keep = a_start | {a for r, a in outs}
+            read_ids = {a for a, _ in ins}
+            pairs = {(s_, c) for s_, c in _pairs(conn, _copies_query(), keep) if c in read_ids}
+            same |= pairs
+            keep |= {c for _, c in pairs}
             made |= set(outs)
             used |= {(a, r) for a, r in ins if a in keep or r in r_start}
         for rid, dep in walked.items():
@@ -339,6 +351,7 @@ def build(
             used |= mine
             run_depth.setdefault(highlight_run, None)
     artifact_set = a_start | {a for a, _ in used} | {a for _, a in made}
+    same = {(s_, c) for s_, c in same if s_ in artifact_set and c in artifact_set}
     run_set = set(run_depth)
     for row in _rows(conn, _artifact_query(), artifact_set):
         g.nodes[f"a{row['id']}"] = artifact_node(row)
@@ -364,6 +377,7 @@ def build(
     g.edges = (
         [Edge(f"a{a}", f"r{r}", "used") for a, r in sorted(used)]
         + [Edge(f"r{r}", f"a{a}", "generated") for r, a in sorted(made)]
+        + [Edge(f"a{s_}", f"a{c}", "same_content") for s_, c in sorted(same)]
         + [Edge(r, f"t{t}", "run_of") for r, t in sorted(run_of.items())]
     )
     g.start = [f"a{a}" for a in sorted(a_start)] + [f"r{r}" for r in sorted(r_start)]
@@ -387,6 +401,36 @@ def _links_query():
     )
 
 
+def _pairs_query(given: str):
+    """(source, copy) pairs of equal non-empty content where the copy has no producer at its own
+    place (walk.copy_source), for `given` ("source" or "copy") artifact ids."""
+    src, cp = S.artifacts.alias("src"), S.artifacts.alias("cp")
+    ids = bindparam("ids", expanding=True)
+    return (
+        select(src.c.id, cp.c.id)
+        .select_from(src.join(cp, and_(cp.c.hash == src.c.hash, cp.c.id != src.c.id)))
+        .where(cp.c.run_id.is_(None), src.c.size > 0)
+        .where((src.c.id if given == "source" else cp.c.id).in_(ids))
+    )
+
+
+@cache
+def _sources_query():
+    return _pairs_query("copy")
+
+
+@cache
+def _copies_query():
+    return _pairs_query("source")
+
+
+def _pairs(conn, statement, ids) -> list[tuple[int, int]]:
+    out = []
+    for part in W.chunks(sorted(ids)):
+        out += [tuple(r) for r in conn.execute(statement, {"ids": part})]
+    return out
+
+
 @cache
 def _ancestors_query():
     return W.run_ancestors(
@@ -398,7 +442,7 @@ def _count_steps(g: Graph) -> None:
     """Each run's distance in runs from the start (breadth first over the graph's edges)."""
     nbrs: dict[str, list[str]] = {}
     for e in g.edges:
-        if e.kind in ("used", "generated"):
+        if e.kind in ("used", "generated", "same_content"):
             nbrs.setdefault(e.source, []).append(e.target)
             nbrs.setdefault(e.target, []).append(e.source)
     dist = dict.fromkeys(g.start, 0)

@@ -6,6 +6,12 @@ downstream, from a run through its outputs to the runs that read them. Each walk
 statement whatever the graph's size (no query per node), and works the same on SQLite and
 PostgreSQL.
 
+Equal content at two places is followed too ("same content as"): a file with no producer of its
+own at its place (a published copy, an upload of a pipeline's result, a staged input) joins the
+runs that produced the same bytes elsewhere. Only then — a file whose own place names its
+producer is not re-attributed to whoever else wrote those bytes — and never for empty content
+(every empty log and flag file shares one hash; equal emptiness proves nothing).
+
 Cycles (impossible in honest data, possible in bad data: a run recorded as reading its own
 output) cannot hang a walk: without a depth limit the CTE is a UNION over run ids only, so it
 stops when no new run appears; with a depth limit it stops at the limit.
@@ -16,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import cache
 
-from sqlalchemy import Integer, Select, bindparam, literal, select, union_all
+from sqlalchemy import Integer, Select, and_, bindparam, literal, or_, select, union_all
 
 from .. import schema as S
 
@@ -39,33 +45,36 @@ def check_depth(depth: int | None) -> None:
         raise ValidationError(f"depth must be a whole number ≥ 0 or None (no limit), not {depth!r}")
 
 
+def copy_source(read, made):
+    """Join condition: artifact `made` (a producer's output) is where the bytes of artifact `read`
+    come from — the same version, or the same content elsewhere when `read` has no producer of
+    its own at its place and is not empty."""
+    return or_(
+        made.c.id == read.c.id,
+        and_(made.c.hash == read.c.hash, read.c.run_id.is_(None), read.c.size > 0),
+    )
+
+
 def seed_runs(direction: str, artifact_ids: Select | None, run_ids: Select | None) -> Select | None:
     """The runs one step away from the start: the producers (upstream) or the readers (downstream)
     of the start artifacts, and the runs one step away from the start runs."""
-    ri, ro = S.run_inputs, S.run_outputs
+    ri, ro = S.run_inputs.alias("si"), S.run_outputs.alias("so")
     parts = []
     if artifact_ids is not None:
-        link = ro if direction == "upstream" else ri
-        parts.append(select(link.c.run_id).where(link.c.artifact_id.in_(artifact_ids)))
+        start, other = S.artifacts.alias("sa1"), S.artifacts.alias("sa2")
+        if direction == "upstream":  # producers of the start artifacts' bytes
+            frm = start.join(other, copy_source(start, other)).join(
+                ro, ro.c.artifact_id == other.c.id
+            )
+            parts.append(select(ro.c.run_id).select_from(frm).where(start.c.id.in_(artifact_ids)))
+        else:  # readers of the start artifacts, and of their producer-less copies
+            frm = start.join(other, copy_source(other, start)).join(
+                ri, ri.c.artifact_id == other.c.id
+            )
+            parts.append(select(ri.c.run_id).select_from(frm).where(start.c.id.in_(artifact_ids)))
     if run_ids is not None:
-        if direction == "upstream":  # producers of what the start runs read
-            near = ri.alias()
-            parts.append(
-                select(ro.c.run_id).where(
-                    ro.c.artifact_id.in_(
-                        select(near.c.artifact_id).where(near.c.run_id.in_(run_ids))
-                    )
-                )
-            )
-        else:  # readers of what the start runs wrote
-            near = ro.alias()
-            parts.append(
-                select(ri.c.run_id).where(
-                    ri.c.artifact_id.in_(
-                        select(near.c.artifact_id).where(near.c.run_id.in_(run_ids))
-                    )
-                )
-            )
+        src = select(S.runs.c.id.label("run_id")).where(S.runs.c.id.in_(run_ids)).subquery("sr")
+        parts.append(_step(direction, src, select_depth=False))
     if not parts:
         return None
     return parts[0] if len(parts) == 1 else union_all(*parts).subquery().select()
@@ -77,34 +86,41 @@ def walk_runs(direction: str, seeds: Select, depth: int | None) -> Select:
 
     A run reached at several depths appears once per depth (depth-limited walks only); callers
     take the minimum."""
-    ri, ro = S.run_inputs.alias("wi"), S.run_outputs.alias("wo")
     seed_ids = seeds.subquery("seed")
     if depth is None:
         cte = select(seed_ids.c[0].label("run_id")).cte("walk", recursive=True)
-        step = _step(direction, cte, ri, ro, select_depth=False)
-        cte = cte.union(step)
+        cte = cte.union(_step(direction, cte, select_depth=False))
         return select(cte.c.run_id, literal(None).label("depth"))
     cte = select(seed_ids.c[0].label("run_id"), literal(1).label("depth")).cte(
         "walk", recursive=True
     )
-    step = _step(direction, cte, ri, ro, select_depth=True).where(cte.c.depth < depth)
+    step = _step(direction, cte, select_depth=True).where(cte.c.depth < depth)
     cte = cte.union(step)
     return select(cte.c.run_id, cte.c.depth)
 
 
-def _step(direction: str, cte, ri, ro, select_depth: bool) -> Select:
-    if direction == "upstream":  # run → its inputs → the runs that produced them
+def _step(direction: str, src, select_depth: bool) -> Select:
+    """The runs one step from the runs in `src` (a CTE or subquery with a run_id column)."""
+    ri, ro = S.run_inputs.alias("wi"), S.run_outputs.alias("wo")
+    a1, a2 = S.artifacts.alias("wa1"), S.artifacts.alias("wa2")
+    if direction == "upstream":  # run → its inputs → the runs that produced their bytes
         cols = [ro.c.run_id]
-        frm = cte.join(ri, ri.c.run_id == cte.c.run_id).join(
-            ro, ro.c.artifact_id == ri.c.artifact_id
+        frm = (
+            src.join(ri, ri.c.run_id == src.c.run_id)
+            .join(a1, a1.c.id == ri.c.artifact_id)
+            .join(a2, copy_source(a1, a2))
+            .join(ro, ro.c.artifact_id == a2.c.id)
         )
-    else:  # run → its outputs → the runs that read them
+    else:  # run → its outputs (and their producer-less copies) → the runs that read them
         cols = [ri.c.run_id]
-        frm = cte.join(ro, ro.c.run_id == cte.c.run_id).join(
-            ri, ri.c.artifact_id == ro.c.artifact_id
+        frm = (
+            src.join(ro, ro.c.run_id == src.c.run_id)
+            .join(a1, a1.c.id == ro.c.artifact_id)
+            .join(a2, copy_source(a2, a1))
+            .join(ri, ri.c.artifact_id == a2.c.id)
         )
     if select_depth:
-        cols.append(cte.c.depth + 1)
+        cols.append(src.c.depth + 1)
     return select(*cols).select_from(frm)
 
 
@@ -113,6 +129,7 @@ def walk_transforms(direction: str, start_id: int, depth: int | None) -> Select:
     runs read) or downstream of a transform; the start itself at depth 0."""
     r1, r2 = S.runs.alias("r1"), S.runs.alias("r2")
     ri, ro = S.run_inputs.alias("ti"), S.run_outputs.alias("to")
+    read, made = S.artifacts.alias("ta1"), S.artifacts.alias("ta2")
     base_cols = [literal(start_id).label("transform_id")]
     if depth is not None:
         base_cols.append(literal(0).label("depth"))
@@ -121,14 +138,18 @@ def walk_transforms(direction: str, start_id: int, depth: int | None) -> Select:
         frm = (
             cte.join(r1, r1.c.transform_id == cte.c.transform_id)
             .join(ri, ri.c.run_id == r1.c.id)
-            .join(ro, ro.c.artifact_id == ri.c.artifact_id)
+            .join(read, read.c.id == ri.c.artifact_id)
+            .join(made, copy_source(read, made))
+            .join(ro, ro.c.artifact_id == made.c.id)
             .join(r2, r2.c.id == ro.c.run_id)
         )
     else:
         frm = (
             cte.join(r1, r1.c.transform_id == cte.c.transform_id)
             .join(ro, ro.c.run_id == r1.c.id)
-            .join(ri, ri.c.artifact_id == ro.c.artifact_id)
+            .join(made, made.c.id == ro.c.artifact_id)
+            .join(read, copy_source(read, made))
+            .join(ri, ri.c.artifact_id == read.c.id)
             .join(r2, r2.c.id == ri.c.run_id)
         )
     cols = [r2.c.transform_id]
@@ -146,11 +167,14 @@ def transform_edges(transform_ids: Select) -> Select:
     a consumer's runs read an artifact a producer's runs made."""
     r1, r2 = S.runs.alias("p"), S.runs.alias("c")
     ri, ro = S.run_inputs, S.run_outputs
+    read, made = S.artifacts.alias("ea1"), S.artifacts.alias("ea2")
     return (
         select(r1.c.transform_id.label("producer"), r2.c.transform_id.label("consumer"))
         .select_from(
             ro.join(r1, r1.c.id == ro.c.run_id)
-            .join(ri, ri.c.artifact_id == ro.c.artifact_id)
+            .join(made, made.c.id == ro.c.artifact_id)
+            .join(read, copy_source(read, made))
+            .join(ri, ri.c.artifact_id == read.c.id)
             .join(r2, r2.c.id == ri.c.run_id)
         )
         .where(r1.c.transform_id.in_(transform_ids), r2.c.transform_id.in_(transform_ids))

@@ -1,0 +1,244 @@
+"""An artifact is a place (issue "The record must be right", points 1 and 2): the same bytes at
+two places are two artifacts sharing a hash, joined in lineage by "same content"; a place's
+versions are its successive contents, and earlier bytes written back are its latest again."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import flowprov as fp
+import pytest
+from flowprov import instance as inst_mod
+from flowprov import schema as S
+from flowprov.errors import ValidationError
+from flowprov.events import ArtifactRef, ArtifactRegistered, ArtifactUsed, RunRef, now
+from flowprov.storage import HOST_ROOT
+from sqlalchemy import func, select
+
+from tests.conftest import write
+
+
+def count(inst, table, *where) -> int:
+    with inst.engine.connect() as c:
+        return c.execute(select(func.count()).select_from(table).where(*where)).scalar()
+
+
+def test_equal_bytes_at_two_keys_are_two_artifacts(instance, fp_env):
+    root = Path(instance.storage.root)
+    a = fp.Artifact(write(root / "proj" / "s1.txt", "ok\n")).save()
+    b = fp.Artifact(write(root / "proj" / "s2.txt", "ok\n")).save()
+    assert not b.existed and a.uid != b.uid and a.stem != b.stem
+    assert (a.key, b.key) == ("proj/s1.txt", "proj/s2.txt") and a.hash == b.hash
+    assert fp.Artifact.get(key="proj/s2.txt") == b
+    assert set(fp.Artifact.filter(hash=a.hash)) == {a, b}
+    assert b.path == root / "proj" / "s2.txt"
+
+
+def test_equal_outputs_of_jobs_keep_their_own_paths_and_producers(instance, fp_env):
+    """Three jobs writing `ok\\n` logs, then another workflow elsewhere writing the same bytes."""
+    root = Path(instance.storage.root)
+    t = fp.Transform(name="count", type="rule").save()
+    runs = {}
+    for s in "ABC":
+        runs[s] = fp.Run(transform=t, params={"sample": s}).save()
+        fp.Artifact(write(root / "logs" / "count" / f"{s}.log", "ok\n"), run=runs[s]).save()
+    other = fp.Run(transform=fp.Transform(name="other", type="rule").save()).save()
+    fp.Artifact(write(root / "wf2" / "out" / "s1.txt", "ok\n"), run=other).save()
+    for s, run in runs.items():
+        (out,) = run.outputs
+        assert out.key == f"logs/count/{s}.log" and out.run == run
+    (out,) = other.outputs
+    assert out.key == "wf2/out/s1.txt" and out.run == other
+    assert count(instance, S.artifacts) == 4
+
+
+def test_verify_reports_only_the_deleted_place(instance, fp_env):
+    root = Path(instance.storage.root)
+    p1, p2 = write(root / "a" / "x.txt", "same"), write(root / "b" / "x.txt", "same")
+    a, b = fp.Artifact(p1).save(), fp.Artifact(p2).save()
+    os.remove(p1)
+    from flowprov.verify import verify
+
+    checks = {c.uid: c.status for c in verify()}
+    assert checks == {a.uid: "missing", b.uid: "ok"}
+
+
+def test_earlier_bytes_written_back_are_the_latest_again(instance, fp_env):
+    root = Path(instance.storage.root)
+    p = root / "counts.tsv"
+    v1 = fp.Artifact(write(p, "gene\tn\nA\t1\n")).save()
+    v2 = fp.Artifact(write(p, "gene\tn\nA\t2\n")).save()
+    assert v2.stem == v1.stem and v2.uid != v1.uid
+    assert [a.is_latest for a in v1.versions] == [False, True]
+    again = fp.Artifact(write(p, "gene\tn\nA\t1\n")).save()
+    assert again.existed and again.uid == v1.uid
+    assert again.is_latest
+    assert fp.Artifact.get(v2.uid).is_latest is False
+    assert fp.Artifact.filter(key="counts.tsv", is_latest=True).one().hash == v1.hash
+    assert fp.Artifact.filter(stem=v1.stem).count() == 2
+
+
+def test_a_late_replay_of_an_older_version_does_not_become_latest(instance, fp_env):
+    """A journal replayed after newer bytes were seen: the place keeps what it holds now."""
+    root = Path(instance.storage.root)
+    p = write(root / "x.tsv", "new bytes")
+    current = fp.Artifact(p).save()
+    from flowprov.artifacts import in_place_event
+
+    ev = in_place_event(str(p), roots=list(instance.storages().values()))
+    old = ev.model_copy(update={"hash": "0" * 64, "at": now() - timedelta(hours=1)})
+    res = inst_mod.current().store.apply([old])
+    assert not res[0].existed and res[0].row["is_latest"] is False
+    assert fp.Artifact.get(current.uid).is_latest
+
+
+def test_files_copied_in_without_a_key_are_deduplicated_by_content(instance, fp_env):
+    a = fp.Artifact(write(fp_env / "upload" / "screen.csv", "x,y\n")).save()
+    b = fp.Artifact(write(fp_env / "elsewhere" / "screen-copy.csv", "x,y\n")).save()
+    assert b.existed and b.uid == a.uid and a.managed and a.key is None
+    assert a.file_name == "screen.csv"  # its only name, kept
+    c = fp.Artifact(write(fp_env / "upload" / "other.csv", "x,y\n"), key="proj/other.csv").save()
+    assert not c.existed and c.uid != a.uid and c.key == "proj/other.csv"
+
+
+def test_engine_files_outside_every_root_are_recorded_where_they_are(instance, fp_env):
+    """No new root per folder: one host root, keyed by absolute location."""
+    from flowprov.artifacts import in_place_event
+
+    roots = list(instance.storages().values())
+    p1 = write(fp_env / "scratch" / "job1" / "out.txt", "1")
+    p2 = write(fp_env / "scratch" / "job2" / "deep" / "out.txt", "2")
+    evs = [in_place_event(str(p), roots=roots) for p in (p1, p2)]
+    inst_mod.current().store.apply(evs)
+    roots_now = [s.root for s in fp.Storage.all()]
+    assert sorted(roots_now) == sorted([instance.storage.root, HOST_ROOT])
+    a = fp.Artifact.get(key=str(p1).lstrip("/"))
+    assert a.storage.root == HOST_ROOT and a.path == p1
+
+
+def test_a_root_declared_inside_another_never_changes_keys(instance, fp_env):
+    root = Path(instance.storage.root)
+    p = write(root / "proj" / "data" / "x.csv", "x")
+    a = fp.Artifact(p).save()
+    fp.Storage(root / "proj", description="nested").save()
+    inst_mod.current().storages(refresh=True)
+    b = fp.Artifact(write(p, "x")).save()  # seen again
+    assert b.existed and b.uid == a.uid and b.key == "proj/data/x.csv"
+
+
+def test_lineage_joins_copies_by_content(instance, fp_env):
+    """A run's output, published elsewhere with no producer of its own, read by another run:
+    one lineage through a "same content" link. An empty file never joins."""
+    root = Path(instance.storage.root)
+    make = fp.Run(transform=fp.Transform(name="make", type="rule").save()).save()
+    out = fp.Artifact(write(root / "work" / "result.csv", "a,b\n1,2\n"), run=make).save()
+    flag = fp.Artifact(write(root / "work" / "done.flag", ""), run=make).save()
+    published = fp.Artifact(write(root / "published" / "result.csv", "a,b\n1,2\n")).save()
+    empty_copy = fp.Artifact(write(root / "published" / "other.flag", "")).save()
+    read = fp.Run(transform=fp.Transform(name="analysis", type="script").save()).save()
+    store = inst_mod.current().store
+    store.apply(
+        [
+            ArtifactUsed(run=RunRef(uid=read.uid), artifact=ArtifactRef(uid=published.uid)),
+            ArtifactUsed(run=RunRef(uid=read.uid), artifact=ArtifactRef(uid=empty_copy.uid)),
+        ]
+    )
+    g = read.lineage()
+    assert make.uid in g.uids("run")
+    same = [(e.source, e.target) for e in g.edges if e.kind == "same_content"]
+    assert same == [(f"a{out.id}", f"a{published.id}")]
+    assert flag.uid not in g.uids("artifact")  # equal emptiness proves nothing
+    assert read.transform in list(make.transform.descendants())
+    down = out.lineage("downstream")
+    assert read.uid in down.uids("run") and published.uid in down.uids("artifact")
+    assert down.uids("run") == {read.uid}
+
+
+def test_a_file_with_its_own_producer_is_not_reattributed(instance, fp_env):
+    """Equal bytes written by two unrelated runs: each file's lineage names its own producer."""
+    root = Path(instance.storage.root)
+    r1 = fp.Run(transform=fp.Transform(name="one", type="rule").save()).save()
+    r2 = fp.Run(transform=fp.Transform(name="two", type="rule").save()).save()
+    fp.Artifact(write(root / "a" / "ref.fa", ">chr1\nACGT\n"), run=r1).save()
+    b = fp.Artifact(write(root / "b" / "ref.fa", ">chr1\nACGT\n"), run=r2).save()
+    assert b.lineage().uids("run") == {r2.uid}
+
+
+def test_a_bare_hash_naming_several_places_is_refused(instance, fp_env):
+    root = Path(instance.storage.root)
+    a = fp.Artifact(write(root / "a.txt", "same")).save()
+    fp.Artifact(write(root / "b.txt", "same")).save()
+    run = fp.Run(transform=fp.Transform(name="reader", type="script").save()).save()
+    with pytest.raises(ValidationError, match="several places"):
+        inst_mod.current().store.apply(
+            [ArtifactUsed(run=RunRef(uid=run.uid), artifact=ArtifactRef(hash=a.hash))]
+        )
+    assert run.inputs.count() == 0
+
+
+def test_replaying_registrations_is_idempotent(instance, fp_env):
+    root = Path(instance.storage.root)
+    from flowprov.artifacts import in_place_event
+
+    roots = list(instance.storages().values())
+    evs = [in_place_event(str(write(root / f"f{i}.txt", f"{i % 3}")), roots=roots) for i in range(30)]
+    store = inst_mod.current().store
+    first = store.apply(evs)
+    again = store.apply(evs)
+    assert not any(r.existed for r in first) and all(r.existed for r in again)
+    assert count(instance, S.artifacts) == 30
+
+
+def test_old_merged_records_survive_the_upgrade(fp_env, empty_db):
+    """A 0005 database (one artifact per hash) upgrades: the record stays at its first place, and
+    the other place can now be registered as its own artifact."""
+    from flowprov.db import make_engine, migrate
+    from sqlalchemy import text
+
+    engine = make_engine(empty_db)
+    migrate(engine, "0005")
+    t = "2025-01-01 00:00:00"
+    root = str(fp_env / "old")
+    write(Path(root) / "logs" / "A.log", "ok\n")
+    write(Path(root) / "logs" / "B.log", "ok\n")
+    from flowprov.hashing import hash_path
+
+    h = hash_path(str(Path(root) / "logs" / "A.log"), "blake3").hash
+    with engine.begin() as c:
+        c.execute(text(f"INSERT INTO users VALUES (1, 'u0000001', 'lab', NULL, '{t}', '{t}')"))
+        c.execute(
+            text(
+                f"INSERT INTO storages VALUES (1, 's00000000001', '{root}', 'local', NULL, NULL,"
+                f" true, 1, '{t}', '{t}')"
+            )
+        )
+        c.execute(
+            text(
+                "INSERT INTO artifacts (id, uid, stem, key, key_is_virtual, suffix, size, hash,"
+                " hash_type, n_objects, is_latest, managed, storage_id, created_by_id, created_at,"
+                f" updated_at) VALUES (1, 'aaaaaaaaaaaaaaaa0000', 'aaaaaaaaaaaaaaaa', 'logs/A.log',"
+                f" false, '.log', 3, '{h}', 'blake3', 1, true, false, 1, 1, '{t}', '{t}')"
+            )
+        )
+    engine.dispose()
+    inst, created = inst_mod.init(root, db=empty_db)
+    assert not created
+    old = fp.Artifact.get("aaaaaaaaaaaaaaaa0000")
+    assert old.key == "logs/A.log" and old.file_name is None and old.removed is None
+    b = fp.Artifact(Path(root) / "logs" / "B.log").save()
+    assert not b.existed and b.key == "logs/B.log" and b.hash == old.hash
+
+
+@pytest.fixture
+def empty_db(fp_env, backend, request):
+    if backend == "sqlite":
+        return f"sqlite:///{fp_env / 'old.sqlite'}"
+    return request.getfixturevalue("pg_database")
+
+
+def test_registered_event_needs_a_valid_ref():
+    with pytest.raises(ValueError, match="both storage_root and key"):
+        ArtifactRef(storage_root="/x", hash="ab")
+    ArtifactRegistered(stem="x" * 16, storage_root="/", key="k", hash="h", hash_type="blake3")

@@ -242,3 +242,75 @@ def test_registered_event_needs_a_valid_ref():
     with pytest.raises(ValueError, match="both storage_root and key"):
         ArtifactRef(storage_root="/x", hash="ab")
     ArtifactRegistered(stem="x" * 16, storage_root="/", key="k", hash="h", hash_type="blake3")
+
+
+def _stale_uids():
+    from flowprov.lineage.stale import stale
+
+    return {s.uid: s for s in stale()}
+
+
+def test_an_output_rewritten_unchanged_belongs_to_the_newer_run(instance, fp_env):
+    """Input changes, the rule reruns, the output's bytes do not change: nothing is stale."""
+    root = Path(instance.storage.root)
+    t = fp.Transform(name="summarise", type="rule").save()
+    inp = root / "in.txt"
+    v1 = fp.Artifact(write(inp, "a\n")).save()
+    r1 = fp.Run(transform=t).save()
+    with r1:
+        fp.Artifact.get(v1.uid).cache()
+        out = fp.Artifact(write(root / "out.txt", "summary\n")).save()
+    fp.Artifact(write(inp, "a\nb\n")).save()  # a new version of the input
+    assert out.uid in _stale_uids()  # the output rests on an old input: right
+    r2 = fp.Run(transform=t).save()
+    with r2:
+        fp.Artifact.get(key="in.txt", is_latest=True).cache()
+        again = fp.Artifact(write(root / "out.txt", "summary\n")).save()
+    assert again.existed and set(again.output_of) == {r1, r2}
+    assert _stale_uids() == {}
+
+
+def test_files_deleted_on_purpose_are_neither_missing_nor_stale(instance, fp_env, run_flowprov):
+    from flowprov.events import ArtifactRemoved
+    from flowprov.verify import verify
+
+    root = Path(instance.storage.root)
+    t = fp.Transform(name="align", type="rule").save()
+    r = fp.Run(transform=t).save()
+    tmp = fp.Artifact(write(root / "tmp" / "x.sam", "sam"), run=r).save()
+    r2 = fp.Run(transform=fp.Transform(name="sort", type="rule").save()).save()
+    with r2:
+        fp.Artifact.get(tmp.uid).cache()
+        final = fp.Artifact(write(root / "x.bam", "bam")).save()
+    os.remove(root / "tmp" / "x.sam")
+    assert {c.uid: c.status for c in verify()}[tmp.uid] == "missing"
+    assert final.uid in _stale_uids()  # deleted with no word: the chain is broken
+    inst_mod.current().store.apply(
+        [ArtifactRemoved(artifact=ArtifactRef(uid=tmp.uid), reason="temp", run=RunRef(uid=r2.uid))]
+    )
+    assert fp.Artifact.get(tmp.uid).removed == "temp"
+    assert {c.uid: c.status for c in verify()}[tmp.uid] == "removed"
+    assert _stale_uids() == {}
+    proc = run_flowprov("stale")
+    assert proc.returncode == 0 and "nothing is stale" in proc.stdout
+    proc = run_flowprov("verify")
+    assert proc.returncode == 0 and "1 deleted on purpose" in proc.stdout
+    # written again by a rerun: present again
+    fp.Artifact(write(root / "tmp" / "x.sam", "sam"), run=r).save()
+    assert fp.Artifact.get(tmp.uid).removed is None
+
+
+def test_each_stale_reason_once(instance, fp_env):
+    root = Path(instance.storage.root)
+    old = fp.Transform(name="step", type="script", source_code="v1").save()
+    made = []
+    for name in ("a", "b"):
+        with fp.Run(transform=old):
+            made.append(fp.Artifact(write(root / f"{name}.txt", name)).save())
+    with fp.Run(transform=fp.Transform(name="join", type="script").save()):
+        for a in made:
+            fp.Artifact.get(a.uid).cache()
+        z = fp.Artifact(write(root / "z.txt", "ab")).save()
+    fp.Transform(name="step", type="script", source_code="v2").save()
+    reasons = _stale_uids()[z.uid].reasons
+    assert [r.kind for r in reasons] == ["newer code version"]

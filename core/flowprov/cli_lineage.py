@@ -277,7 +277,7 @@ def verify(uids, sample, seed, workers, show_ok, all_versions):
     ) as bar:
         task = bar.add_task("verify", total=len(rows))
         checks = check_rows(rows, workers, lambda c: bar.advance(task))
-    counts = {s: 0 for s in ("ok", "modified", "missing", "error")}
+    counts = {s: 0 for s in ("ok", "modified", "missing", "removed", "error")}
     for c in checks:
         counts[c.status] += 1
     shown = [c for c in checks if show_ok or not c.ok]
@@ -285,7 +285,13 @@ def verify(uids, sample, seed, workers, show_ok, all_versions):
         t = Table(pad_edge=False)
         for col in ("status", "uid", "key", "path", "detail"):
             t.add_column(col, overflow="fold")
-        colour = {"ok": "green", "modified": "red", "missing": "red", "error": "yellow"}
+        colour = {
+            "ok": "green",
+            "removed": "blue",
+            "modified": "red",
+            "missing": "red",
+            "error": "yellow",
+        }
         for c in shown:
             t.add_row(
                 f"[{colour[c.status]}]{c.status}[/]",
@@ -295,11 +301,12 @@ def verify(uids, sample, seed, workers, show_ok, all_versions):
                 escape(c.detail or ""),
             )
         out.print(t)
+    removed = f", {counts['removed']} deleted on purpose by their engine" if counts["removed"] else ""
     out.print(
-        f"{len(checks)} checked: {counts['ok']} fine, {counts['modified']} modified, "
+        f"{len(checks)} checked: {counts['ok']} fine{removed}, {counts['modified']} modified, "
         f"{counts['missing']} missing, {counts['error']} unreadable"
     )
-    if len(checks) != counts["ok"]:
+    if not all(c.ok for c in checks):
         sys.exit(1)
 
 

@@ -18,7 +18,8 @@ from sqlalchemy import BigInteger, bindparam, cast, func, literal, select
 from . import schema as S
 from .errors import FileMissingError, FlowprovError, ValidationError
 
-STATUSES = ("ok", "modified", "missing", "error")
+# removed: an engine deleted the file on purpose (Snakemake's temp()) — recorded, not a fault
+STATUSES = ("ok", "modified", "missing", "removed", "error")
 
 
 @dataclass
@@ -26,7 +27,7 @@ class Check:
     uid: str
     key: str | None
     path: str
-    status: str  # ok | modified | missing | error
+    status: str  # ok | modified | missing | removed | error
     hash_type: str
     expected: str
     found: str | None = None
@@ -34,7 +35,7 @@ class Check:
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        return self.status in ("ok", "removed")
 
 
 def parse_sample(sample: str | int | float | None) -> tuple[int | None, float | None]:
@@ -70,6 +71,7 @@ def _select(uids: Iterable[str] | None, sample) -> tuple:
         a.c.suffix,
         a.c.managed,
         a.c.storage_id,
+        a.c.removed,
     )
     uids = list(uids or ())
     if uids:
@@ -142,7 +144,10 @@ def check_row(row, roots: dict, use_cache: bool = False) -> Check:
         else:
             digest = hash_url(path, algo)
     except (FileNotFoundError, FileMissingError):
-        c.status, c.detail = "missing", "no file or object at this path"
+        if row.get("removed"):
+            c.status, c.detail = "removed", f"deleted on purpose by its engine ({row['removed']})"
+        else:
+            c.status, c.detail = "missing", "no file or object at this path"
         return c
     except (OSError, FlowprovError) as e:
         c.status, c.detail = "error", str(e)

@@ -8,6 +8,11 @@ Three kinds of cause:
   (checked through the hash cache, so unchanged large files are not re-read; `verify` re-reads);
 - ``newer code version`` — a run's transform has a newer version (its ``is_latest`` is false).
 
+A run counts only for what it was the LAST to write: an output a newer run rewrote (even with the
+same bytes) rests on that newer run's inputs and code, not on the older run's. Files an engine
+deleted on purpose (Snakemake's temp()) are neither missing nor a cause. Equal content read
+elsewhere (a producer-less copy) carries staleness on, as it carries lineage (walk.copy_source).
+
 Everything downstream of a cause — found with one recursive SQL walk that keeps, for each
 artifact it reaches, the artifact and run it came through — is stale if it is itself the latest
 version of its key (an older version already has a successor). Each reason carries the path of
@@ -18,9 +23,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import Integer, bindparam, cast, literal, null, select, union_all
+from sqlalchemy import Integer, and_, bindparam, cast, exists, literal, null, select, union_all
 
 from .. import schema as S
+from .walk import copy_source
+
+
+def _last_writer(ro):
+    """Condition on a run_outputs row `ro`: no later run wrote the same artifact version."""
+    newer = S.run_outputs.alias("newer")
+    return ~exists().where(
+        and_(newer.c.artifact_id == ro.c.artifact_id, newer.c.created_at > ro.c.created_at)
+    )
 
 
 @dataclass
@@ -62,15 +76,21 @@ def _walk(seed_artifacts: list[int], seed_runs: list[int]):
                 (literal(0) - ro.c.run_id).label("cause"),
                 cast(null(), Integer).label("prev"),
                 ro.c.run_id.label("via"),
-            ).where(ro.c.run_id.in_(bindparam("runs", expanding=True)))
+            ).where(ro.c.run_id.in_(bindparam("runs", expanding=True)), _last_writer(ro))
         )
     base = seeds[0] if len(seeds) == 1 else union_all(*seeds).subquery().select()
     cte = base.cte("stale_walk", recursive=True)
     ri2, ro2 = ri.alias("si"), ro.alias("so")
-    step = select(ro2.c.artifact_id, cte.c.cause, cte.c.artifact_id, ri2.c.run_id).select_from(
-        cte.join(ri2, ri2.c.artifact_id == cte.c.artifact_id).join(
-            ro2, ro2.c.run_id == ri2.c.run_id
+    made, read = a.alias("sa1"), a.alias("sa2")
+    step = (
+        select(ro2.c.artifact_id, cte.c.cause, cte.c.artifact_id, ri2.c.run_id)
+        .select_from(
+            cte.join(made, made.c.id == cte.c.artifact_id)
+            .join(read, copy_source(read, made))
+            .join(ri2, ri2.c.artifact_id == read.c.id)
+            .join(ro2, ro2.c.run_id == ri2.c.run_id)
         )
+        .where(_last_writer(ro2))
     )
     cte = cte.union(step)
     return select(cte.c.artifact_id, cte.c.cause, cte.c.prev, cte.c.via)
@@ -96,6 +116,7 @@ def stale(check_files: bool = True, progress=None) -> list[Stale]:
             select(r.c.id, t.c.name, t.c.uid)
             .select_from(r.join(t, t.c.id == r.c.transform_id))
             .where(t.c.is_latest.is_(False), r.c.id.in_(select(S.run_outputs.c.run_id)))
+            .order_by(r.c.id)
         ):
             causes[-rid] = ("newer code version", f"{tname} ({tuid}) has a newer version")
     if check_files:  # latest versions (older ones in place were overwritten by their successors)
@@ -143,9 +164,10 @@ def stale(check_files: bool = True, progress=None) -> list[Stale]:
             path, labels = [t_uid, *path], [f"{t_name} (older version)", *labels]
         else:
             cause_uid = info[cause]["uid"]
-        out.setdefault(aid, Stale(row["uid"], row["key"], [])).reasons.append(
-            Reason(kind, cause_uid, detail, path, labels)
-        )
+        entry = out.setdefault(aid, Stale(row["uid"], row["key"], []))
+        if any((r.kind, r.cause, r.detail) == (kind, cause_uid, detail) for r in entry.reasons):
+            continue  # the same reason through another run (several runs of one old transform)
+        entry.reasons.append(Reason(kind, cause_uid, detail, path, labels))
     return [out[k] for k in sorted(out)]
 
 

@@ -190,3 +190,28 @@ def test_a_missing_bucket_is_refused_at_init(bucket, fp_env):
     with pytest.raises(StorageError, match="does not exist"):
         inst_mod.init(f"{missing}/flowprov", name="other")
     assert not C.instance_file("other").exists()
+
+
+def test_an_object_changed_since_it_was_recorded_is_refused(remote, bucket):
+    """What was read is what is recorded: a changed object is not returned as the old version."""
+    from flowprov.errors import ContentChanged
+
+    fs, p = fs_of(f"{bucket}/raw/changing.tsv")
+    fs.pipe_file(p, b"version 1\n")
+    a = fp.Artifact(f"{bucket}/raw/changing.tsv").save()
+    fs.pipe_file(p, b"version 2, longer\n")
+    run = fp.Run(transform=fp.Transform(name="reader", type="script").save()).save()
+    with run:
+        with pytest.raises(ContentChanged, match=a.uid):
+            a.cache()
+        with pytest.raises(ContentChanged, match=a.uid):
+            a.open()
+    assert run.inputs.count() == 0
+    from flowprov._settings import settings
+
+    assert not (settings.cache_dir / "objects" / f"{a.hash}.tsv").exists()
+    b = fp.Artifact(f"{bucket}/raw/changing.tsv").save()  # record what is there now
+    assert b.stem == a.stem and b.uid != a.uid
+    with run:
+        assert b.cache().read_bytes() == b"version 2, longer\n"
+    assert list(run.inputs) == [b]

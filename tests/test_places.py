@@ -314,3 +314,29 @@ def test_each_stale_reason_once(instance, fp_env):
     fp.Transform(name="step", type="script", source_code="v2").save()
     reasons = _stale_uids()[z.uid].reasons
     assert [r.kind for r in reasons] == ["newer code version"]
+
+
+def test_reading_a_file_that_changed_since_its_record_is_refused(instance, fp_env):
+    """cache(), open() and load() never hand over other bytes as the recorded version."""
+    from flowprov.errors import ContentChanged
+
+    root = Path(instance.storage.root)
+    p = write(root / "table.csv", "a,b\n1,2\n")
+    v1 = fp.Artifact(p).save()
+    write(p, "a,b\n1,3\n")  # same size, other bytes
+    run = fp.Run(transform=fp.Transform(name="reader", type="script").save()).save()
+    with run:
+        for read in (v1.cache, v1.open, v1.load):
+            with pytest.raises(ContentChanged, match=f"{v1.uid}.*other bytes"):
+                read()
+    assert run.inputs.count() == 0
+    v2 = fp.Artifact(p).save()
+    with run:
+        assert v2.load()["b"].tolist() == [3]
+    assert list(run.inputs) == [v2]
+    copied = fp.Artifact(write(fp_env / "up.txt", "upload")).save()
+    obj = copied.path
+    os.chmod(obj, 0o644)
+    write(obj, "tampered")
+    with pytest.raises(ContentChanged):
+        copied.cache()

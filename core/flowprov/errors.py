@@ -55,3 +55,8 @@ class NotSaved(FlowprovError):
 
 class NoCurrentRun(FlowprovError):
     """`finish()` was called with no tracked run."""
+
+
+class ContentChanged(FlowprovError):
+    """A file or object no longer holds the bytes its record names: reading it as that version
+    would record a lie."""

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from sqlalchemy import Table, select
 
 from . import schema as S
-from .errors import FileMissingError, NotSaved, ValidationError
+from .errors import ContentChanged, FileMissingError, NotSaved, ValidationError
 from .query import QuerySet, Rel
 
 logger = logging.getLogger("flowprov")
@@ -634,7 +634,8 @@ class Artifact(_HasLineage, Record):
         record_input(self, is_run_input)
 
     def cache(self, is_run_input: bool | None = None) -> Path:
-        """A local path to the content (downloaded once for remote storage); records a run input."""
+        """A local path to the content (downloaded once for remote storage); records a run input.
+        Refuses (ContentChanged) if the file no longer holds this version's bytes."""
         self._require_id()
         root = self._root()
         if root.is_local:
@@ -643,13 +644,13 @@ class Artifact(_HasLineage, Record):
                 raise FileMissingError(
                     f"the file of Artifact('{self.uid}') is missing: {p} (run `flowprov verify`)"
                 )
+            self._check_local(str(p))
         else:
-            from ._settings import settings
-
-            p = settings.cache_dir / "objects" / f"{self.hash}{self.suffix}"
-            if not p.exists():
+            p = self._cached_copy()
+            if not p.exists():  # a cached copy was checked against the hash when it came
                 p.parent.mkdir(parents=True, exist_ok=True)
                 tmp = p.with_name(p.name + ".part")
+                self._check_remote_checksums(root)
                 try:
                     root.get(self._object_key, str(tmp), recursive=self.n_objects > 1)
                 except FileNotFoundError:
@@ -657,12 +658,18 @@ class Artifact(_HasLineage, Record):
                         f"the object of Artifact('{self.uid}') is missing: {self.path} "
                         "(run `flowprov verify`)"
                     ) from None
+                try:
+                    self._check_local(str(tmp), use_cache=False, where=str(self.path))
+                except BaseException:
+                    _remove_quietly(tmp)
+                    raise
                 os.replace(tmp, p)
         self._track_input(is_run_input)
         return p
 
     def open(self, mode: str = "rb", is_run_input: bool | None = None):
-        """A file object on the content (files only); records a run input."""
+        """A file object on the content (files only); records a run input. Refuses
+        (ContentChanged) if the file no longer holds this version's bytes."""
         if self.n_objects != 1 or self.hash_type.endswith("-dir"):
             raise ValidationError(
                 f"Artifact('{self.uid}') is a folder: use .cache() to get its path"
@@ -670,14 +677,60 @@ class Artifact(_HasLineage, Record):
         if "w" in mode or "a" in mode or "+" in mode:
             raise ValidationError("artifacts are immutable: open them for reading only")
         root = self._root()
+        path = root.path(self._object_key)
+        if not root.is_local:  # read from a local copy checked against the hash as it came
+            return open(self.cache(is_run_input), mode)  # noqa: SIM115 - the caller closes it
+        if os.path.exists(path):
+            self._check_local(path)
         try:
             f = root.open(self._object_key, mode)
         except FileNotFoundError:
             raise FileMissingError(
-                f"the file of Artifact('{self.uid}') is missing at {root.path(self._object_key)}"
+                f"the file of Artifact('{self.uid}') is missing at {path}"
             ) from None
         self._track_input(is_run_input)
         return f
+
+    # -- is the content still this version? ----------------------------------------------------
+    def _cached_copy(self) -> Path:
+        from ._settings import settings
+
+        return settings.cache_dir / "objects" / f"{self.hash}{self.suffix}"
+
+    def _changed(self, where: str, found: str) -> ContentChanged:
+        return ContentChanged(
+            f"{where} no longer holds Artifact('{self.uid}') ({self.hash_type} {self.hash}): it "
+            f"now holds other bytes ({found}). Record what is there with "
+            f"fp.Artifact({where!r}).save() and read that version, or restore the file."
+        )
+
+    def _check_local(self, path: str, use_cache: bool = True, where: str | None = None) -> None:
+        """Size first, then the hash (through the hash cache: an unchanged file is not re-read)."""
+        from .hashing import ENGINE_MARKERS, hash_path
+
+        is_dir = self.hash_type.endswith("-dir")
+        if not is_dir and self.size is not None:
+            size = os.stat(path).st_size
+            if size != self.size:
+                raise self._changed(where or path, f"{size:,} bytes, recorded {self.size:,}")
+        algo = self.hash_type.removesuffix("-dir")
+        ignore = ENGINE_MARKERS if is_dir else frozenset()
+        digest = hash_path(path, algo, ignore, use_cache=use_cache)
+        if digest.hash != self.hash:
+            raise self._changed(where or path, f"{self.hash_type} {digest.hash}")
+
+    def _check_remote_checksums(self, root) -> None:
+        """The object store's own checksums (ETag, GCS md5/crc32c) against the recorded ones: a
+        changed object is refused before a byte is read."""
+        from .storage import object_checksums
+
+        recorded = self.checksums or {}
+        if not recorded or self.n_objects != 1:
+            return
+        now = object_checksums(root.fs, root.path(self._object_key))
+        for name, value in recorded.items():
+            if name in now and now[name] != value:
+                raise self._changed(str(self.path), f"{name} {now[name]}, recorded {value}")
 
     def load(self, is_run_input: bool | None = None, **kwargs):
         """The content as a Python object, by suffix (parquet/csv/tsv → DataFrame, json, yaml, ...)."""
@@ -712,6 +765,18 @@ class Artifact(_HasLineage, Record):
     @property
     def versions(self) -> QuerySet:
         return Artifact.filter(stem=self.stem).order_by("uid")
+
+
+def _remove_quietly(path: Path) -> None:
+    import shutil
+
+    try:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    except OSError:
+        pass
 
 
 MODELS: dict[str, type[Record]] = {

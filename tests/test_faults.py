@@ -3,6 +3,7 @@ processes killed with SIGKILL in the middle of an ingest or of a batch."""
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -81,14 +82,15 @@ def test_database_cut_in_the_middle_of_a_workflow(postgres, pg_database, fp_env,
     assert proc.returncode == 0, err[-3000:]
     assert all((wf.root / "out" / f"{s}.done").exists() for s in "abcd")
     assert err.count("cannot write to the provenance store") == 1  # warned once
-    spool = wf.root / ".snakemake" / "flowprov-spool.jsonl"
-    assert spool.is_file()
+    (journal,) = (fp_env / "cache" / "journal").glob("*.jsonl")  # kept: the store was away
+    spool = shutil.copy(journal, fp_env / "journal-copy.jsonl")
     before = count(S.runs)
     assert (
         0 < before < 1 + 9
     )  # some of the workflow run and its 9 jobs were recorded before the cut
 
-    run_flowprov("replay", str(spool))
+    run_flowprov("replay")  # every pending journal
+    assert not journal.exists()
     inst_mod.reset_cache()
     runs = fp.Run.filter().all()
     assert len(runs) == 1 + 9 and {r.status for r in runs} == {"completed"}
@@ -225,11 +227,12 @@ def test_database_cut_while_a_tracked_script_runs(postgres, pg_database, fp_env,
         postgres.admin(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS true')
     assert proc.returncode == 0 and "analysed 2" in out, err[-3000:]
     assert err.count("cannot write to the provenance store") == 1
-    spool = fp_env / "cache" / "spool" / "mydata.jsonl"
-    assert len(spool.read_text().splitlines()) == 2  # the input, then the run's end
+    (journal,) = (fp_env / "cache" / "journal").glob("*.jsonl")
+    assert len(journal.read_text().splitlines()) == 1 + 2  # header; the input, the run's end
+    spool = shutil.copy(journal, fp_env / "journal-copy.jsonl")
     run = fp.Run.filter(transform__key="analysis.py").one()
     assert run.status == "started" and run.inputs.count() == 0
-    run_flowprov("replay", str(spool))
+    run_flowprov("replay")
     run_flowprov("replay", str(spool))  # twice: nothing changes
     inst_mod.reset_cache()
     run = fp.Run.get(run.uid)

@@ -390,15 +390,35 @@ def demo(directory):
 
 
 @cli.command()
-@click.argument("spool", type=click.Path())
-def replay(spool):
-    """Apply the events an engine plugin spooled while the store was unreachable (idempotent)."""
+@click.argument("file", required=False, type=click.Path())
+def replay(file):
+    """Apply events kept on disk, idempotently. No FILE: every pending journal of this machine
+    (left by a killed process, or one that could not reach its store), each to its instance.
+    FILE: that journal, or a spool file of an earlier flowprov (to the current instance)."""
+    from rich.markup import escape
+
+    from .spool import journal_dir, replay_pending
     from .spool import replay as do_replay
 
-    batches, events = do_replay(spool)
-    _console().print(
-        f"replayed {events} events in {batches} batches from {spool} (events already applied change nothing)"
-    )
+    out = _console()
+    if file:
+        batches, events = do_replay(file)
+        out.print(f"replayed {events} events in {batches} batches from {escape(file)}")
+        return
+    results = replay_pending()
+    for r in results:
+        where = escape(str(r.path))
+        if r.skipped:
+            out.print(f"skipped {where}: {escape(r.skipped)}")
+        elif r.error:
+            _console(stderr=True).print(f"[bold red]not applied[/] {where}: {escape(r.error)}")
+        else:
+            cut = " (its last line, cut short by the kill, skipped)" if r.damaged_tail else ""
+            out.print(f"replayed {r.events} events in {r.batches} batches from {where}{cut}")
+    if not results:
+        out.print(f"no pending journals in {escape(str(journal_dir()))}")
+    if any(r.error for r in results):
+        sys.exit(1)
 
 
 def _add_engine_commands() -> None:

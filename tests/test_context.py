@@ -97,14 +97,14 @@ def test_script_that_crashes_is_recorded_as_failed(instance, fp_env):
         [sys.executable, str(script)], env=_env(), capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 1 and "RuntimeError" in proc.stderr
-    run = fp.Transform.filter(key="crash.py").one().runs.one()
+    run = fp.Transform.filter(key=script.resolve().as_posix()).one().runs.one()
     assert run.status == "failed" and "RuntimeError: bad input file" in run.error
 
 
 def test_script_without_finish_is_completed_at_exit(instance, fp_env):
     script = write(fp_env / "nofinish.py", "import flowprov as fp\nfp.track(params={'k': 3})\n")
     subprocess.run([sys.executable, str(script)], env=_env(), check=True, timeout=120)
-    run = fp.Run.filter(transform__key="nofinish.py").one()
+    run = fp.Run.filter(transform__key=script.resolve().as_posix()).one()
     assert run.status == "completed" and run.params == {"k": 3}
 
 
@@ -156,7 +156,7 @@ def test_notebook_executed_with_nbclient_is_tracked(raw_screen, fp_env):
     t = fp.Transform.search("GWS CRIPSRa analysis").first()
     assert (
         t.type == "notebook"
-        and t.key == "hit-identification.ipynb"
+        and t.key == nb_path.resolve().as_posix()  # outside a git work tree: where it is
         and t.name == "GWS CRISPRa analysis"
     )
     assert "fp.track()" in t.source_code and t.created_by.handle == "testuser2"
@@ -169,7 +169,7 @@ def test_notebook_executed_with_nbclient_is_tracked(raw_screen, fp_env):
 
     # outputs and execution counts do not make a new version; code does
     _execute(nb_path)
-    assert fp.Transform.filter(key="hit-identification.ipynb").count() == 1
+    assert fp.Transform.filter(key=nb_path.resolve().as_posix()).count() == 1
 
 
 def test_notebook_with_pinned_uid(instance, fp_env):
@@ -247,3 +247,69 @@ def test_track_in_process_with_explicit_path(instance, fp_env):
     assert fp.current_run() == run and run.transform.type == "script"
     done = fp.finish()
     assert done.status == "completed" and fp.current_run() is None
+
+
+# -- code identity: never by file name alone ---------------------------------------------------
+def _run_script(script: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=script.parent,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_same_file_name_in_two_folders_outside_git_is_two_transforms(instance, fp_env):
+    qc = write(fp_env / "qc" / "analysis.py", "import flowprov as fp\nfp.track()\n# QC\n")
+    other = write(fp_env / "otherproj" / "analysis.py", "import flowprov as fp\nfp.track()\n")
+    _run_script(qc)
+    _run_script(other)
+    transforms = fp.Transform.filter(type="script").all()
+    assert sorted(t.key for t in transforms) == sorted(
+        [other.resolve().as_posix(), qc.resolve().as_posix()]
+    )
+    assert all(t.is_latest for t in transforms)  # neither is a version of the other
+    assert len({t.uid[:12] for t in transforms}) == 2  # two stems, not two versions of one
+    qc_t = fp.Transform.filter(key=qc.resolve().as_posix()).one()
+    assert qc_t.source_code.endswith("# QC\n") and qc_t.runs.count() == 1
+
+
+def _git(*args: str, cwd: Path) -> None:
+    subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        env=_env(
+            GIT_AUTHOR_NAME="t",
+            GIT_AUTHOR_EMAIL="t@example.invalid",
+            GIT_COMMITTER_NAME="t",
+            GIT_COMMITTER_EMAIL="t@example.invalid",
+        ),
+    )
+
+
+def test_inside_a_git_work_tree_keyed_by_path_in_the_repository(instance, fp_env):
+    repo = fp_env / "lab-analysis"
+    repo.mkdir()
+    _git("init", "-q", cwd=repo)
+    body = "import flowprov as fp\nfp.track()\n"
+    qc = write(repo / "qc" / "analysis.py", body)
+    write(repo / "screen" / "analysis.py", body + "# screen\n")
+    _git("add", ".", cwd=repo)
+    _git("commit", "-q", "-m", "analyses", cwd=repo)
+    _run_script(qc)
+    _run_script(repo / "screen" / "analysis.py")
+    keys = sorted(t.key for t in fp.Transform.filter(type="script"))
+    assert keys == ["qc/analysis.py", "screen/analysis.py"]
+
+    # another clone of the same repository, elsewhere: the same code is the same transform
+    clone = fp_env / "elsewhere" / "lab-analysis"
+    clone.parent.mkdir()
+    _git("clone", "-q", str(repo), str(clone), cwd=fp_env)
+    _run_script(clone / "qc" / "analysis.py")
+    t = fp.Transform.filter(key="qc/analysis.py").one()
+    assert t.runs.count() == 2 and fp.Transform.filter(type="script").count() == 2

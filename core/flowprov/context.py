@@ -1,22 +1,26 @@
 """The current run: `fp.track()` / `fp.finish()` for scripts and notebooks, `with Run(...)`.
 
-`track()` makes a Transform for the calling script or notebook — keyed by its path (relative to
-the enclosing git repository, else its file name), versioned by its source code (a notebook's
-code cells only, so re-executing it does not make a new version) — and starts a Run of it.
-A script's run is finished at interpreter exit if `finish()` was not called: "completed", or
-"failed" with the traceback of an uncaught exception.
-"""
+`track()` makes a Transform for the calling script or notebook — keyed by its path in the
+enclosing git work tree, else by its absolute location (never by file name alone), versioned by
+its source code (a notebook's code cells only, so re-executing it does not make a new version) —
+and starts a Run of it. A script's run is finished when the process ends, if `finish()` was not
+called, with the ending it had: completed, failed (exit code, uncaught exception) or aborted
+(SIGTERM, SIGHUP, SIGINT) — see "how a tracked script ends" below."""
 
 from __future__ import annotations
 
 import atexit
+import builtins
 import contextvars
+import dis
 import functools
 import json
 import logging
 import os
 import platform
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -26,7 +30,6 @@ logger = logging.getLogger("flowprov")
 
 _current_run: contextvars.ContextVar = contextvars.ContextVar("flowprov_run", default=None)
 _tracked = None  # the run of fp.track(), visible from every thread
-_uncaught: list = []
 
 
 def current_run():
@@ -127,22 +130,10 @@ def _is_notebook(ip) -> bool:
     return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
 
 
-def notebook_path(ip) -> Path | None:
-    """The notebook file of this kernel, as Jupyter and VS Code tell it to the kernel."""
-    ns = getattr(ip, "user_ns", {}) or {}
-    for candidate in (
-        ns.get("__vsc_ipynb_file__"),  # VS Code
-        os.environ.get("JPY_SESSION_NAME"),  # Jupyter Server ≥ 2 (and nbclient runs that set it)
-        ns.get("__session__"),  # ipykernel ≥ 6.x copies JPY_SESSION_NAME here
-    ):
-        if candidate and str(candidate).endswith(".ipynb") and Path(candidate).is_file():
-            return Path(candidate).resolve()
-    return None
-
-
 def project_key(path: Path, within: Path | None = None) -> str:
-    """The path relative to the enclosing git work tree, else to `within` if inside it, else the
-    file name: stable across machines and checkouts, unlike an absolute path."""
+    """The path relative to the enclosing git work tree (stable across clones and machines), else
+    relative to `within` (an engine's working directory) if inside it, else the absolute location:
+    two files are never one transform because they share a file name."""
     for parent in path.parents:
         if (parent / ".git").exists():
             return path.relative_to(parent).as_posix()
@@ -151,7 +142,7 @@ def project_key(path: Path, within: Path | None = None) -> str:
             return path.relative_to(within.resolve()).as_posix()
         except ValueError:
             pass
-    return path.name
+    return path.as_posix()
 
 
 def _notebook_source(path: Path) -> tuple[str, str | None]:
@@ -183,12 +174,10 @@ def _detect(path: str | os.PathLike | None):
             raise ValidationError(f"fp.track(path=...): no such file {p}")
         return ("notebook" if p.suffix == ".ipynb" else "script"), p
     if _is_notebook(ip):
-        p = notebook_path(ip)
-        if p is None:
-            raise ValidationError(
-                "cannot find this notebook's file from the kernel (no JPY_SESSION_NAME or "
-                "__vsc_ipynb_file__): call fp.track(path='analysis.ipynb')"
-            )
+        from .notebooks import find_notebook
+
+        p, how = find_notebook(ip)
+        logger.info("running notebook %s (found by %s)", p, how)
         return "notebook", p
     main = sys.modules.get("__main__")
     file = getattr(main, "__file__", None)
@@ -254,49 +243,262 @@ def finish(status: str = "completed", error: str | None = None):
     return run
 
 
-_hooks_installed = False
+# -- how a tracked script ends ------------------------------------------------------------------
+# Every ending is recorded as what it was, and the process then ends exactly as it would have:
+# - the script ran to its end, or exited with code 0: completed;
+# - sys.exit(n) / exit(n) / quit(n) with n != 0: failed, "exit code n";
+# - an uncaught exception: failed with its traceback (KeyboardInterrupt: aborted, SIGINT);
+# - SIGTERM (SLURM's cancel and time-out), SIGHUP, SIGINT whose action was the default: aborted,
+#   "terminated by SIGTERM" — then the signal is raised again with its default action, so the
+#   shell and the scheduler see the same death. A handler the program installed before track()
+#   is called as before (the signal is noted; the program's own ending is recorded); one installed
+#   later simply replaces ours;
+# - SIGKILL, os._exit(): nothing can run; the run stays "started" (unfinished), which is the truth.
+# The exit code or signal is kept in the run's environment: {"exit": {"code": 2}} or
+# {"exit": {"signal": "SIGTERM"}}.
+_END_SIGNALS = ("SIGTERM", "SIGHUP", "SIGINT")
+_MAIN_THREAD = threading.main_thread()
+_RETURNS = ("RETURN_VALUE", "RETURN_CONST")
+
+
+class _Ending:
+    """What this process has seen of its own ending (only the tracking process's own)."""
+
+    installed = False
+    pid: int | None = None
+    main_frame = None  # the __main__ module's frame: how it ended tells normal end from exit
+    # the last SystemExit raised through sys.exit/exit/quit in the main thread, and where the
+    # __main__ module's frame was then (its f_lasti): if the program ended by that SystemExit,
+    # the frame stopped there
+    exit: tuple[BaseException, int | None] | None = None
+    uncaught: tuple[type, str] | None = None  # (type, traceback) of an uncaught exception
+    signal: str | None = None  # a signal handed on to the program's own handler
+
+
+_ending = _Ending()
 
 
 def _install_exit_hooks() -> None:
-    global _hooks_installed
-    if _hooks_installed:
+    _ending.pid = os.getpid()
+    if _ending.main_frame is None:
+        _ending.main_frame = _main_frame()
+    if _ending.installed:
         return
-    _hooks_installed = True
+    _ending.installed = True
     previous = sys.excepthook
 
     def excepthook(tp, value, tb):
-        _uncaught.append("".join(traceback.format_exception(tp, value, tb)))
+        if os.getpid() == _ending.pid:
+            _ending.uncaught = (tp, "".join(traceback.format_exception(tp, value, tb)))
         previous(tp, value, tb)
 
     sys.excepthook = excepthook
-    atexit.register(_finish_at_exit)
+    _watch_exits()
+    _install_signal_handlers()
+
+
+def _main_frame():
+    """The frame running the __main__ module's code (outermost, for `python -m` too)."""
+    main = getattr(sys.modules.get("__main__"), "__dict__", None)
+    found, frame = None, sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals is main and frame.f_code.co_name == "<module>":
+            found = frame
+        frame = frame.f_back
+    return found
+
+
+def _watch_exits() -> None:
+    """sys.exit, exit and quit note the SystemExit they raise (its code is gone at atexit)."""
+
+    def watch(original):
+        @functools.wraps(original)
+        def exit(*args, **kwargs):
+            try:
+                original(*args, **kwargs)
+            except SystemExit as e:
+                if os.getpid() == _ending.pid and threading.current_thread() is _MAIN_THREAD:
+                    frame = _ending.main_frame
+                    _ending.exit = (e, frame.f_lasti if frame is not None else None)
+                raise
+
+        return exit
+
+    sys.exit = watch(sys.exit)
+    for name in ("exit", "quit"):  # the site module's builtins, used in scripts too
+        if hasattr(builtins, name):
+            setattr(builtins, name, watch(getattr(builtins, name)))
+
+
+def _install_signal_handlers() -> None:
+    if threading.current_thread() is not _MAIN_THREAD:
+        return  # only the main thread may set handlers
+    for name in _END_SIGNALS:
+        signum = getattr(signal, name, None)
+        if signum is None:
+            continue  # Windows has no SIGHUP
+        previous = signal.getsignal(signum)
+        # ignored stays ignored; Python's own SIGINT handler raises KeyboardInterrupt, which the
+        # excepthook sees (and asyncio.run checks that it is still installed)
+        if previous in (signal.SIG_IGN, None, signal.default_int_handler):
+            continue
+        try:
+            signal.signal(signum, functools.partial(_on_signal, previous))
+        except (ValueError, OSError):  # not the main interpreter
+            return
+
+
+def _on_signal(previous, signum, frame) -> None:
+    name = signal.Signals(signum).name
+    mine = os.getpid() == _ending.pid and _tracked is not None and _tracked.finished_at is None
+    if callable(previous):  # the program's own handler decides what the signal does
+        if mine:
+            _ending.signal = name
+        previous(signum, frame)
+        return
+    busy = _inside_database_call(frame)
+    if mine:
+        error = f"terminated by {name}"
+        _record_end(_tracked, "aborted", error, {"signal": name}, journal_only=busy)
+    if not busy:
+        try:
+            from .spool import flush_all
+
+            flush_all()  # what engine sinks of this process hold, before dying
+        except Exception:  # noqa: BLE001 - dying anyway
+            pass
+    signal.signal(signum, signal.SIG_DFL)  # die of the signal, as without flowprov
+    os.kill(os.getpid(), signum)
+
+
+_DATABASE_MODULES = ("flowprov.store", "flowprov.db", "sqlalchemy", "sqlite3", "psycopg")
+
+
+def _inside_database_call(frame) -> bool:
+    """Was the program stopped inside a database call (its transaction may hold SQLite's write
+    lock, which a write from the handler would wait for in vain)?"""
+    while frame is not None:
+        if str(frame.f_globals.get("__name__", "")).startswith(_DATABASE_MODULES):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _ended_normally(frame) -> bool | None:
+    """Did the __main__ module run to its end (None: cannot tell)? A module frame that raised
+    stops at the raising instruction; one that ran to its end stops at its return."""
+    if frame is None:
+        return None
+    try:
+        return dis.opname[frame.f_code.co_code[frame.f_lasti]] in _RETURNS
+    except (IndexError, TypeError):
+        return None
+
+
+def _exit_code(exc: BaseException) -> tuple[int, str | None]:
+    """(exit status the shell sees, message) of a SystemExit, as the interpreter computes it."""
+    code = getattr(exc, "code", None)
+    if code is None:
+        return 0, None
+    if isinstance(code, int):
+        return (code & 0xFF if os.name == "posix" else code), None
+    return 1, str(code)  # sys.exit("message") prints it and exits 1
+
+
+def _outcome() -> tuple[str, str | None, dict]:
+    """(status, error, exit) of the tracked script, at interpreter exit."""
+    frame = _ending.main_frame
+    normal = _ended_normally(frame)
+    if normal:
+        return "completed", None, {"code": 0}
+    if _ending.uncaught is not None:
+        tp, text = _ending.uncaught
+        if issubclass(tp, KeyboardInterrupt):
+            return (
+                "aborted",
+                f"interrupted by SIGINT (KeyboardInterrupt)\n{text}",
+                {"signal": "SIGINT"},
+            )
+        return "failed", text, {"code": 1}
+    if _ending.exit is not None and (frame is None or _ending.exit[1] == frame.f_lasti):
+        code, message = _exit_code(_ending.exit[0])
+        if code == 0:
+            return "completed", None, {"code": 0}
+        return "failed", f"exit code {code}" + (f": {message}" if message else ""), {"code": code}
+    if normal is None:  # no main frame to look at (tracked from a thread): nothing says failed
+        return "completed", None, {"code": 0}
+    return (
+        "failed",
+        "ended by a SystemExit raised directly (`raise SystemExit(...)`), whose exit code flowprov "
+        "cannot see: it may have succeeded. Call sys.exit(...) so that its code is recorded",
+        {"code": None},
+    )
 
 
 def _finish_at_exit() -> None:
-    if _tracked is None or _tracked.finished_at is not None:
-        return
     run = _tracked
-    status, error = ("failed", _uncaught[-1]) if _uncaught else ("completed", None)
+    if run is None or run.finished_at is not None or os.getpid() != _ending.pid:
+        return
+    status, error, exit = _outcome()
+    if _ending.signal:  # handed to the program's own handler, which then ended the program
+        exit["signal_received"] = _ending.signal
+        error = f"{error} (after {_ending.signal})" if error else error
+    _record_end(run, status, error, exit)
+    if exit.get("signal") == "SIGINT":
+        _keep_death_by_sigint()
+
+
+def _keep_death_by_sigint() -> None:
+    """After an uncaught KeyboardInterrupt, CPython dies of SIGINT once finalized (the shell sees
+    130) — unless code run at exit executed a string (namedtuple, dataclass, a first import of
+    such a module): that clears its flag and the exit status becomes 1. An uncaught
+    KeyboardInterrupt raised through exec() sets the flag again; nothing else is changed."""
     try:
-        finish(status, error)
-    except Exception as e:  # noqa: BLE001 - at exit there is no one to raise to
-        from .errors import DatabaseUnavailable
+        exec("raise KeyboardInterrupt")
+    except KeyboardInterrupt:
+        pass
 
-        if isinstance(e, DatabaseUnavailable):  # keep the end of the run for `flowprov replay`
-            from .events import RunFinished, RunRef
 
-            background_sink().send(
-                [
-                    RunFinished(
-                        run=RunRef(uid=run.uid),
-                        status=status,
-                        error=error,
-                        environment=environment(packages=True),
-                    )
-                ]
+# Registered on import, before the modules track() loads register theirs (atexit runs the last
+# registered first): the run's end is recorded after the program's own exit functions and the
+# engines' sinks have run, so nothing they do at exit changes how the process ends.
+atexit.register(_finish_at_exit)
+
+
+def _record_end(
+    run, status: str, error: str | None, exit: dict, journal_only: bool = False
+) -> None:
+    """Finish the run through the background sink: in its journal on local disk first, then in
+    the store (kept for `flowprov replay` if the store cannot be reached). `journal_only`: only
+    the journal — the next flowprov process, or `flowprov replay`, applies it. Never raises."""
+    global _tracked
+    from .events import RunFinished, RunRef
+
+    try:
+        env = {**environment(packages=True), "exit": exit}
+        event = RunFinished(run=RunRef(uid=run.uid), status=status, error=error, environment=env)
+        if journal_only:
+            from .spool import Sink
+
+            sink = background_sink()
+            # a sink of its own, buffered: written to its journal now, never to the store
+            Sink(sink.spool_path, source="API", instance=sink.instance).send([event], buffered=True)
+            logger.warning(
+                "Run('%s') was stopped inside a database call: its end (%s) is kept on local disk;"
+                " `flowprov replay` applies it",
+                run.uid,
+                status,
             )
         else:
-            logger.warning("could not finish Run('%s') at exit: %s", run.uid, e)
+            background_sink().send([event])
+    except Exception as e:  # noqa: BLE001 - at exit there is no one to raise to
+        logger.warning("could not record the end of Run('%s'): %s", run.uid, e)
+        return
+    if _tracked is run:
+        _tracked = None
+    logger.info(
+        "finished Run('%s'): %s%s", run.uid, status, f" ({error.splitlines()[0]})" if error else ""
+    )
 
 
 def _ensure_log_handler() -> None:

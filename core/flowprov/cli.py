@@ -6,7 +6,16 @@ import sys
 
 import click
 
-from .cli_output import _console, _find, _fmt, _table
+from .cli_output import (
+    _console,
+    _find,
+    _fmt,
+    _listing_table,
+    _print_listings,
+    _summaries,
+    _summary,
+    _table,
+)
 from .errors import FlowprovError
 
 TABLE_NAMES = {
@@ -15,43 +24,6 @@ TABLE_NAMES = {
     "runs": "Run",
     "users": "User",
     "storages": "Storage",
-}
-LIST_COLUMNS = {
-    "Artifact": (
-        "uid",
-        "key",
-        "description",
-        "suffix",
-        "size",
-        "hash",
-        "n_objects",
-        "run_id",
-        "created_by_id",
-        "created_at",
-    ),
-    "Transform": (
-        "uid",
-        "name",
-        "key",
-        "type",
-        "version",
-        "is_latest",
-        "reference",
-        "created_by_id",
-        "created_at",
-    ),
-    "Run": (
-        "uid",
-        "transform_id",
-        "status",
-        "started_at",
-        "finished_at",
-        "parent_id",
-        "reference",
-        "created_by_id",
-    ),
-    "User": ("uid", "handle", "name", "created_at"),
-    "Storage": ("uid", "root", "type", "region", "is_default", "created_at"),
 }
 
 
@@ -163,92 +135,125 @@ def info():
     "filters",
     multiple=True,
     metavar="FIELD=VALUE",
-    help="Django-style lookup, e.g. --filter key__contains=figures/ (repeatable).",
+    help="Django-style lookup, e.g. --filter key__contains=figures/ (repeatable); "
+    "FIELD__in=A,B,C for a list.",
 )
-def ls(table, limit, filters):
-    """List records of one table, newest first."""
+@click.option(
+    "--status",
+    default=None,
+    metavar="STATUS",
+    help="runs only: runs with this status (started, completed, failed, ...); "
+    "same as --filter status=STATUS.",
+)
+@click.option("--ids", is_flag=True, help="Also show the numeric ids (id, run_id, ...).")
+def ls(table, limit, filters, status, ids):
+    """List records of one table, newest first, with uids, names and handles."""
     lookups = {}
     for f in filters:
         if "=" not in f:
             raise click.BadParameter(f"expected FIELD=VALUE, got {f!r}", param_hint="--filter")
         k, v = f.split("=", 1)
-        lookups[k] = v
-    name = TABLE_NAMES[table]
-    cols = LIST_COLUMNS[name]
+        lookups[k] = v.split(",") if k.endswith("__in") else v
+    if status is not None:
+        lookups["status"] = _run_status(table, status)
     fast = None
     if not lookups:
         from . import config as C
         from .fastread import list_rows
+        from .views import LISTINGS, labels
 
         cfg = C.load_instance_config(C.locate_instance_config())
-        fast = list_rows(cfg.db, table, ("id", *cols), limit or None)
+        sql = LISTINGS[table].sql(ids)
+        fast = list_rows(cfg.db, table, sql, labels(table, ids), limit or None)
     if fast is not None:
-        rows, total = fast
-    else:
-        from .records import MODELS
+        from .views import labels
 
-        qs = MODELS[name].filter(**lookups).order_by("-id")
-        total = qs.count()
-        rows = qs._rows(limit=limit or None)
+        rows, total = fast
+        shown = f" (newest {len(rows)} of {total})" if len(rows) < total else f" ({total})"
+        _console().print(_table(f"{table}{shown}", labels(table, ids), rows))
+        return
+    rendered, rows, total = _listing_table(table, limit or None, lookups, ids)
     shown = f" (newest {len(rows)} of {total})" if len(rows) < total else f" ({total})"
-    _console().print(_table(f"{table}{shown}", cols, rows))
+    rendered.title = f"{table}{shown}"
+    _console().print(rendered)
+
+
+def _run_status(table: str, status: str) -> str:
+    """--status, checked: only for runs, only a status flowprov records."""
+    if table != "runs":
+        raise click.BadParameter(
+            f"only `flowprov ls runs` takes it, not {table}", param_hint="--status"
+        )
+    from .events import RUN_STATUSES
+
+    if status not in RUN_STATUSES:
+        raise click.BadParameter(
+            f"unknown run status {status!r}; use one of {', '.join(RUN_STATUSES)}",
+            param_hint="--status",
+        )
+    return status
 
 
 @cli.command()
 @click.argument("uid")
 def show(uid):
     """One record (by uid or a unique uid prefix) with its relations."""
-    from .records import Artifact, Run, Transform, User
+    from rich.markup import escape
+
+    from .records import Artifact, Run, Storage, Transform, User
 
     rec = _find(uid)
     out = _console()
     out.print(f"[bold]{type(rec).__name__}[/] {rec.uid}")
     for k, v in rec._row.items():
-        if k in ("id", "family", "version_tag", "stem") or v is None:
+        # numeric ids are shown below as the records they point at
+        if k in ("id", "family", "version_tag", "stem") or k.endswith("_id") or v is None:
             continue
         if k == "source_code":
             v = f"{len(v.splitlines())} lines"
         out.print(f"  {k:<16} {_fmt(v) if not isinstance(v, dict) else v}")
 
-    def rel(label, items):
-        items = list(items)
-        out.print(f"  [bold]{label}[/] ({len(items)})")
-        for r in items[:20]:
-            out.print(f"    {r!r}")
-        if len(items) > 20:
-            out.print(f"    … {len(items) - 20} more")
+    def one(label, record):
+        out.print(f"  [bold]{label:<16}[/]{escape(_summary(record))}")
+
+    def rel(label, qs):
+        lines, total = _summaries(qs, 20)  # newest first, names resolved in one query
+        out.print(f"  [bold]{label}[/] ({total})")
+        for line in lines:
+            out.print(f"    {escape(line)}")
+        if total > len(lines):
+            out.print(f"    … {total - len(lines)} more")
 
     if isinstance(rec, Artifact):
         out.print(f"  {'path':<16} {rec.path}")
         run = rec.run
-        out.print(f"  [bold]created by run[/]  {run!r}")
-        out.print(
-            f"  [bold]transform[/]       {run.transform!r}"
-            if run
-            else "  [bold]transform[/]       —"
-        )
-        out.print(f"  [bold]created by[/]      {rec.created_by!r}")
+        one("storage", rec.storage)
+        one("created by run", run)
+        one("transform", run.transform if run else None)
+        one("created by", rec.created_by)
         rel("input of runs", rec.input_of)
         rel("versions", rec.versions)
     elif isinstance(rec, Run):
-        out.print(f"  [bold]transform[/]  {rec.transform!r}")
-        out.print(f"  [bold]created by[/] {rec.created_by!r}")
+        one("transform", rec.transform)
+        one("created by", rec.created_by)
         if rec.parent_id:
-            out.print(f"  [bold]parent[/]     {rec.parent!r}")
+            one("parent", rec.parent)
         rel("inputs", rec.inputs)
         rel("outputs", rec.outputs)
         rel("child runs", rec.children)
     elif isinstance(rec, Transform):
-        out.print(f"  [bold]created by[/] {rec.created_by!r}")
+        one("created by", rec.created_by)
         if rec.parent_id:
-            out.print(f"  [bold]part of[/]    {rec.parent!r}")
+            one("part of", rec.parent)
             rel("children", rec.children)
         rel("runs", rec.runs)
         rel("parents", rec.parents)
         rel("versions", rec.versions)
+    elif isinstance(rec, Storage):
+        one("created by", rec.created_by)
     elif isinstance(rec, User):
         rel("transforms", Transform.filter(created_by=rec))
-        rel("artifacts", Artifact.filter(created_by=rec).order_by("-id")[:20])
+        rel("artifacts", Artifact.filter(created_by=rec))
 
 
 @cli.command()
@@ -265,7 +270,7 @@ def search(query, limit):
         label = next(
             (
                 str(r[f])
-                for f in ("name", "key", "description", "handle", "root", "reference")
+                for f in ("name", "key", "file_name", "description", "handle", "root", "reference")
                 if r.get(f)
             ),
             "",
@@ -280,12 +285,7 @@ def search(query, limit):
 @click.option("-n", "--limit", default=7, show_default=True)
 def view(limit):
     """The most recent records of every table, newest first."""
-    from .records import MODELS
-
-    out = _console()
-    for name, model in MODELS.items():
-        rows = model.all().order_by("-id")._rows(limit=limit)
-        out.print(_table(name, LIST_COLUMNS[name], rows))
+    _print_listings(_console(), limit)
 
 
 @cli.command()
@@ -373,11 +373,7 @@ def demo(directory):
     )
     out.print()
     out.print("[bold]Recent additions, every table:[/]")
-    from .records import MODELS
-
-    for name, model in MODELS.items():
-        rows = model.all().order_by("-id")._rows(limit=5)
-        out.print(_table(name, LIST_COLUMNS[name], rows))
+    _print_listings(out, 5)
     pictures = D.draw_lineage(a, Path(directory))
     out.print()
     out.print("[bold]Lineage of the figure[/] (the review notebook's input highlighted):")

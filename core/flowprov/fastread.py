@@ -22,8 +22,9 @@ def _sqlite_path(url: str) -> str | None:
     return path or None
 
 
-def list_rows(db_url: str, table: str, columns, limit: int | None):
-    """(rows as dicts newest first, total count), or None if the fast path does not apply."""
+def list_rows(db_url: str, table: str, select_sql: str, labels, limit: int | None):
+    """(rows as dicts, total count of `table`) of a listing's SELECT (views.LISTINGS, newest
+    first), or None if the fast path does not apply."""
     path = _sqlite_path(db_url)
     if path is None or table not in _TABLES:
         return None
@@ -35,10 +36,8 @@ def list_rows(db_url: str, table: str, columns, limit: int | None):
         rev = conn.execute("SELECT version_num FROM alembic_version").fetchone()
         if rev is None or rev[0] != SCHEMA_HEAD:
             return None
-        cols = ", ".join(f'"{c}"' for c in columns)
-        sql = f"SELECT {cols} FROM {table} ORDER BY id DESC"
-        cur = conn.execute(sql + (" LIMIT ?" if limit else ""), (limit,) if limit else ())
-        rows = [dict(zip(columns, r, strict=True)) for r in cur]
+        cur = conn.execute(select_sql + (" LIMIT ?" if limit else ""), (limit,) if limit else ())
+        rows = [dict(zip(labels, r, strict=True)) for r in cur]
         total = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     except sqlite3.Error:
         return None

@@ -43,8 +43,12 @@ def integrated_analysis(counts: Path, hits: Path) -> Path:
     return combine.submit(scored, hits).result()
 
 
-def keys(arts) -> list:
-    return sorted(a.key or a.description for a in arts)
+def rel(arts, base: Path) -> list:
+    """Where each artifact is, relative to base (a copied-in file: its description)."""
+    return sorted(
+        str(a.path.relative_to(base)) if a.key and a.path.is_relative_to(base) else a.description
+        for a in arts
+    )
 
 
 def test_flow_tasks_files_submit_and_map(workdir, caplog):
@@ -66,9 +70,9 @@ def test_flow_tasks_files_submit_and_map(workdir, caplog):
         and flow_run.engine == "prefect"
         and flow_run.params == {"counts": "counts.tsv", "hits": "hits.tsv"}
     )
-    assert keys(flow_run.inputs) == ["counts.tsv", "hits.tsv"] and keys(flow_run.outputs) == [
-        "figures/matrixplot.txt"
-    ]
+    # the figure is combine's: the flow only passes it up (issue 12, point 13)
+    assert rel(flow_run.inputs, workdir) == ["counts.tsv", "hits.tsv"]
+    assert flow_run.outputs.count() == 0
 
     tasks = {t.name: t for t in fp.Transform.filter(type="task")}
     assert set(tasks) == {"normalize", "score", "combine"} and all(
@@ -84,7 +88,8 @@ def test_flow_tasks_files_submit_and_map(workdir, caplog):
     ]
     assert {r.status for r in runs} == {"completed"}
     norm = tasks["normalize"].runs.one()
-    assert keys(norm.inputs) == ["counts.tsv"] and keys(norm.outputs) == ["normalized.tsv"]
+    assert rel(norm.inputs, workdir) == ["counts.tsv"]
+    assert rel(norm.outputs, workdir) == ["normalized.tsv"]
     scores = tasks["score"].runs.all()
     assert sorted(r.params["parameters"]["factor"] for r in scores) == [1, 2, 3]
     assert all(list(r.inputs) == list(norm.outputs) for r in scores)
@@ -92,8 +97,9 @@ def test_flow_tasks_files_submit_and_map(workdir, caplog):
         r.params["upstream"]["path"] == [norm.reference] for r in scores
     )  # task_run.task_inputs
     comb = tasks["combine"].runs.one()
-    assert keys(comb.inputs) == ["hits.tsv", "score_1.txt", "score_2.txt", "score_3.txt"]
-    assert keys(comb.outputs) == ["figures/matrixplot.txt", "saved from inside a task"]
+    assert rel(comb.inputs, workdir) == ["hits.tsv", "score_1.txt", "score_2.txt", "score_3.txt"]
+    assert rel(comb.outputs, workdir) == ["figures/matrixplot.txt", "saved from inside a task"]
+    assert list(fp.Artifact.filter(key__endswith="matrixplot.txt").one().output_of) == [comb]
     assert set(tasks["combine"].parents) == {tasks["score"]}
 
 
@@ -130,7 +136,8 @@ def test_async_tasks_and_a_subflow(workdir):
     ]
     sub = children["inner"]
     assert sub.transform.type == "flow" and sub.status == "completed"
-    assert keys(sub.inputs) == ["in.txt"] and keys(sub.outputs) == ["inner.txt"]
+    assert rel(sub.inputs, workdir) == ["in.txt"] and rel(sub.outputs, workdir) == ["inner.txt"]
+    assert outer.inputs.count() == 1 and outer.outputs.count() == 0
 
 
 attempts = {"n": 0}
@@ -188,8 +195,10 @@ def test_a_flow_reading_an_artifact_registered_before(workdir, fp_env):
         raw = fp.Artifact(screen, description="Raw data of schmidt22 crispra GWS").save()
     hit_calling(screen)
     job = fp.Run.filter(transform__name="read_screen").one()
-    assert list(job.inputs) == [raw]  # same content: the upload's artifact, not a new one
-    assert list(fp.Transform.filter(name="read_screen").one().parents) == [raw.transform]
+    # the task read the file where it is: a place of its own, with the bytes of the upload's copy
+    (read_here,) = job.inputs
+    assert read_here.path == screen and read_here.hash == raw.hash and read_here != raw
+    assert raw.uid in job.lineage().uids("artifact")  # joined by content
     assert list(fp.Run.filter(transform__name="load_by_query").one().inputs) == [raw]
 
 
@@ -226,10 +235,155 @@ def test_store_unreachable_then_replay(workdir, fp_env, monkeypatch, caplog, run
     } == {"completed"}
 
 
-def test_untested_prefect_version_is_refused(monkeypatch):
-    import prefect
-    from flowprov.errors import FlowprovError
+# -- which arguments are files (issue 12, point 7) ---------------------------------------------
+def _storage_roots() -> set:
+    return {s.root for s in fp.Storage.filter()}
 
-    monkeypatch.setattr(prefect, "__version__", "4.0.0")
-    with pytest.raises(FlowprovError, match="tested with Prefect 3.4"):
-        track()
+
+@task
+def count_bams(workdir: str) -> int:
+    return len(list(Path(workdir).glob("*.bam")))
+
+
+@track()
+@flow
+def bam_stats(workdir: str = ".") -> int:
+    return count_bams(workdir)
+
+
+def test_a_folder_named_by_a_string_is_not_an_input(workdir, instance):
+    for s in "ABC":
+        Path(f"{s}.bam").write_bytes(b"BAM\1" + s.encode() * 1000)
+    assert bam_stats(".") == 3
+    runs = fp.Run.filter().all()
+    assert {r.transform.name for r in runs} == {"bam-stats", "count_bams"}
+    assert all(r.inputs.count() == 0 for r in runs)  # "." is a string, not a file
+    assert fp.Artifact.filter().count() == 0  # nothing hashed
+    assert _storage_roots() <= {instance.storage.root, "/"}
+    # the working folder did not become a storage root: a key can be given to a file in it
+    Path("sub").mkdir()
+    Path("sub/table.tsv").write_text("a\t1\n")
+    art = fp.Artifact(Path("sub/table.tsv"), key="proj/table.tsv").save()
+    assert art.key == "proj/table.tsv" and fp.Artifact.filter(key="proj/table.tsv").count() == 1
+
+
+@task
+def write_into(folder: Path, name: str) -> Path:
+    out = folder / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(f"{name}\n")
+    return out
+
+
+@track()
+@flow
+def scatter(base: Path) -> list[Path]:
+    return [write_into(base, "a/x.txt"), write_into(base / "deep" / "er", "y.txt")]
+
+
+def test_no_storage_root_per_folder(workdir, fp_env, instance, monkeypatch):
+    elsewhere = fp_env / "elsewhere"
+    scatter(elsewhere)
+    (workdir / "nested").mkdir()
+    monkeypatch.chdir(workdir / "nested")
+    scatter(workdir / "nested" / "out")
+    # files outside the declared root are recorded where they are, under the one host root
+    assert _storage_roots() <= {instance.storage.root, "/"}
+    for p in [
+        elsewhere / "a/x.txt",
+        elsewhere / "deep/er/y.txt",
+        workdir / "nested/out/a/x.txt",
+        workdir / "nested/out/deep/er/y.txt",
+    ]:
+        art = fp.Artifact.filter(key=str(p).lstrip("/")).one()
+        assert art.path == p and art.storage.root == "/" and art.run.transform.name == "write_into"
+    # inside the declared root, a file's key is its path relative to the root
+    scatter(Path(instance.storage.root) / "results")
+    assert fp.Artifact.filter(key="results/a/x.txt").one().storage.root == instance.storage.root
+    assert _storage_roots() <= {instance.storage.root, "/"}
+
+
+@task
+def make_folder(name: str) -> Path:
+    d = Path(name)
+    (d / "sub").mkdir(parents=True, exist_ok=True)
+    (d / "sub" / "m.txt").write_text("matrix\n")
+    return d  # a returned Path to a folder: the task made it
+
+
+@task
+def inspect_args(
+    as_path: Path, as_str: str, folder_str: str, folder_path: Path, known: Path, word: str
+) -> str:
+    return f"{as_path.name} {as_str} {folder_str} {folder_path} {known} {word}"
+
+
+@track()
+@flow
+def argument_kinds() -> str:
+    matrix = make_folder("matrix")
+    return inspect_args(
+        Path("a.tsv"), "b.tsv", "unrelated", Path("unrelated"), matrix, "a.tsv is a file"
+    )
+
+
+def test_which_arguments_are_inputs(workdir):
+    Path("a.tsv").write_text("a\n")
+    Path("b.tsv").write_text("b\n")
+    Path("unrelated").mkdir()
+    (workdir / "unrelated" / "big.bam").write_bytes(b"BAM" * 1000)
+    argument_kinds()
+    made = fp.Run.filter(transform__name="make_folder").one()
+    (matrix,) = made.outputs
+    assert matrix.hash_type.endswith("-dir") and matrix.path == workdir / "matrix"
+    run = fp.Run.filter(transform__name="inspect_args").one()
+    # files named by a Path or a str are inputs; a folder only when flowprov knows it as an
+    # artifact (here: returned by an earlier task); a string that names no file is a string
+    assert rel(run.inputs, workdir) == ["a.tsv", "b.tsv", "matrix"]
+    assert fp.Artifact.filter(key__contains="unrelated").count() == 0
+
+
+@task
+def fill(out: Path, text: str) -> Path:
+    out.write_text(text)
+    return out
+
+
+@task
+def check(table: Path) -> Path:
+    assert table.read_text()
+    return table  # passed on untouched: read, not made
+
+
+@track()
+@flow
+def rewrite(out: Path) -> Path:
+    return check(fill(out, "same bytes\n"))
+
+
+def test_an_argument_a_task_writes_and_returns_is_its_output_only(workdir):
+    out = workdir / "result.txt"
+    rewrite(out)
+    rewrite(out)  # a rerun: the file exists, with the same bytes, before `fill` writes it
+    art = fp.Artifact.filter(key=str(out).lstrip("/")).one()
+    fills = fp.Run.filter(transform__name="fill").all()
+    checks = fp.Run.filter(transform__name="check").all()
+    assert len(fills) == 2 and all(r.inputs.count() == 0 for r in fills)  # where to write
+    assert set(art.output_of) == set(fills)  # made by each `fill` run, by nothing else
+    assert all(list(r.inputs) == [art] and r.outputs.count() == 0 for r in checks)
+
+
+@track()
+@flow
+def report(counts: Path) -> Path:
+    return normalize(counts)
+
+
+def test_a_file_a_task_returns_and_its_flow_passes_up_is_the_tasks(workdir):
+    Path("counts.tsv").write_text("gene\tn\n")
+    report(Path("counts.tsv"))
+    (flow_run,) = fp.Run.filter(transform__name="report")
+    (task_run,) = flow_run.children
+    figure = fp.Artifact.filter(key__endswith="normalized.tsv").one()
+    assert list(figure.output_of) == [task_run] and figure.run == task_run
+    assert flow_run.outputs.count() == 0 and rel(flow_run.inputs, workdir) == ["counts.tsv"]

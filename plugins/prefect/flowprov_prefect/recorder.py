@@ -7,12 +7,16 @@
 - Every task run inside → a Run of a Transform of type task (versioned by the task function's
   source; its parent the flow Transform), child of the flow's run, with its parameters, status,
   error, and the upstream task runs Prefect knows (`task_run.task_inputs`).
-- Files: arguments that are existing paths (str or Path, also inside lists, tuples, sets, dicts) are
-  inputs; returned paths are outputs; hashed in full, registered in place, existing artifacts of
-  the same content reused. Inside a task, `fp.Artifact(...).save()` and `artifact.cache()` use the
-  task's run.
+- Files: which arguments and return values are files read and made is decided in `files.py`
+  (files named by a str or Path; folders only where flowprov knows them as artifacts or a run
+  returns them as a Path). Hashed in full and recorded where they are (never a new storage root).
+  Inputs are hashed when the run starts and recorded when it ends, so an argument the run rewrites
+  and returns is recorded as its output only. A file a flow returns that one of its tasks (or
+  subflows) made or read is theirs, not the flow's. Inside a task, `fp.Artifact(...).save()` and
+  `artifact.cache()` use the task's run.
 - Never breaks the flow: every callback catches everything; an unreachable store → one warning
-  and the events go to a spool file for `flowprov replay`. Nothing is logged per task.
+  and the events go to a spool file for `flowprov replay`; a Prefect it was not tested with → see
+  `_engine.py`. Nothing is logged per task.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
-from pathlib import PurePath
 
 from flowprov.events import jsonable
+
+from .files import input_paths, known_in_store, output_paths, read, unchanged
 
 log = logging.getLogger("flowprov")
 ENGINE = "prefect"
@@ -42,19 +47,32 @@ _active: contextvars.ContextVar = contextvars.ContextVar("flowprov_prefect_flow"
 
 
 @dataclass
-class FlowRec:
-    run_uid: str
-    spec: object  # TransformSpec of the flow
-    sink: object
-    user: str
-    token: object = None
+class RunRec:
+    """A flow or task run being recorded."""
+
+    uid: str
+    inputs: dict = field(default_factory=dict)  # path → files.Seen, as found when it started
+    token: object = None  # a task's: flowprov's current run while its body runs
+
+
+@dataclass
+class FlowRec(RunRec):
+    spec: object = None  # TransformSpec of the flow
+    sink: object = None
+    user: str = ""
+    options: dict = field(default_factory=dict)
+    parent: FlowRec | None = None
     run_token: object = None  # flowprov's current run while the flow body runs
-    tasks: dict = field(default_factory=dict)  # task_run id → (run uid, contextvar token)
+    tasks: dict = field(default_factory=dict)  # task_run id → RunRec
+    # files its tasks and subflows made (path → hash) and read (path → files.Seen)
+    made: dict = field(default_factory=dict)
+    read: dict = field(default_factory=dict)
 
 
 _flows: dict[str, FlowRec] = {}  # flow run id → record
 _lock = threading.Lock()
 _warned = [False]
+_made_folders: set[str] = set()  # folders tracked runs of this process returned (known artifacts)
 
 
 def _warn(message: str) -> None:
@@ -65,28 +83,6 @@ def _warn(message: str) -> None:
         )
 
 
-def paths_in(value, depth: int = 0) -> list[str]:
-    """Existing file or folder paths among a value (str/Path, and inside containers)."""
-    if depth > 4:
-        return []
-    if isinstance(value, PurePath) or (
-        isinstance(value, str) and 0 < len(value) < 4096 and "\n" not in value
-    ):
-        try:
-            p = os.fspath(value)
-            return [os.path.abspath(p)] if os.path.isfile(p) or os.path.isdir(p) else []
-        except (OSError, ValueError):
-            return []
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, list | tuple | set | frozenset):
-        out = []
-        for v in value:
-            out += paths_in(v, depth + 1)
-        return out
-    return []
-
-
 def _source(fn) -> str | None:
     try:
         return inspect.getsource(fn)
@@ -94,30 +90,79 @@ def _source(fn) -> str | None:
         return None
 
 
-def _file_events(paths, roots, run_ref, user):
-    from flowprov.artifacts import in_place_event
-
-    events, hashes = [], []
-    for p in dict.fromkeys(paths):
-        try:
-            ev = in_place_event(p, roots=roots, run=run_ref, created_by=user)
-        except Exception as e:  # noqa: BLE001 - an unreadable file: record the rest
-            _warn(f"could not hash {p}: {e}")
-            continue
-        events.append(ev)
-        hashes.append(ev.hash)
-    return events, hashes
-
-
-def _roots(instance: str | None = None):
+def _roots(instance: str | None = None) -> list:
+    """The declared storage roots (files in them are recorded by key, the rest by location)."""
     from flowprov.instance import current
-    from flowprov.storage import StorageRoot
 
     try:
-        roots = list(current(instance).storages().values())
-    except Exception:  # noqa: BLE001 - the store may be down; files then root at their folder
-        roots = []
-    return roots + [StorageRoot(os.getcwd())]
+        inst = current(instance)
+    except Exception:  # noqa: BLE001 - no instance: the events wait in the journal
+        return []
+    try:
+        return list(inst.storages().values())
+    except Exception:  # noqa: BLE001 - the database is down: its default root at least
+        return [inst.storage]
+
+
+def _known_folder(sink, roots):
+    """Whether a folder argument is an artifact flowprov knows (see files.py)."""
+
+    def known(path: str) -> bool:
+        if path in _made_folders:
+            return True
+        if getattr(sink, "spooling", False):
+            return False  # the store is unreachable: do not wait for it per argument
+        try:
+            return known_in_store(path, roots, sink.instance)
+        except Exception:  # noqa: BLE001 - cannot tell: record less
+            return False
+
+    return known
+
+
+def _inputs(params, sink, run_ref, user) -> dict:
+    """path → Seen for the files among a run's arguments, hashed now."""
+    roots = _roots(sink.instance)
+    seen = {}
+    for p in input_paths(params, _known_folder(sink, roots)):
+        try:
+            seen[p] = read(p, roots=roots, run=run_ref, user=user)
+        except Exception as e:  # noqa: BLE001 - an unreadable file: record the rest
+            _warn(f"could not hash {p}: {e}")
+    return seen
+
+
+def _end_files(run: RunRec, value, sink, user, theirs=None):
+    """The file events of a run's end — its inputs as found at its start, then what it returned,
+    by the rules in files.py — and (kept inputs, outputs as path → event). `theirs(path, hash)`:
+    a returned file that belongs to another run (a flow's task made or read it)."""
+    from flowprov.artifacts import in_place_event
+    from flowprov.events import RunRef
+
+    roots = _roots(sink.instance)
+    inputs, outputs = dict(run.inputs), {}
+    for p in output_paths(value):
+        try:
+            ev = in_place_event(p, roots=roots, run=RunRef(uid=run.uid), created_by=user)
+        except Exception as e:  # noqa: BLE001
+            _warn(f"could not hash {p}: {e}")
+            continue
+        if p in inputs:
+            if unchanged(p, inputs[p], ev.hash):
+                continue  # read and passed on
+            del inputs[p]  # it named where to write
+        if theirs is None or not theirs(p, ev.hash):
+            outputs[p] = ev
+    events = [e for s in inputs.values() for e in s.events] + list(outputs.values())
+    return events, inputs, outputs
+
+
+def _note_files(flow: FlowRec, inputs: dict, outputs: dict) -> None:
+    """What a member run of flow (a task, a subflow) read and made."""
+    with _lock:
+        flow.read.update(inputs)
+        flow.made.update((p, ev.hash) for p, ev in outputs.items())
+        _made_folders.update(p for p, ev in outputs.items() if ev.hash_type.endswith("-dir"))
 
 
 # -- flows ---------------------------------------------------------------------------------
@@ -141,14 +186,14 @@ def _on_flow_state(engine, state) -> None:
         parent = _active.get()
         if options is None and parent is None:
             return  # neither decorated nor called from a tracked flow
-        _start_flow(engine, flow_run, fid, options or parent.options_for_child, parent)
+        _start_flow(engine, flow_run, fid, options or parent.options, parent)
     elif state.is_final() and rec is not None:
         _finish_flow(engine, state, fid, rec)
 
 
 def _start_flow(engine, flow_run, fid, options, parent) -> None:
     from flowprov.config import current_user_config
-    from flowprov.events import ArtifactRef, ArtifactUsed, RunRef, RunStarted, TransformSpec
+    from flowprov.events import RunRef, RunStarted, TransformSpec
     from flowprov.spool import Sink
     from flowprov.uids import RUN_UID, random_uid
 
@@ -163,28 +208,25 @@ def _start_flow(engine, flow_run, fid, options, parent) -> None:
     user = current_user_config().handle
     spool = options.get("spool") or os.path.join(os.getcwd(), ".flowprov-prefect-spool.jsonl")
     sink = parent.sink if parent else Sink(spool, "prefect", instance=options.get("instance"))
-    rec = FlowRec(random_uid(RUN_UID), spec, sink, user)
-    rec.options_for_child = options  # type: ignore[attr-defined]
+    rec = FlowRec(random_uid(RUN_UID), spec=spec, sink=sink, user=user, options=options)
+    rec.parent = parent
     params = getattr(engine, "parameters", None) or {}
-    run_ref = RunRef(uid=rec.run_uid)
-    events = [
-        RunStarted(
-            uid=rec.run_uid,
-            transform=spec,
-            engine=ENGINE,
-            reference=str(flow_run.id),
-            reference_type="prefect flow run",
-            name=flow_run.name,
-            params=jsonable(params),
-            parent=RunRef(uid=parent.run_uid) if parent else None,
-            created_by=user,
-        )
-    ]
-    regs, hashes = _file_events(paths_in(params), _roots(sink.instance), None, user)
-    events += regs + [
-        ArtifactUsed(run=run_ref, artifact=ArtifactRef(hash=h), created_by=user) for h in hashes
-    ]
-    sink.send(events)
+    sink.send(
+        [
+            RunStarted(
+                uid=rec.uid,
+                transform=spec,
+                engine=ENGINE,
+                reference=str(flow_run.id),
+                reference_type="prefect flow run",
+                name=flow_run.name,
+                params=jsonable(params),
+                parent=RunRef(uid=parent.uid) if parent else None,
+                created_by=user,
+            )
+        ]
+    )
+    rec.inputs = _inputs(params, sink, RunRef(uid=rec.uid), user)  # recorded at its end
     with _lock:
         _flows[fid] = rec
     rec.token = _active.set(rec)
@@ -192,7 +234,20 @@ def _start_flow(engine, flow_run, fid, options, parent) -> None:
     from flowprov.context import _current_run
     from flowprov.records import Run
 
-    rec.run_token = _current_run.set(Run._from_row({"uid": rec.run_uid}))
+    rec.run_token = _current_run.set(Run._from_row({"uid": rec.uid}))
+
+
+def _theirs(rec: FlowRec):
+    """A file the flow returns is its tasks' (or subflows') when they made it or read it, and it
+    has not changed since: the flow only passes it up."""
+
+    def theirs(path: str, now_hash: str) -> bool:
+        if rec.made.get(path) == now_hash:
+            return True
+        seen = rec.read.get(path)
+        return seen is not None and unchanged(path, seen, now_hash)
+
+    return theirs
 
 
 def _finish_flow(engine, state, fid, rec: FlowRec) -> None:
@@ -203,23 +258,22 @@ def _finish_flow(engine, state, fid, rec: FlowRec) -> None:
     status = _STATUS.get(
         state.type.value if hasattr(state.type, "value") else str(state.type), "failed"
     )
-    events = []
-    if status == "completed":
-        events, _ = _file_events(
-            paths_in(return_value(engine)),
-            _roots(rec.sink.instance),
-            RunRef(uid=rec.run_uid),
-            rec.user,
-        )
+    value = return_value(engine) if status == "completed" else None
+    events, inputs, outputs = _end_files(rec, value, rec.sink, rec.user, _theirs(rec))
     events.append(
         RunFinished(
-            run=RunRef(uid=rec.run_uid),
+            run=RunRef(uid=rec.uid),
             status=status,
             created_by=rec.user,
             error=None if status == "completed" else (state.message or state.name),
         )
     )
     rec.sink.send(events)
+    if rec.parent is not None:  # a subflow: its files are its own, and its members'
+        with _lock:
+            rec.parent.made.update(rec.made)
+            rec.parent.read.update(rec.read)
+        _note_files(rec.parent, inputs, outputs)
     with _lock:
         _flows.pop(fid, None)
     if rec.token is not None:
@@ -245,18 +299,6 @@ def on_task_state(engine, state) -> None:
 
 
 def _on_task_state(engine, state) -> None:
-    from flowprov.context import _current_run
-    from flowprov.events import (
-        ArtifactRef,
-        ArtifactUsed,
-        RunFinished,
-        RunRef,
-        RunStarted,
-        TransformSpec,
-    )
-    from flowprov.records import Run
-    from flowprov.uids import RUN_UID, random_uid
-
     task_run = getattr(engine, "task_run", None)
     if task_run is None or task_run.flow_run_id is None:
         return
@@ -265,91 +307,100 @@ def _on_task_state(engine, state) -> None:
         return
     tid = str(task_run.id)
     if state.is_running():
-        if tid in rec.tasks:
-            return  # a retry: the same task run, still running
-        task = engine.task
-        spec = TransformSpec(
-            name=task.name,
-            type="task",
-            key=f"prefect:{task.fn.__module__}.{task.fn.__qualname__}",
-            source_code=_source(task.fn),
-            parent=rec.spec,
-        )
-        uid = random_uid(RUN_UID)
-        params = getattr(engine, "parameters", None) or {}
-        upstream = {
-            k: [str(getattr(x, "id", x)) for x in v]
-            for k, v in (getattr(task_run, "task_inputs", None) or {}).items()
-            if v and any(getattr(x, "input_type", "") == "task_run" for x in v)
-        }
-        run_ref = RunRef(uid=uid)
-        events = [
-            RunStarted(
-                uid=uid,
-                transform=spec,
-                parent=RunRef(uid=rec.run_uid),
-                engine=ENGINE,
-                reference=tid,
-                reference_type="prefect task run",
-                name=task_run.name,
-                params={
-                    "parameters": jsonable(params),
-                    **({"upstream": upstream} if upstream else {}),
-                },
-                created_by=rec.user,
-            )
-        ]
-        regs, hashes = _file_events(paths_in(params), _roots(rec.sink.instance), None, rec.user)
-        events += regs + [
-            ArtifactUsed(run=run_ref, artifact=ArtifactRef(hash=h), created_by=rec.user)
-            for h in hashes
-        ]
-        rec.sink.send(events, buffered=True)
-        # fp.Artifact(...).save() / .cache() inside the task body use the task's run
-        token = _current_run.set(Run._from_row({"uid": uid}))
-        rec.tasks[tid] = (uid, token)
+        if tid not in rec.tasks:  # else a retry: the same task run, still running
+            _start_task(engine, task_run, tid, rec)
     elif state.is_final() and tid in rec.tasks:
-        from ._engine import return_value
+        _finish_task(engine, state, rec.tasks.pop(tid), rec)
 
-        uid, token = rec.tasks.pop(tid)
-        status = "completed" if state.is_completed() else _STATUS.get(state.type.value, "failed")
-        events = []
-        if status == "completed":
-            events, _ = _file_events(
-                paths_in(return_value(engine)), _roots(rec.sink.instance), RunRef(uid=uid), rec.user
-            )
-        events.append(
-            RunFinished(
-                run=RunRef(uid=uid),
-                status=status,
-                created_by=rec.user,
-                error=None if status == "completed" else (state.message or state.name),
-            )
+
+def _start_task(engine, task_run, tid, rec: FlowRec) -> None:
+    from flowprov.context import _current_run
+    from flowprov.events import RunRef, RunStarted, TransformSpec
+    from flowprov.records import Run
+    from flowprov.uids import RUN_UID, random_uid
+
+    task = engine.task
+    spec = TransformSpec(
+        name=task.name,
+        type="task",
+        key=f"prefect:{task.fn.__module__}.{task.fn.__qualname__}",
+        source_code=_source(task.fn),
+        parent=rec.spec,
+    )
+    run = RunRec(random_uid(RUN_UID))
+    params = getattr(engine, "parameters", None) or {}
+    upstream = {
+        k: [str(getattr(x, "id", x)) for x in v]
+        for k, v in (getattr(task_run, "task_inputs", None) or {}).items()
+        if v and any(getattr(x, "input_type", "") == "task_run" for x in v)
+    }
+    started = RunStarted(
+        uid=run.uid,
+        transform=spec,
+        parent=RunRef(uid=rec.uid),
+        engine=ENGINE,
+        reference=tid,
+        reference_type="prefect task run",
+        name=task_run.name,
+        params={"parameters": jsonable(params), **({"upstream": upstream} if upstream else {})},
+        created_by=rec.user,
+    )
+    rec.sink.send([started], buffered=True)
+    run.inputs = _inputs(params, rec.sink, RunRef(uid=run.uid), rec.user)  # recorded at its end
+    # fp.Artifact(...).save() / .cache() inside the task body use the task's run
+    run.token = _current_run.set(Run._from_row({"uid": run.uid}))
+    rec.tasks[tid] = run
+
+
+def _finish_task(engine, state, run: RunRec, rec: FlowRec) -> None:
+    from flowprov.context import _current_run
+    from flowprov.events import RunFinished, RunRef
+
+    from ._engine import return_value
+
+    status = "completed" if state.is_completed() else _STATUS.get(state.type.value, "failed")
+    value = return_value(engine) if status == "completed" else None
+    events, inputs, outputs = _end_files(run, value, rec.sink, rec.user)
+    _note_files(rec, inputs, outputs)
+    events.append(
+        RunFinished(
+            run=RunRef(uid=run.uid),
+            status=status,
+            created_by=rec.user,
+            error=None if status == "completed" else (state.message or state.name),
         )
-        rec.sink.send(events, buffered=True)
-        try:
-            _current_run.reset(token)
-        except ValueError:
-            pass
+    )
+    rec.sink.send(events, buffered=True)
+    try:
+        _current_run.reset(run.token)
+    except ValueError:
+        pass
 
 
 def track(*, instance: str | None = None, spool: str | os.PathLike | None = None):
     """Decorate a Prefect flow (put it above `@flow`): its runs and all their task runs are
     recorded. `instance`: the flowprov instance (default: FLOWPROV_INSTANCE, then the current
-    one); `spool`: where events wait if the store is unreachable."""
-    from flowprov.errors import ValidationError
+    one); `spool`: where events wait if the store is unreachable. On a Prefect flowprov cannot
+    hook into, one warning and the flow runs unrecorded — never an error in your code."""
+    from ._engine import install
 
-    from ._engine import check_version, install
-
-    check_version()
-    install(on_task_state, on_flow_state)
+    hooked = install(on_task_state, on_flow_state)
 
     def decorate(flow):
-        from prefect import Flow
-
+        if not hooked:
+            return flow
+        try:
+            from prefect import Flow
+        except ImportError:  # pragma: no cover - a Prefect that moved Flow: not hooked either
+            return flow
         if not isinstance(flow, Flow):
+            from flowprov.errors import ValidationError
+
             raise ValidationError("@track() decorates a Prefect flow: put it above @flow")
-        flow._flowprov = {"instance": instance, "spool": os.fspath(spool) if spool else None}
+        try:
+            flow._flowprov = {"instance": instance, "spool": os.fspath(spool) if spool else None}
+        except Exception as e:  # noqa: BLE001 - a Flow that refuses attributes
+            _warn(f"cannot mark the flow {getattr(flow, 'name', flow)!r} for recording: {e!r}")
         return flow
 
     return decorate

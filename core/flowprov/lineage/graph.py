@@ -409,7 +409,7 @@ def _pairs_query(given: str):
     return (
         select(src.c.id, cp.c.id)
         .select_from(src.join(cp, and_(cp.c.hash == src.c.hash, cp.c.id != src.c.id)))
-        .where(cp.c.run_id.is_(None), src.c.size > 0)
+        .where(cp.c.run_id.is_(None), src.c.size > 0, cp.c.size > 0)
         .where((src.c.id if given == "source" else cp.c.id).in_(ids))
     )
 

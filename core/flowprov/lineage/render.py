@@ -45,6 +45,8 @@ STYLE = {
     "collapsed": dict(shape="folder", style="filled", fillcolor="#e0f2fe", color="#0369a1"),
 }
 HIGHLIGHT = dict(color="#ea580c", penwidth="3", fillcolor="#ffedd5")
+SAME = dict(style="dashed", color="#0369a1", arrowhead="none")  # a copy of the same bytes
+BOX = "#64748b"  # an enclosing run's box
 FAILED = ("failed", "crashed", "errored")
 
 
@@ -60,10 +62,57 @@ def _style(n: Node) -> dict:
     return s
 
 
-def _label(n: Node) -> str:
-    if n.kind == "run" and n.status in FAILED:
-        return f"✗ {n.status.upper()}\n{n.label}"
-    return n.label
+def _label(n: Node, text: str | None = None) -> str:
+    text = n.label if text is None else text
+    if n.kind in ("run", "group") and n.status in FAILED:
+        return f"✗ {n.status.upper()}\n{text}"
+    return text
+
+
+def _without_time(n: Node) -> str:
+    """A run's label without the start time the graph puts at its end."""
+    started = str(n.record.get("started_at") or "")
+    tail = f" · {started[:16]}" if started else " · "
+    return n.label[: -len(tail)] if n.label.endswith(tail) else n.label
+
+
+def _artifact_text(n: Node) -> str:
+    """A file copied in without a key is shown by the name it had (under its description)."""
+    rec = n.record
+    name = rec.get("file_name")
+    if rec.get("key") or not name:
+        return n.label
+    return f"{rec['description']}\n{name}" if rec.get("description") else name
+
+
+def _distinct_times(same: list[Node]) -> list[str]:
+    """The shortest start times that tell apart runs which look alike otherwise."""
+    stamps = [str(n.record.get("started_at") or "") for n in same]
+    one_day = len({s[:10] for s in stamps}) == 1
+    for cut in ((11 if one_day else 0, 16), (11 if one_day else 0, 19)):
+        shown = [s[cut[0] : cut[1]] for s in stamps]
+        if all(shown) and len(set(shown)) == len(shown):
+            return shown
+    return [f"{s[:19]} · {n.uid[:8]}".lstrip(" ·") for s, n in zip(stamps, same, strict=True)]
+
+
+def labels(g: Graph) -> dict[str, str]:
+    """The text of every node and box: a run shows its start time only where it tells apart runs
+    that would look the same without it (same code, type and user)."""
+    out = {n.id: _artifact_text(n) if n.kind == "artifact" else n.label for n in g.nodes.values()}
+    runs = {n.id: n for n in g.nodes.values() if n.kind == "run"} | dict(g.groups)
+    alike: dict[str, list[Node]] = defaultdict(list)
+    for n in runs.values():
+        alike[_without_time(n)].append(n)
+    for text, same in alike.items():
+        if len(same) == 1 or text == same[0].label:  # no time on them (transforms): as they are
+            for n in same:
+                out[n.id] = text
+            continue
+        same.sort(key=lambda n: (str(n.record.get("started_at") or ""), n.uid))
+        for n, time in zip(same, _distinct_times(same), strict=True):
+            out[n.id] = f"{text} · {time}"
+    return out
 
 
 # -- collapsing --------------------------------------------------------------------------------
@@ -151,7 +200,84 @@ def collapse(g: Graph, threshold: int | None = COLLAPSE) -> Graph:
 # -- Graphviz ----------------------------------------------------------------------------------
 
 
-def _digraph(g: Graph, title: str | None = None):
+def legend_entries(g: Graph) -> list[tuple[str, dict]]:
+    """What the shapes, colours and lines of this picture mean: (text, style) for each that
+    occurs in it (style: Graphviz node attributes; "line" for an edge's colour and dashes)."""
+    kinds = {n.kind for n in g.nodes.values()} | {_as_member(b).kind for b in g.groups.values()}
+    runs = [n for n in g.nodes.values() if n.kind == "run"] + list(g.groups.values())
+    out = []
+    if "artifact" in kinds:
+        out.append(("artifact (file)", STYLE["artifact"]))
+    if "run" in kinds:
+        out.append(("run", STYLE["run"]))
+    if any(n.status in FAILED for n in runs):
+        out.append(("✗ failed run", STYLE["failed"]))
+    if any(n.status in ("running", "started", "pending") for n in runs):
+        out.append(("unfinished run", STYLE["running"]))
+    if "transform" in kinds:
+        out.append(("transform", STYLE["transform"]))
+    if "group" in kinds:
+        out.append(("collapsed files", STYLE["collapsed"]))
+    if g.groups:
+        out.append(("enclosing run: a box, its run on top", {"style": "dashed", "color": BOX}))
+    if any(n.highlight for n in g.nodes.values()):
+        out.append(("current run and its inputs", HIGHLIGHT))
+    if g.start:
+        out.append(("start (bold)", {"color": "#0f172a", "penwidth": "3"}))
+    if any(e.kind == "same_content" for e in g.edges):
+        out.append(("- - same content (a copy)", {"line": SAME["color"]}))
+    out.append(("arrows: data flows down", {"line": "#475569"}))
+    return out
+
+
+def _legend(g: Graph, title: str | None) -> str:
+    """The graph's label: the title, then the legend. A graph label, not a node: edges are never
+    routed through it and the layout is unchanged."""
+    from html import escape
+
+    def cell(text: str, style: dict) -> str:
+        if "line" in style:
+            return f'<TD><FONT COLOR="{style["line"]}">{escape(text)}</FONT></TD>'
+        look = "rounded" if "rounded" in style.get("style", "") else style.get("style", "")
+        look = f' STYLE="{look}"' if look in ("rounded", "dashed") else ""
+        fill = f' BGCOLOR="{style["fillcolor"]}"' if "fillcolor" in style else ""
+        width = 3 if style.get("penwidth") == "3" else 1
+        return f'<TD BORDER="{width}" COLOR="{style["color"]}"{fill}{look}>{escape(text)}</TD>'
+
+    entries = [cell(text, style) for text, style in legend_entries(g)]
+    rows = []
+    if title:
+        rows.append(
+            f'<TR><TD ALIGN="LEFT" COLSPAN="{len(entries)}"><FONT POINT-SIZE="13">'
+            f"{escape(title)}</FONT></TD></TR>"
+        )
+    rows.append(f"<TR>{''.join(entries)}</TR>")
+    return (
+        '<<FONT POINT-SIZE="9"><TABLE BORDER="0" CELLSPACING="4" CELLPADDING="3">'
+        + "".join(rows)
+        + "</TABLE></FONT>>"
+    )
+
+
+def _legend_html(g: Graph) -> str:
+    """The same legend for the HTML page, as spans."""
+    from html import escape
+
+    spans = []
+    for text, style in legend_entries(g):
+        if "line" in style:
+            css = f"border-color: transparent; color: {style['line']}"
+        else:
+            css = f"background: {style.get('fillcolor', 'transparent')}; "
+            css += f"border-color: {style['color']}; border-width: "
+            css += "3px" if style.get("penwidth") == "3" else "1.5px"
+            css += "; border-radius: 9px" if "rounded" in style.get("style", "") else ""
+            css += "; border-style: dashed" if style.get("style") == "dashed" else ""
+        spans.append(f'<span style="{css}">{escape(text)}</span>')
+    return "".join(spans)
+
+
+def _digraph(g: Graph, title: str | None = None, legend: bool = True):
     import graphviz
 
     esc = graphviz.escape
@@ -164,12 +290,16 @@ def _digraph(g: Graph, title: str | None = None):
             nodesep="0.3",
             ranksep="0.45",
             tooltip=" ",
+            newrank="true",  # rank across boxes: a file between two runs of a box sits between
         ),
     )
     dot.attr("node", fontname="Helvetica", fontsize="10", margin="0.12,0.06")
     dot.attr("edge", color="#475569", arrowsize="0.7")
-    if title:
+    if legend:
+        dot.attr(label=_legend(g, title), labelloc="t", labeljust="l")
+    elif title:
         dot.attr(label=esc(title), labelloc="t", fontsize="13")
+    texts = labels(g)
 
     def node_attrs(n: Node) -> dict:
         a = _style(n)
@@ -180,13 +310,15 @@ def _digraph(g: Graph, title: str | None = None):
         a["tooltip"] = n.uid
         return a
 
-    def text(s: str) -> str:
-        return "\\n".join(esc(part) for part in s.split("\n"))
+    def text(n: Node) -> str:
+        return "\\n".join(esc(part) for part in _label(n, texts[n.id]).split("\n"))
 
-    # clusters: a node sits in the box of its enclosing run; boxes nest like the runs do
+    # clusters: a node sits in the box of its enclosing run; boxes nest like the runs do. A box
+    # has no label of its own (Graphviz routes edges through cluster labels): its run is drawn
+    # once, as the node on top of the box, and the box's members hang below it
     members: dict[str | None, list[Node]] = defaultdict(list)
-    for n in g.nodes.values():
-        members[n.group if n.group in g.groups else None].append(n)
+    for n_id, box in _placement(g).items():
+        members[box].append(g.nodes[n_id])
     sub_boxes: dict[str | None, list[str]] = defaultdict(list)
     for gid, box in g.groups.items():
         sub_boxes[box.group if box.group in g.groups else None].append(gid)
@@ -194,30 +326,36 @@ def _digraph(g: Graph, title: str | None = None):
     def fill(target, parent: str | None) -> None:
         for n in members.get(parent, []):
             if n.id in g.groups:
-                continue  # a box that is also a node: drawn by its own cluster below
-            target.node(n.id, text(_label(n)), **node_attrs(n))
+                continue  # a box's own run: drawn on top of its box below
+            target.node(n.id, text(n), **node_attrs(n))
         for gid in sorted(sub_boxes.get(parent, [])):
             box = g.groups[gid]
+            head = g.nodes.get(gid, box)
             with target.subgraph(name=f"cluster_{gid}") as c:
                 c.attr(
-                    label=text(_label(box)),
+                    label="",
                     style="rounded,dashed",
-                    color="#64748b",
-                    fontcolor="#334155",
+                    color=BOX,
                     id=f"box_{gid}",
-                    tooltip=box.uid,
-                    labeljust="l",
+                    tooltip=" ",  # the run on top of the box names it
                 )
-                if gid in g.nodes:
-                    n = g.nodes[gid]
-                    c.node(n.id, text(_label(n)), **node_attrs(n))
+                attrs = node_attrs(head)
+                if head is box:  # not otherwise in the graph: drawn like a run of its kind
+                    attrs.update({k: v for k, v in _style(_as_member(box)).items()}, id=gid)
+                c.node(gid, text(head), **attrs)
                 fill(c, gid)
+            # the box's run above everything in it (invisible edges only rank, never draw)
+            inside = [n.id for n in members.get(gid, []) if n.id != gid] + sub_boxes.get(gid, [])
+            for m in inside:
+                dot.edge(gid, m, style="invis")
 
     fill(dot, None)
     for e in g.edges:
         attrs = {"color": "#64748b"} if e.kind == "used" else {}
         if e.kind == "run_of":
             attrs = {"style": "dashed", "color": "#6d28d9", "arrowhead": "none"}
+        elif e.kind == "same_content":
+            attrs = dict(SAME)
         if (
             g.nodes.get(e.source)
             and g.nodes[e.source].highlight
@@ -227,6 +365,45 @@ def _digraph(g: Graph, title: str | None = None):
             attrs.update(color=HIGHLIGHT["color"], penwidth="2")
         dot.edge(e.source, e.target, **attrs)
     return dot
+
+
+def _boxes(g: Graph, node_id: str) -> list[str]:
+    """The boxes a run is in, innermost first (a box's own run is in its box)."""
+    out, at = [], node_id if node_id in g.groups else g.nodes[node_id].group
+    while at in g.groups and at not in out:
+        out.append(at)
+        at = g.groups[at].group
+    return out
+
+
+def _placement(g: Graph) -> dict[str, str | None]:
+    """The box each node is drawn in: a run in its enclosing run's; a file that runs of one box
+    made and only runs of that box read (a flow's intermediate file) in that box; else none."""
+    near: dict[str, list[str]] = defaultdict(list)  # artifact → the runs that made or read it
+    made, copies = set(), set()
+    for e in g.edges:
+        if e.kind == "generated":
+            near[e.target].append(e.source)
+            made.add(e.target)
+        elif e.kind == "used":
+            near[e.source].append(e.target)
+        elif e.kind == "same_content":
+            copies |= {e.source, e.target}
+    out: dict[str, str | None] = {}
+    for n in g.nodes.values():
+        out[n.id] = n.group if n.group in g.groups else None
+        if n.kind != "artifact" or n.id not in made or n.id in copies or n.id in g.start:
+            continue
+        chains = [_boxes(g, r) for r in near[n.id]]
+        # the innermost box every one of them is in
+        out[n.id] = next((b for b in chains[0] if all(b in c for c in chains[1:])), None)
+    return out
+
+
+def _as_member(box: Node) -> Node:
+    """An enclosing run (or pipeline transform) that is no node of the graph, styled as one."""
+    kind = "run" if box.id.startswith("r") else "transform"
+    return Node(box.id, kind, box.uid, box.label, box.record, status=box.status)
 
 
 def to_dot(
@@ -244,11 +421,12 @@ def render_graphviz(
     collapse_over: int | None = COLLAPSE,
     title: str | None = None,
     transforms: bool = False,
+    legend: bool = True,
 ) -> bytes:
     import graphviz
 
     try:
-        return _digraph(drawable(g, transforms, collapse_over), title).pipe(format=fmt)
+        return _digraph(drawable(g, transforms, collapse_over), title, legend).pipe(format=fmt)
     except graphviz.ExecutableNotFound:
         raise FlowprovError(
             "Graphviz's `dot` program is not installed: install it (Debian/Ubuntu: apt-get install "
@@ -292,9 +470,10 @@ def to_mermaid(
         "group": ('[("', '")]'),
     }
 
+    texts = labels(g)
     members: dict[str | None, list[Node]] = defaultdict(list)
-    for n in g.nodes.values():
-        members[n.group if n.group in g.groups else None].append(n)
+    for n_id, box in _placement(g).items():
+        members[box].append(g.nodes[n_id])
     sub_boxes: dict[str | None, list[str]] = defaultdict(list)
     for gid, box in g.groups.items():
         sub_boxes[box.group if box.group in g.groups else None].append(gid)
@@ -304,19 +483,24 @@ def to_mermaid(
             if n.id in g.groups:
                 continue
             o, c = shapes[n.kind]
-            lines.append(f"{indent}{n.id}{o}{_mm_text(_label(n))}{c}")
+            lines.append(f"{indent}{n.id}{o}{_mm_text(_label(n, texts[n.id]))}{c}")
         for gid in sorted(sub_boxes.get(parent, [])):
-            lines.append(f'{indent}subgraph box_{gid}["{_mm_text(_label(g.groups[gid]))}"]')
-            if gid in g.nodes:
+            box = g.groups[gid]
+            if gid in g.nodes:  # the run is a node in its box (it has edges): drawn once, there
                 n = g.nodes[gid]
                 o, c = shapes[n.kind]
-                lines.append(f"{indent}  {n.id}{o}{_mm_text(_label(n))}{c}")
+                lines.append(f'{indent}subgraph box_{gid}[" "]')
+                lines.append(f"{indent}  {n.id}{o}{_mm_text(_label(n, texts[n.id]))}{c}")
+            else:
+                lines.append(f'{indent}subgraph box_{gid}["{_mm_text(_label(box, texts[gid]))}"]')
             emit(gid, indent + "  ")
             lines.append(f"{indent}end")
 
     emit(None, "  ")
     for e in g.edges:
-        arrow = {"used": "-.->", "run_of": "-.-"}.get(e.kind, "-->")
+        arrow = {"used": "-.->", "run_of": "-.-", "same_content": "-. same content .-"}.get(
+            e.kind, "-->"
+        )
         lines.append(f"  {e.source} {arrow} {e.target}")
     lines += [
         "  classDef artifact fill:#dbeafe,stroke:#1d4ed8",
@@ -354,28 +538,30 @@ def to_html(
     """One page, no network needed: the SVG inline, every node's record as JSON, a little script
     that shows a node's record when it is clicked."""
     h = drawable(g, transforms, collapse_over)
-    svg = render_graphviz(h, "svg", collapse_over=None, title=None, transforms=True).decode()
+    # the page has its legend above the picture
+    svg = render_graphviz(h, "svg", None, None, transforms=True, legend=False).decode()
     svg = svg[svg.index("<svg") :]  # drop the XML prolog and doctype
+    texts = labels(h)
+
+    def record(n: Node, kind: str) -> dict:
+        return {"kind": kind, "uid": n.uid, "label": _label(n, texts[n.id]), **n.record}
+
     records = {
-        n.id: {
-            "kind": n.kind,
-            "uid": n.uid,
-            "label": _label(n),
-            "start": n.id in h.start,
-            "highlight": n.highlight,
-            **n.record,
-        }
-        for n in list(h.nodes.values()) + list(h.groups.values())
+        gid: record(box, f"enclosing {_as_member(box).kind}") for gid, box in h.groups.items()
     }
+    for n in h.nodes.values():  # a box's run that is a node of the graph too: the run it is
+        records[n.id] = record(n, "collapsed files" if n.kind == "group" else n.kind)
     for gid in h.groups:  # the boxes are clickable too
         records[f"box_{gid}"] = records[gid]
-    data = json.dumps({"title": title or "", "nodes": records}, default=str)
+    # what the page's script needs besides the records (not shown as fields of a record)
+    data = json.dumps({"title": title or "", "nodes": records, "start": h.start}, default=str)
     data = data.replace("</", "<\\/")  # never close the script element early
     page = files("flowprov.lineage").joinpath("page.html").read_text(encoding="utf-8")
     from html import escape
 
     return (
         page.replace("{{TITLE}}", escape(title or "flowprov lineage"))
+        .replace("{{LEGEND}}", _legend_html(h))
         .replace("{{SVG}}", svg)
         .replace("{{DATA}}", data)
     )

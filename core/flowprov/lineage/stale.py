@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Integer, and_, bindparam, cast, exists, literal, null, select, union_all
 
 from .. import schema as S
-from .walk import copy_source
+from .walk import copies_of
 
 
 def _last_writer(ro):
@@ -86,7 +86,7 @@ def _walk(seed_artifacts: list[int], seed_runs: list[int]):
         select(ro2.c.artifact_id, cte.c.cause, cte.c.artifact_id, ri2.c.run_id)
         .select_from(
             cte.join(made, made.c.id == cte.c.artifact_id)
-            .join(read, copy_source(read, made))
+            .join(read, copies_of(made, read))
             .join(ri2, ri2.c.artifact_id == read.c.id)
             .join(ro2, ro2.c.run_id == ri2.c.run_id)
         )

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import cache
 
-from sqlalchemy import Integer, Select, and_, bindparam, literal, or_, select, union_all
+from sqlalchemy import Integer, Select, and_, bindparam, case, literal, or_, select, union_all
 
 from .. import schema as S
 
@@ -49,10 +49,17 @@ def copy_source(read, made):
     """Join condition: artifact `made` (a producer's output) is where the bytes of artifact `read`
     come from — the same version, or the same content elsewhere when `read` has no producer of
     its own at its place and is not empty."""
-    return or_(
-        made.c.id == read.c.id,
-        and_(made.c.hash == read.c.hash, read.c.run_id.is_(None), read.c.size > 0),
-    )
+    # the hash to look up is NULL unless `read` qualifies, so an index probe never walks the
+    # thousands of rows sharing, say, the empty file's hash
+    joinable = case((and_(read.c.run_id.is_(None), read.c.size > 0), read.c.hash), else_=None)
+    return or_(made.c.id == read.c.id, made.c.hash == joinable)
+
+
+def copies_of(made, read):
+    """copy_source(read, made) written for a walk that knows `made` and looks for `read` (the
+    same condition — equal hashes have equal sizes — but searchable by `read`'s indexes)."""
+    joinable = case((made.c.size > 0, made.c.hash), else_=None)
+    return or_(read.c.id == made.c.id, and_(read.c.hash == joinable, read.c.run_id.is_(None)))
 
 
 def seed_runs(direction: str, artifact_ids: Select | None, run_ids: Select | None) -> Select | None:
@@ -68,7 +75,7 @@ def seed_runs(direction: str, artifact_ids: Select | None, run_ids: Select | Non
             )
             parts.append(select(ro.c.run_id).select_from(frm).where(start.c.id.in_(artifact_ids)))
         else:  # readers of the start artifacts, and of their producer-less copies
-            frm = start.join(other, copy_source(other, start)).join(
+            frm = start.join(other, copies_of(start, other)).join(
                 ri, ri.c.artifact_id == other.c.id
             )
             parts.append(select(ri.c.run_id).select_from(frm).where(start.c.id.in_(artifact_ids)))
@@ -116,7 +123,7 @@ def _step(direction: str, src, select_depth: bool) -> Select:
         frm = (
             src.join(ro, ro.c.run_id == src.c.run_id)
             .join(a1, a1.c.id == ro.c.artifact_id)
-            .join(a2, copy_source(a2, a1))
+            .join(a2, copies_of(a1, a2))
             .join(ri, ri.c.artifact_id == a2.c.id)
         )
     if select_depth:
@@ -148,7 +155,7 @@ def walk_transforms(direction: str, start_id: int, depth: int | None) -> Select:
             cte.join(r1, r1.c.transform_id == cte.c.transform_id)
             .join(ro, ro.c.run_id == r1.c.id)
             .join(made, made.c.id == ro.c.artifact_id)
-            .join(read, copy_source(read, made))
+            .join(read, copies_of(made, read))
             .join(ri, ri.c.artifact_id == read.c.id)
             .join(r2, r2.c.id == ri.c.run_id)
         )
@@ -173,7 +180,7 @@ def transform_edges(transform_ids: Select) -> Select:
         .select_from(
             ro.join(r1, r1.c.id == ro.c.run_id)
             .join(made, made.c.id == ro.c.artifact_id)
-            .join(read, copy_source(read, made))
+            .join(read, copies_of(made, read))
             .join(ri, ri.c.artifact_id == read.c.id)
             .join(r2, r2.c.id == ri.c.run_id)
         )

@@ -26,7 +26,9 @@ def cli_story(run_flowprov, fp_env, db_url):
     rule = fp.Transform.get(current().store.apply([TransformSaved(transform=spec)])[0].uid)
     with fp.Run(transform=pipeline) as outer:
         with fp.Run(transform=rule, parent=outer) as job:
-            counts = fp.Artifact(write(root / "counts" / "A.tsv", "gene\tn\n")).save()
+            counts = fp.Artifact(
+                write(root / "counts" / "A.tsv", "gene\tn\n"), description="[b]A[/b] :dna:"
+            ).save()
             screen = fp.Artifact(write(fp_env / "incoming" / "screen.csv", "a,b\n")).save()
     hung = fp.Run(transform=rule).save()  # started, never finished (a SIGKILLed job)
     return dict(
@@ -79,6 +81,7 @@ def test_ls_every_table_shows_names(run_flowprov, cli_story):
     counts = _row(arts, s["counts"].uid)
     assert "counts/A.tsv" in counts and str(s["root"]) in counts and s["job"].uid in counts
     assert f"count ({s['rule'].uid})" in counts and "testuser1" in counts
+    assert "[b]A[/b] :dna:" in counts  # shown as written: no markup, no emoji
     assert "screen.csv" in _row(arts, s["screen"].uid)  # no key: its original file name
     assert run_flowprov("ls", "artifacts", "--filter", "id__gt=0").stdout == arts
 

@@ -49,12 +49,15 @@ def _fmt(v, column: str = "") -> str:
 
 def _table(title: str, columns, rows):
     from rich.table import Table
+    from rich.text import Text
 
     t = Table(title=title, title_justify="left", show_lines=False, pad_edge=False)
     for c in columns:
         t.add_column(c, overflow="fold")
     for r in rows:
-        t.add_row(*(_fmt(r.get(c), c) for c in columns))
+        # plain Text: a key holding "[red]" or ":smile:" is shown as written (and no markup
+        # parsing per cell keeps `ls` fast)
+        t.add_row(*(Text(_fmt(r.get(c), c)) for c in columns))
     return t
 
 

@@ -340,3 +340,22 @@ def test_reading_a_file_that_changed_since_its_record_is_refused(instance, fp_en
     write(obj, "tampered")
     with pytest.raises(ContentChanged):
         copied.cache()
+
+
+def test_storage_add_declares_a_root_and_keeps_keys(instance, fp_env, run_flowprov):
+    root = Path(instance.storage.root)
+    a = fp.Artifact(write(root / "proj" / "x.csv", "x")).save()
+    ext = fp_env / "external"
+    ext.mkdir()
+    out = run_flowprov("storage", "add", str(ext), "--description", "lab share").stdout
+    assert "declared" in out and str(ext) in out
+    inst_mod.current().storages(refresh=True)
+    b = fp.Artifact(write(ext / "y.csv", "y")).save()
+    assert b.storage.root == str(ext) and b.key == "y.csv" and not b.managed
+    out = run_flowprov("storage", "add", str(root / "proj")).stdout
+    assert "inside" in out and "keep their keys" in out
+    inst_mod.current().storages(refresh=True)
+    again = fp.Artifact(root / "proj" / "x.csv").save()
+    assert again.uid == a.uid and again.key == "proj/x.csv"
+    bad = run_flowprov("storage", "add", "/", check=False)
+    assert bad.returncode != 0 and "host root" in bad.stderr + bad.stdout

@@ -243,7 +243,11 @@ def register(artifacts: Sequence) -> None:
         object.__setattr__(art, "existed", res.existed)
         if res.existed:
             logger.info(
-                "returning existing Artifact('%s'): same content already registered", res.uid
+                "returning existing Artifact('%s'): %s",
+                res.uid,
+                "its place already holds these bytes"
+                if res.row["key"] is not None
+                else "the same content was copied in before",
             )
             key = copied.pop(res.row["hash"], None)
             if key is not None and not res.row["managed"]:

@@ -322,11 +322,12 @@ def demo(directory):
     from . import demo as D
 
     out = _console()
-    inst = D.prepare(Path(directory))
+    directory = Path(directory).resolve()  # once: the steps run in other working directories
+    inst = D.prepare(directory)
     out.print(f"[bold]flowprov demo[/]: instance {inst.name!r} at {inst.storage.root}")
     for i, step in enumerate(D.STEPS, 1):
         with out.status(f"{i}/{len(D.STEPS)} {step.title} ({step.user}) …"):
-            D.run_step(step, inst, Path(directory))
+            D.run_step(step, inst, directory, i)
         out.print(f"  [green]✓[/] {i}. {escape(step.title)} — {step.file}, as {step.user}")
     a = D.answers()
 
@@ -374,7 +375,7 @@ def demo(directory):
     out.print()
     out.print("[bold]Recent additions, every table:[/]")
     _print_listings(out, 5)
-    pictures = D.draw_lineage(a, Path(directory))
+    pictures = D.draw_lineage(a, directory)
     out.print()
     out.print("[bold]Lineage of the figure[/] (the review notebook's input highlighted):")
     for p in pictures:
@@ -430,8 +431,9 @@ _add_engine_commands()
 
 def _add_lineage_commands() -> None:
     from .cli_lineage import COMMANDS
+    from .cli_storage import COMMANDS as STORAGE_COMMANDS
 
-    for command in COMMANDS:
+    for command in COMMANDS + STORAGE_COMMANDS:
         cli.add_command(command)
 
 

@@ -551,7 +551,8 @@ class Run(_HasLineage, Record):
 
 
 class Artifact(_HasLineage, Record):
-    """A file or a folder, identified by the hash of its whole content."""
+    """A file or a folder at a place (storage + key); each version is known by the hash of its
+    whole content. A file copied in without a key is identified by its content alone."""
 
     _table = S.artifacts
     _relations = {
@@ -593,8 +594,9 @@ class Artifact(_HasLineage, Record):
     def save(self) -> Artifact:
         """Register the file (hash, copy into storage if outside it, record); returns this artifact.
 
-        If the same bytes are already registered, this becomes that artifact (``existed`` is True
-        and the logger says so).
+        If its place already holds these bytes (or, for a file copied in without a key, the same
+        bytes were copied in before), this becomes that version (``existed`` is True and the
+        logger says so) — and the place's latest version again, if newer bytes had replaced it.
         """
         if self._row.get("id") is not None:
             return self

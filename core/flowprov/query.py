@@ -243,7 +243,10 @@ def _text_clause(col, op: str, value: str, where: str) -> ColumnElement:
     if op == "contains":
         return _position(col, value) > 0
     if op == "startswith":
-        return func.substr(col, 1, n) == value if n else col.is_not(None)
+        if not n:
+            return col.is_not(None)
+        # LIKE lets PostgreSQL use an index (uid prefixes); substr makes it case-sensitive on SQLite
+        return and_(col.startswith(value, autoescape=True), func.substr(col, 1, n) == value)
     if op == "endswith":
         return func.substr(col, func.length(col) - (n - 1)) == value if n else col.is_not(None)
     if op in ("regex", "iregex"):

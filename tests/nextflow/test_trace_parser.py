@@ -11,6 +11,9 @@ from flowprov_nextflow.trace import (
     parse_memory,
     read_trace,
     split_name,
+    to_utc,
+    zone,
+    zone_name,
 )
 
 FIXTURE = Path(__file__).with_name("hlatyping_execution_trace.txt")
@@ -66,7 +69,14 @@ def test_the_real_fixture():
     assert opti.process == "run_optitype" and opti.tag == "1"
     v = opti.values
     assert v["status"] == "COMPLETED" and v["exit"] == "0" and v["hash"] == "9a/7f4d5e"
-    assert v["submit"] == datetime(2021, 3, 29, 19, 56, 16, 522000).astimezone(UTC)
+    # a human date is the wall time as written (no zone): the ingest chooses the zone
+    assert v["submit"] == datetime(2021, 3, 29, 19, 56, 16, 522000)
+    berlin = to_utc(v["submit"], zone("Europe/Berlin"))
+    assert berlin == datetime(2021, 3, 29, 17, 56, 16, 522000, tzinfo=UTC)  # CEST, UTC+2
+    assert (
+        zone_name(zone("UTC-05:00")) == "UTC-05:00"
+        and zone_name(zone("Asia/Tokyo")) == "Asia/Tokyo"
+    )
     assert v["duration"] == 107_000 and v["realtime"] == 105_000
     assert (
         v["%cpu"] == 106.3

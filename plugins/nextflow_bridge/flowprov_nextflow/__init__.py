@@ -11,5 +11,6 @@ __all__ = ["IngestReport", "ingest_lineage", "ingest_trace"]
 
 def __getattr__(name: str):
     if name in __all__:
-        return getattr(importlib.import_module("flowprov_nextflow.ingest"), name)
+        module = "lineage" if name == "ingest_lineage" else "ingest"
+        return getattr(importlib.import_module(f"flowprov_nextflow.{module}"), name)
     raise AttributeError(f"module 'flowprov_nextflow' has no attribute {name!r}")

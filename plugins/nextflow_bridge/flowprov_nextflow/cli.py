@@ -27,9 +27,16 @@ def nextflow():
 )
 @click.option("--run-id", help="The run's identity (e.g. Nextflow's run name or session id).")
 @click.option("--sep", help="Trace separator (default: detected from the header).")
+@click.option(
+    "--timezone",
+    help="Zone of the machine that ran Nextflow, e.g. Europe/Berlin: trace dates are its wall "
+    "times (default: the zone the run was recorded with, else this machine's).",
+)
 @click.option("--skip-bad-rows", is_flag=True, help="Ingest the good rows and report the bad ones.")
-def ingest(trace, workdir, lineage, pipeline, version_, mapping, run_id, sep, skip_bad_rows):
-    """Ingest a trace file (TRACE) and/or a lineage store (--lineage)."""
+def ingest(
+    trace, workdir, lineage, pipeline, version_, mapping, run_id, sep, timezone, skip_bad_rows
+):
+    """Ingest a trace file (TRACE, plain or gzipped) and/or a lineage store (--lineage)."""
     from flowprov.cli import _console
 
     from .ingest import ingest_lineage, ingest_trace
@@ -48,16 +55,32 @@ def ingest(trace, workdir, lineage, pipeline, version_, mapping, run_id, sep, sk
                 run_id=run_id,
                 sep=sep.encode().decode("unicode_escape") if sep else None,
                 skip_bad_rows=skip_bad_rows,
+                timezone=timezone,
             )
         out.print(
             f"{trace}: {r.tasks} tasks; {r.new_runs} runs recorded, {r.known_runs} already known, "
-            f"{r.new_artifacts} new artifacts (pipeline run {r.pipeline_run})"
+            f"{r.new_artifacts} new artifacts (pipeline run {r.pipeline_run})",
+            highlight=False,
         )
-        for s in r.skipped:
-            out.print(f"  [yellow]skipped[/] {s}")
+        _details(out, r)
     if lineage:
         r = ingest_lineage(lineage, pipeline=pipeline, version=version_, mapping=mapping)
         out.print(
-            f"{lineage}: {r.tasks} task runs; {r.new_runs} runs recorded, {r.known_runs} already known, "
-            f"{r.new_artifacts} new artifacts"
+            f"{lineage}: {r.tasks} task runs; {r.new_runs} runs recorded, {r.known_runs} already "
+            f"known, {r.new_artifacts} new artifacts",
+            highlight=False,
         )
+        _details(out, r)
+
+
+def _details(out, report) -> None:
+    """What was skipped, not ingested, or recorded other than one might expect — each once."""
+    from rich.markup import escape
+
+    for label, items in (
+        ("skipped", report.skipped),
+        ("not ingested", report.not_ingested),
+        ("note", report.notes),
+    ):
+        for item in items:
+            out.print(f"  [yellow]{label}[/] {escape(item)}", highlight=False)

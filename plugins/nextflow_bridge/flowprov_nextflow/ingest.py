@@ -1,28 +1,52 @@
-"""Nextflow files → flowprov events, applied in one transaction per ingest.
+"""Nextflow traces (and task work directories) → flowprov events, one transaction per ingest.
 
-Identity (so re-ingesting changes nothing and a resumed run's CACHED rows link to the tasks
-recorded before): a task is (engine "nextflow", its task hash, e.g. `a9/0da8f1`); the pipeline
-run is `--run-id` if given, else the pipeline name plus the earliest submit time in the trace
-(a later, longer trace of the same run has the same first task). From the lineage store, runs are
-their `lid://` ids.
+Identity — so that re-ingesting changes nothing, and no task or run is ever taken for another:
+
+- The pipeline run is `--run-id` if given, else `trace:<digest of the trace's first row>`. Rows are
+  appended in completion order, so a later, longer copy of the trace (plain or gzipped) has the
+  same first row — and the row's text, unlike a converted date, is the same in every time zone.
+  A run recorded before keeps its pipeline Transform and its time zone: ingesting it again
+  without `--pipeline`, or on a machine in another zone, finds it.
+- A task is its full hash (`19/beb69e…`, 128 bits) when its work directory is known (the `workdir`
+  column, or its folder under `--workdir`) — the same key the lineage store gives it. Otherwise it
+  is `<pipeline run>/task/<task_id>`: a short hash (`19/beb69e`, 32 bits) is shared by two tasks
+  of a lab's store before long, and even within one large run.
+- A CACHED row is the earlier task run it reuses: the one with its full hash, else the one of the
+  same pipeline with its short hash, process and tag. If there is none, or several, the row is
+  recorded as its own run (status `cached`) and the report says so — never a guess.
+
+Status: a task's attempts share its name; a pipeline failed if the last attempt of some task
+failed (a later row of that name submitted after the failure ended is its next attempt; an
+`error_action` column, when present, says RETRY or IGNORE outright). Failed attempts stay failed
+runs, with the exit status and error strategy as their error.
 
 Task params keep the trace's figures in fixed units: `*_ms` durations, `*_bytes` memory and I/O,
-`cpu_percent`/`mem_percent` (100 = one core / all memory), ISO-8601 UTC times.
+`cpu_percent`/`mem_percent` (100 = one core / all memory), dates as the wall time written in the
+trace; started_at/finished_at are those wall times read in the run's time zone.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
 from flowprov.errors import ValidationError
 
 from . import workdir as W
 from .mapping import Mapping
-from .trace import DATE_FIELDS, MEM_FIELDS, TIME_FIELDS, TraceError, read_trace
+from .trace import (
+    DATE_FIELDS,
+    MEM_FIELDS,
+    TIME_FIELDS,
+    TraceError,
+    first_row_text,
+    read_trace,
+    to_utc,
+    zone,
+    zone_name,
+)
 
 ENGINE = "nextflow"
 _STATUS = {"COMPLETED": "completed", "FAILED": "failed", "ABORTED": "aborted", "CACHED": "cached"}
@@ -36,7 +60,9 @@ class IngestReport:
     new_runs: int = 0  # task and pipeline runs recorded now
     known_runs: int = 0  # ... found already recorded (re-ingest, CACHED rows of a resumed run)
     new_artifacts: int = 0
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # bad rows left out (--skip-bad-rows)
+    notes: list[str] = field(default_factory=list)  # what was recorded other than asked, and why
+    not_ingested: list[str] = field(default_factory=list)  # lineage records left out, and why
 
     def absorb(self, counts: dict) -> None:
         runs = counts.get("run_started", {})
@@ -62,17 +88,18 @@ def task_params(values: dict, tag: str | None) -> dict:
             continue
         if f in ("task_id", "exit") and v.lstrip("-").isdigit():
             v = int(v)  # numbers, though Nextflow types them as strings
-        out[_PARAM_NAMES.get(f, f)] = v.isoformat() if f in DATE_FIELDS else v
+        out[_PARAM_NAMES.get(f, f)] = (
+            v.isoformat(timespec="milliseconds") if f in DATE_FIELDS else v
+        )
     if tag is not None:
         out["tag"] = tag
     return out
 
 
-def _times(v: dict) -> tuple[datetime | None, datetime | None]:
-    from datetime import timedelta
-
-    start = v.get("start") or v.get("submit")
-    end = v.get("complete")
+def _times(v: dict, tz: tzinfo) -> tuple[datetime | None, datetime | None]:
+    """(start, end) in UTC: start or submit; complete, else start + realtime / submit + duration."""
+    start = to_utc(v.get("start") or v.get("submit"), tz)
+    end = to_utc(v.get("complete"), tz)
     if end is None and start is not None:
         ms = v.get("realtime") if v.get("start") else v.get("duration")
         end = start + timedelta(milliseconds=ms) if ms is not None else None
@@ -87,6 +114,150 @@ def _default_name(trace: Path) -> str:
     return p.parent.name or "nextflow pipeline"
 
 
+def _task_error(v: dict, status: str) -> str | None:
+    if status not in ("failed", "aborted"):
+        return None
+    exit_ = v.get("exit")
+    text = f"exit status {exit_}" if exit_ is not None else status
+    action = v.get("error_action")
+    return f"{text} (error strategy: {action})" if action else text
+
+
+class _Attempts:
+    """Which tasks' last attempt failed. Rows come in completion order and every attempt of a task
+    has the task's name; a later row of that name submitted after the failure ended is its next
+    attempt (another task that happens to share the name runs alongside, not after)."""
+
+    def __init__(self):
+        self.pending: dict[str, tuple[int, datetime | None, str]] = {}  # name → line, end, why
+
+    def see(self, name: str, status: str, v: dict, line: int, submit, end) -> None:
+        if status in ("failed", "aborted"):
+            if (v.get("error_action") or "").upper() == "IGNORE":
+                return  # the pipeline went on without it
+            self.pending[name] = (line, end, _task_error(v, status) or status)
+        elif status in ("completed", "cached"):
+            earlier = self.pending.get(name)
+            if earlier is not None and (
+                earlier[1] is None or submit is None or submit >= earlier[1]
+            ):
+                del self.pending[name]
+
+    def error(self) -> str | None:
+        if not self.pending:
+            return None
+        items = sorted(self.pending.items(), key=lambda kv: kv[1][0])
+        shown = "; ".join(f"{name}: {why} (line {line})" for name, (line, _, why) in items[:5])
+        more = f"; and {len(items) - 5} more" if len(items) > 5 else ""
+        return f"{len(items)} task(s) failed in their last attempt: {shown}{more}"
+
+
+@dataclass
+class _Pipeline:
+    """The pipeline run a trace records: new, or found recorded before."""
+
+    ref: str
+    reference_type: str
+    transform: object  # a TransformSpec (new run) or the recorded transform's uid
+    key: str  # the pipeline transform's key: its processes are "<key>:<process>"
+    name: str
+    tz: tzinfo
+    recorded_id: int | None = None
+    tasks_by_id: dict[str, str] = field(default_factory=dict)  # task_id → reference (recorded)
+
+
+def _pipeline(trace: Path, pipeline, version, run_id, timezone) -> _Pipeline:
+    import blake3
+    import flowprov as fp
+    from flowprov.events import TransformSpec
+
+    first = first_row_text(trace)
+    if run_id:
+        ref, rtype = run_id, "nextflow run"
+    elif first is not None:
+        ref = "trace:" + blake3.blake3(first.strip().encode()).hexdigest()[:24]
+        rtype = "nextflow trace (first row)"
+    else:  # a header and no rows: nothing else to know it by
+        ref, rtype = f"trace:{trace.resolve()}", "nextflow trace (path)"
+    recorded = fp.Run.filter(engine=ENGINE, reference=ref).one_or_none()
+    if recorded is None:
+        name = pipeline or _default_name(trace)
+        spec = TransformSpec(name=name, type="pipeline", key=f"nextflow:{name}", version=version)
+        return _Pipeline(ref, rtype, spec, spec.key, name, zone(timezone))
+    t = recorded.transform
+    for given, kept, what in ((pipeline, t.name, "pipeline"), (version, t.version, "version")):
+        if given is not None and given != kept:
+            raise ValidationError(
+                f"{trace}: this run ({ref}) is already recorded with {what} {kept!r}, not "
+                f"{given!r}; leave --{what} out to add to it"
+            )
+    kept_zone = (recorded.params or {}).get("timezone")
+    if timezone and kept_zone and timezone != kept_zone:
+        raise ValidationError(
+            f"{trace}: this run ({ref}) was recorded reading its dates in {kept_zone}, "
+            f"not {timezone}; leave --timezone out to add to it"
+        )
+    tasks = {
+        str(c.params["task_id"]): c.reference
+        for c in recorded.children
+        if c.params and c.params.get("task_id") is not None
+    }
+    return _Pipeline(
+        ref,
+        rtype,
+        t.uid,
+        t.key or f"nextflow:{t.name}",
+        t.name,
+        zone(timezone or kept_zone),
+        recorded.id,
+        tasks,
+    )
+
+
+class _Cached:
+    """Finds the earlier task run a CACHED row reuses (queries once per process)."""
+
+    def __init__(self, pipeline: _Pipeline):
+        self.pipeline = pipeline
+        self.by_process: dict[str, list[tuple[str, dict]]] = {}
+
+    def find(self, process_key: str, full: str | None, v: dict, tag) -> tuple[str | None, str]:
+        """(reference, '') of the reused run, or (None, why not)."""
+        import flowprov as fp
+
+        runs = self.by_process.get(process_key)
+        if runs is None:
+            runs = self.by_process[process_key] = [
+                (r.reference, r.params or {})
+                for r in fp.Run.filter(
+                    engine=ENGINE, transform__key=process_key, status="completed"
+                )
+                if self.pipeline.recorded_id is None or r.parent_id != self.pipeline.recorded_id
+            ]
+        if full is not None and any(ref == full for ref, _ in runs):
+            return full, ""
+        short = v.get("hash")
+        if short is None:
+            return None, "the trace has no hash column"
+        found = [
+            ref
+            for ref, p in runs
+            if p.get("hash") == short and p.get("tag") == tag and _same_task(ref, short, full)
+        ]
+        if len(found) == 1:
+            return found[0], ""
+        if found:
+            return None, f"several earlier runs share short hash {short}, process and tag"
+        return None, f"no earlier run of this pipeline has short hash {short}, process and tag"
+
+
+def _same_task(ref: str, short: str, full: str | None) -> bool:
+    """An earlier run keyed by its full hash can only be this task if the hashes agree."""
+    if W.full_hash(ref) is None:
+        return True  # keyed by task_id: the short hash is all there is to compare
+    return ref.startswith(short) and (full is None or ref == full)
+
+
 def ingest_trace(
     trace: str | os.PathLike,
     *,
@@ -97,20 +268,15 @@ def ingest_trace(
     run_id: str | None = None,
     sep: str | None = None,
     skip_bad_rows: bool = False,
+    timezone: str | None = None,
 ) -> IngestReport:
-    """Record a Nextflow trace (and, with `workdir`, each task's files and script)."""
-    from flowprov.artifacts import in_place_event
-    from flowprov.events import (
-        ArtifactRef,
-        ArtifactUsed,
-        RunFinished,
-        RunRef,
-        RunStarted,
-        StorageDeclared,
-        TransformSpec,
-    )
+    """Record a Nextflow trace (and, with `workdir`, each task's files and script).
+
+    `timezone`: the zone of the machine that ran Nextflow, whose wall times the trace holds
+    (default: the zone the run was recorded with before, else this machine's)."""
+    from flowprov.artifacts import in_place_event, input_events
+    from flowprov.events import RunFinished, RunRef, RunStarted, TransformSpec
     from flowprov.instance import current
-    from flowprov.storage import StorageRoot
     from flowprov.uids import RUN_UID, random_uid
 
     trace = Path(trace)
@@ -119,13 +285,11 @@ def ingest_trace(
         raise ValidationError(f"--workdir {work}: no such folder")
     rules = Mapping.load(mapping)
     report = IngestReport()
-
-    # One streaming pass inside one transaction: a bad row raises and rolls everything back.
-    name = pipeline or _default_name(trace)
-    wf_spec = TransformSpec(name=name, type="pipeline", key=f"nextflow:{name}", version=version)
     inst = current()
-    roots = list(inst.storages().values()) + ([StorageRoot(str(work))] if work else [])
-    state = {"ref": None}
+    pl = _pipeline(trace, pipeline, version, run_id, timezone)
+    tz = pl.tz
+    roots = list(inst.storages().values())  # the declared ones: no folder becomes a root
+    wf_ref = RunRef(engine=ENGINE, reference=pl.ref)
 
     def process_spec(process: str, script: str | None, cache: dict) -> TransformSpec:
         spec = cache.get(process)
@@ -134,56 +298,43 @@ def ingest_trace(
             spec = TransformSpec(
                 name=(rule.name if rule and rule.name else process),
                 type="process",
-                key=f"nextflow:{name}:{process}",
+                key=f"{pl.key}:{process}",
                 version=(rule.version if rule else None),
                 reference=rule.reference if rule else None,
                 reference_type=(rule.reference_type or "url") if rule and rule.reference else None,
                 description=rule.description if rule else None,
                 source_code=script,
-                parent=wf_spec,
+                parent=pl.transform,
             )
             cache[process] = spec
         return spec
 
-    def pipeline_run(first) -> tuple[RunRef, list]:
-        # A trace grows by appending rows in completion order, so its first row identifies the
-        # run: a later, longer trace of the same run maps to the same pipeline Run.
-        v = first.values if first else {}
-        anchor = v.get("submit") or v.get("start")
-        ref = (
-            run_id
-            or f"trace:{name}:{anchor.isoformat() if anchor else v.get('hash') or trace.resolve()}"
+    def pipeline_started(anchor) -> RunStarted:
+        return RunStarted(
+            uid=random_uid(RUN_UID),
+            transform=pl.transform,
+            engine=ENGINE,
+            reference=pl.ref,
+            reference_type=pl.reference_type,
+            at=anchor or datetime.now(UTC),
+            params={"trace": str(trace.resolve()), "timezone": zone_name(tz)},
         )
-        state["ref"] = ref
-        evs = (
-            [StorageDeclared(root=str(work), description="Nextflow work directory")] if work else []
-        )
-        evs.append(
-            RunStarted(
-                uid=random_uid(RUN_UID),
-                transform=wf_spec,
-                engine=ENGINE,
-                reference=ref,
-                reference_type="nextflow run" if run_id else "nextflow trace",
-                at=anchor or datetime.now().astimezone(),
-                params={"trace": str(trace.resolve())},
-            )
-        )
-        return RunRef(engine=ENGINE, reference=ref), evs  # (its uid differs if recorded before)
 
     def events():
         specs: dict = {}
-        report.tasks, report.skipped[:] = 0, []
-        wf_ref, last_end, failed = None, None, False
+        report.tasks, report.skipped[:], report.notes[:] = 0, [], []
+        started, last_end, attempts = False, None, _Attempts()
+        cached, reused, own = _Cached(pl), 0, []
+        short_refs: set[str] = set()
         for row in read_trace(trace, sep, skip_bad_rows, report.skipped):
             v = row.values
-            if wf_ref is None:
-                wf_ref, evs = pipeline_run(row)
-                yield from evs
-            report.tasks += 1
+            start, end = _times(v, tz)
+            if not started:
+                started = True
+                yield pipeline_started(start)
+            where = f"{trace}:{row.line}"
             task = None
             if work is not None:
-                where = f"{trace}:{row.line}"
                 try:
                     task = W.scan(W.locate(v.get("hash"), v.get("workdir"), work, where))
                 except Exception:
@@ -191,227 +342,86 @@ def ingest_trace(
                         raise
                     report.skipped.append(f"{where}: no work directory")
                     continue
-            hash_ = v.get("hash") or (f"{task.path.parent.name}/{task.path.name}" if task else None)
-            ref = hash_ or f"{state['ref']}#{v.get('task_id')}"
-            start, end = _times(v)
+            report.tasks += 1
+            process, tag = row.process, row.tag
+            full = W.full_hash(v.get("workdir")) or (W.full_hash(task.path) if task else None)
+            task_id = v.get("task_id")
+            if task_id is not None and task_id in pl.tasks_by_id:
+                ref, rtype = pl.tasks_by_id[task_id], None  # recorded before (re-ingest)
+            elif full is not None:
+                ref, rtype = full, "nextflow task hash"
+            elif task_id is not None:
+                ref, rtype = f"{pl.ref}/task/{task_id}", "nextflow task id"
+            else:
+                ref, rtype = f"{pl.ref}/hash/{v.get('hash')}", "nextflow task short hash"
+                if ref in short_refs:
+                    msg = (
+                        f"{where}: short hash {v.get('hash')} is on two rows, and the trace has "
+                        "no task_id or workdir column to tell them apart"
+                    )
+                    if not skip_bad_rows:
+                        raise TraceError(msg)
+                    report.skipped.append(msg)
+                    continue
+                short_refs.add(ref)
+            status = _STATUS.get(v.get("status") or "", "started")
+            spec = process_spec(process, task.script if task else None, specs)
+            if status == "cached" and rtype is not None:
+                found, why = cached.find(spec.key, full, v, tag)
+                if found is not None:
+                    ref, reused = found, reused + 1
+                else:
+                    own.append(f"{where} {v.get('name') or process}: {why}")
             if end is not None and (last_end is None or end > last_end):
                 last_end = end
-            status = _STATUS.get(v.get("status") or "", "started")
-            failed |= status == "failed"
+            name = v.get("name") or (f"{process} ({tag})" if tag else process)
+            attempts.see(name, status, v, row.line, to_utc(v.get("submit"), tz) or start, end)
             # built from values the parser already checked: skip pydantic's re-validation (hot loop)
             yield RunStarted.model_construct(
                 uid=random_uid(RUN_UID),
-                transform=process_spec(row.process, task.script if task else None, specs),
+                transform=spec,
                 parent=wf_ref,
                 engine=ENGINE,
                 reference=ref,
-                reference_type="nextflow task hash",
+                reference_type=rtype or "nextflow task",
                 name=v.get("name"),
-                params=task_params(v, row.tag),
+                params=task_params(v, tag),
                 status=status,
                 environment=None,
-                at=start or datetime.now().astimezone(),
+                at=start or datetime.now(UTC),
                 finished_at=end,
                 created_by=None,
-                error=(f"exit status {v.get('exit')}" if status == "failed" else None),
+                error=_task_error(v, status),
             )
             if task is not None and status in ("completed", "cached"):
                 task_ref = RunRef(engine=ENGINE, reference=ref)
                 for path in task.inputs:
-                    ev = in_place_event(path, roots=roots)
-                    yield ev
-                    yield ArtifactUsed(run=task_ref, artifact=ArtifactRef(hash=ev.hash))
+                    yield from input_events(path, run=task_ref, roots=roots, at=start or end)
                 for path in task.outputs:
-                    yield in_place_event(path, roots=roots, run=task_ref)
-        if wf_ref is None:  # a trace with a header and no rows: the run, with no tasks
-            wf_ref, evs = pipeline_run(None)
-            yield from evs
+                    yield in_place_event(path, roots=roots, run=task_ref, at=end or start)
+        if not started:  # a trace with a header and no rows: the run, with no tasks
+            yield pipeline_started(None)
+        if reused:
+            report.notes.append(f"{reused} CACHED row(s) reuse the task runs recorded before")
+        for text in own:
+            report.notes.append(f"CACHED row recorded as its own run: {text}")
         yield RunFinished(
             run=wf_ref,
-            status="failed" if failed else "completed",
-            at=last_end or datetime.now().astimezone(),
+            status="failed" if attempts.pending else "completed",
+            error=attempts.error(),
+            at=last_end or datetime.now(UTC),
         )
 
     report.absorb(inst.store.apply_stream(events))
-    report.pipeline_run = state["ref"]
+    report.pipeline_run = pl.ref
     return report
 
 
-# -- the data-lineage store ---------------------------------------------------------------
-def read_lineage(store: Path) -> dict[str, dict]:
-    """{lid key: record} of a `.lineage` folder (`<key>/.data.json`, key may contain '/')."""
-    if not store.is_dir():
-        raise ValidationError(f"--lineage {store}: no such folder")
-    records = {}
-    for data in sorted(store.rglob(".data.json")):
-        key = data.parent.relative_to(store).as_posix()
-        try:
-            rec = json.loads(data.read_text())
-        except (OSError, ValueError) as e:
-            raise ValidationError(f"{data}: not a lineage record ({e})") from None
-        if not isinstance(rec, dict) or "kind" not in rec or "spec" not in rec:
-            raise ValidationError(f"{data}: not a lineage record (no kind/spec)")
-        records[key] = rec
-    if not records:
-        raise ValidationError(f"--lineage {store}: no lineage records (.data.json) found")
-    return records
+def ingest_lineage(*args, **kwargs) -> IngestReport:
+    """See flowprov_nextflow.lineage.ingest_lineage."""
+    from .lineage import ingest_lineage as ingest
 
-
-def _lid(key: str) -> str:
-    return f"lid://{key}"
-
-
-def _checksum(spec: dict) -> dict | None:
-    c = spec.get("checksum")
-    return {"nextflow": c} if isinstance(c, dict) and c.get("value") else None
-
-
-def ingest_lineage(
-    store: str | os.PathLike,
-    *,
-    pipeline: str | None = None,
-    version: str | None = None,
-    mapping: str | os.PathLike | None = None,
-) -> IngestReport:
-    """Record WorkflowRun, TaskRun and FileOutput records of Nextflow's data-lineage store.
-    Files are hashed by flowprov wherever they are reachable; Nextflow's checksum is kept beside."""
-    from flowprov.artifacts import in_place_event
-    from flowprov.events import (
-        ArtifactRef,
-        ArtifactRegistered,
-        ArtifactUsed,
-        RunRef,
-        RunStarted,
-        TransformSpec,
-    )
-    from flowprov.instance import current
-    from flowprov.uids import ARTIFACT_STEM, RUN_UID, random_uid
-
-    records = read_lineage(Path(store))
-    rules = Mapping.load(mapping)
-    by_kind: dict[str, list[tuple[str, dict]]] = {}
-    for key, rec in records.items():
-        by_kind.setdefault(rec["kind"], []).append((key, rec["spec"]))
-    inst = current()
-    roots = list(inst.storages().values())
-    events, wf_specs, file_hash = [], {}, {}
-    for key, spec in by_kind.get("WorkflowRun", []):
-        wf = spec.get("workflow") or {}
-        name = pipeline or wf.get("repository") or spec.get("name") or "nextflow pipeline"
-        ver = version or (wf.get("commitId") or None)
-        wf_specs[_lid(key)] = TransformSpec(
-            name=name,
-            type="pipeline",
-            key=f"nextflow:{name}",
-            version=ver,
-            reference=wf.get("repository"),
-            reference_type="repository" if wf.get("repository") else None,
-        )
-        params = spec.get("params")
-        if isinstance(params, list):
-            params = {p.get("name"): p.get("value") for p in params if isinstance(p, dict)}
-        events.append(
-            RunStarted(
-                uid=random_uid(RUN_UID),
-                transform=wf_specs[_lid(key)],
-                engine=ENGINE,
-                reference=_lid(key),
-                reference_type="nextflow lid",
-                name=spec.get("name"),
-                params=params or None,
-                status="completed",
-            )
-        )
-    default_wf = next(
-        iter(wf_specs.values()),
-        TransformSpec(
-            name=pipeline or "nextflow pipeline",
-            type="pipeline",
-            key=f"nextflow:{pipeline or 'nextflow pipeline'}",
-        ),
-    )
-    tasks = by_kind.get("TaskRun", [])
-    for key, spec in tasks:
-        wf_lid = spec.get("workflowRun")
-        parent_spec = wf_specs.get(wf_lid, default_wf)
-        process = spec.get("name") or "process"
-        rule = rules.lookup(process)
-        code = spec.get("codeChecksum") or {}
-        tspec = TransformSpec(
-            name=rule.name if rule and rule.name else process,
-            type="process",
-            key=f"{parent_spec.key}:{process}",
-            version=rule.version if rule else None,
-            reference=rule.reference if rule else None,
-            source_code=spec.get("script"),
-            hash=code.get("value"),
-            parent=parent_spec,
-        )
-        events.append(
-            RunStarted(
-                uid=random_uid(RUN_UID),
-                transform=tspec,
-                engine=ENGINE,
-                reference=_lid(key),
-                reference_type="nextflow lid",
-                name=process,
-                parent=RunRef(engine=ENGINE, reference=wf_lid) if wf_lid in wf_specs else None,
-                params={
-                    "input": spec.get("input"),
-                    "container": spec.get("container"),
-                    "codeChecksum": code or None,
-                },
-                status="completed",
-            )
-        )
-    for key, spec in by_kind.get("FileOutput", []):
-        path = spec.get("path")
-        task_lid, wf_lid = spec.get("taskRun"), spec.get("workflowRun")
-        if task_lid and task_lid[len("lid://") :] in records:
-            run = RunRef(engine=ENGINE, reference=task_lid)
-        elif wf_lid in wf_specs:  # a published workflow output: the pipeline run made it
-            run = RunRef(engine=ENGINE, reference=wf_lid)
-        else:
-            run = None
-        if path and os.path.exists(path):
-            ev = in_place_event(path, roots=roots, run=run)
-            ev = ev.model_copy(update={"checksums": _checksum(spec)})
-        else:  # not reachable from here: Nextflow's checksum stands in, labelled as such
-            c = spec.get("checksum") or {}
-            if not c.get("value"):
-                continue
-            p = Path(path or key)
-            ev = ArtifactRegistered(
-                stem=random_uid(ARTIFACT_STEM),
-                storage_root=str(p.parent),
-                key=p.name,
-                hash=c["value"],
-                hash_type=f"nextflow-{c.get('mode', 'standard')}",
-                size=spec.get("size"),
-                suffix=p.suffix,
-                run=run,
-                checksums=_checksum(spec),
-            )
-        file_hash[_lid(key)] = ev.hash
-        events.append(ev)
-    for key, spec in tasks:
-        for inp in spec.get("input") or []:
-            values = inp.get("value") if isinstance(inp, dict) else None
-            for v in values if isinstance(values, list) else [values]:
-                h = file_hash.get(v) if isinstance(v, str) else None
-                if h:
-                    events.append(
-                        ArtifactUsed(
-                            run=RunRef(engine=ENGINE, reference=_lid(key)),
-                            artifact=ArtifactRef(hash=h),
-                        )
-                    )
-    from flowprov.store import count_by_kind
-
-    report = IngestReport(tasks=len(tasks))
-    report.absorb(count_by_kind(inst.store.apply(events), {}))
-    report.pipeline_run = next(iter(wf_specs), None)
-    return report
+    return ingest(*args, **kwargs)
 
 
 __all__ = ["IngestReport", "TraceError", "ingest_lineage", "ingest_trace"]

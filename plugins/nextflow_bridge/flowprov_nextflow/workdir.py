@@ -8,8 +8,9 @@ are neither.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from flowprov.errors import FileMissingError
 
@@ -20,6 +21,20 @@ class TaskDir:
     inputs: list[str] = field(default_factory=list)  # resolved targets of the staged symlinks
     outputs: list[str] = field(default_factory=list)
     script: str | None = None
+
+
+_PREFIX, _REST = re.compile(r"^[0-9a-f]{2}$"), re.compile(r"^[0-9a-f]{30}$")
+
+
+def full_hash(workdir: str | os.PathLike | None) -> str | None:
+    """A task's full hash from its work directory (`.../work/19/beb69e…` → `19/beb69e…`, all
+    32 hex digits), or None if the folder is not in Nextflow's layout."""
+    if not workdir:
+        return None
+    parts = PurePath(str(workdir).rstrip("/")).parts
+    if len(parts) >= 2 and _PREFIX.match(parts[-2]) and _REST.match(parts[-1]):
+        return f"{parts[-2]}/{parts[-1]}"
+    return None
 
 
 def locate(

@@ -371,6 +371,33 @@ def test_an_argument_a_task_writes_and_returns_is_its_output_only(workdir):
     assert len(fills) == 2 and all(r.inputs.count() == 0 for r in fills)  # where to write
     assert set(art.output_of) == set(fills)  # made by each `fill` run, by nothing else
     assert all(list(r.inputs) == [art] and r.outputs.count() == 0 for r in checks)
+    # the flow neither read `out` (its task rewrote it) nor made it (it passed its task's file up)
+    flows = fp.Run.filter(transform__name="rewrite").all()
+    assert len(flows) == 2 and all(r.inputs.count() + r.outputs.count() == 0 for r in flows)
+
+
+@task
+def use_reference(ref: str, index: Path) -> str:
+    return ref  # a folder returned as a plain string: not an output
+
+
+@track()
+@flow
+def align(ref: str, index: Path) -> str:
+    return use_reference(ref, index)
+
+
+def test_a_folder_the_store_knows_is_an_input(workdir, instance):
+    root = Path(instance.storage.root)
+    (root / "genome" / "chr1").mkdir(parents=True)
+    (root / "genome" / "chr1" / "seq.fa").write_text(">chr1\nACGT\n")
+    (root / "index").mkdir()
+    (root / "index" / "idx.bin").write_bytes(b"IDX")
+    genome = fp.Artifact(root / "genome", description="reference").save()  # in place: known
+    align(str(root / "genome"), root / "index")  # a known folder, and one nobody registered
+    run = fp.Run.filter(transform__name="use_reference").one()
+    assert list(run.inputs) == [genome] and run.outputs.count() == 0
+    assert fp.Artifact.filter(key="index").count() == 0  # never hashed
 
 
 @track()

@@ -22,11 +22,11 @@ import re
 log = logging.getLogger("flowprov")
 
 TESTED = ((3, 4), (3, 9))  # the oldest and the newest minor release the tests ran against
-HOOKED = (  # (module, class) whose call_hooks we wrap
-    ("task_engine", "SyncTaskRunEngine"),
-    ("task_engine", "AsyncTaskRunEngine"),
-    ("flow_engine", "FlowRunEngine"),
-    ("flow_engine", "AsyncFlowRunEngine"),
+HOOKED = (  # (module, class) whose call_hooks we wrap, and the engine fields the callbacks read
+    ("task_engine", "SyncTaskRunEngine", ("task", "task_run", "parameters", "_return_value")),
+    ("task_engine", "AsyncTaskRunEngine", ("task", "task_run", "parameters", "_return_value")),
+    ("flow_engine", "FlowRunEngine", ("flow", "flow_run", "parameters", "_return_value")),
+    ("flow_engine", "AsyncFlowRunEngine", ("flow", "flow_run", "parameters", "_return_value")),
 )
 _state: dict = {"ready": None}  # None: not tried yet; then True (hooked) or False
 
@@ -37,16 +37,27 @@ def _version(text: str) -> tuple[int, int] | None:
 
 
 def _missing() -> str | None:
-    """The first hooked internal this Prefect lacks, or None."""
+    """The first internal this Prefect lacks that the plugin needs, or None."""
+    import dataclasses
     import importlib
 
-    for module, cls in HOOKED:
+    try:
+        from prefect.utilities.annotations import NotSet  # noqa: F401 - return_value needs it
+    except ImportError:
+        return "prefect.utilities.annotations.NotSet"
+    for module, name, fields in HOOKED:
+        where = f"prefect.{module}.{name}"
         try:
-            hooks = getattr(importlib.import_module(f"prefect.{module}"), cls).call_hooks
+            cls = getattr(importlib.import_module(f"prefect.{module}"), name)
         except (ImportError, AttributeError):
-            return f"prefect.{module}.{cls}.call_hooks"
-        if not callable(hooks):
-            return f"prefect.{module}.{cls}.call_hooks"
+            return where
+        if not callable(getattr(cls, "call_hooks", None)):
+            return f"{where}.call_hooks"
+        if dataclasses.is_dataclass(cls):  # else its fields cannot be known before a run
+            known = {f.name for f in dataclasses.fields(cls)}
+            lacking = [f for f in fields if f not in known]
+            if lacking:
+                return f"{where}.{lacking[0]}"
     return None
 
 
@@ -83,20 +94,18 @@ def install(on_task_state, on_flow_state) -> bool:
     from prefect import flow_engine, task_engine
 
     modules = {"task_engine": task_engine, "flow_engine": flow_engine}
-    for module, cls in HOOKED:
+    for module, name, _ in HOOKED:
         callback = on_task_state if module == "task_engine" else on_flow_state
-        _wrap(getattr(modules[module], cls), callback)
+        _wrap(getattr(modules[module], name), callback)
     _state["ready"] = True
     return True
 
 
 def _notify(callback, engine, args, kwargs) -> None:
-    """Call back with the state the engine passes (or its current one); never raises."""
-    try:
-        state = args[0] if args else kwargs.get("state")
-        callback(engine, state if state is not None else engine.state)
-    except Exception:  # noqa: BLE001 - the callbacks report their own problems once
-        pass
+    """Call back with the state the engine passes (else its current one). The callbacks catch
+    everything, and warn once, themselves."""
+    state = args[0] if args else kwargs.get("state")
+    callback(engine, state if state is not None else getattr(engine, "state", None))
 
 
 def _wrap(cls, callback) -> None:
@@ -119,12 +128,11 @@ def _wrap(cls, callback) -> None:
 
 
 def return_value(engine):
-    """The run's in-memory return value, or None."""
-    try:
-        from prefect.utilities.annotations import NotSet
-    except ImportError:
-        NotSet = None  # noqa: N806
-    value = getattr(engine, "_return_value", NotSet)
-    if value is NotSet or value is None:
+    """The run's in-memory return value (None when it returned nothing); raises AttributeError
+    when this Prefect keeps it elsewhere (the caller warns: outputs cannot be recorded)."""
+    from prefect.utilities.annotations import NotSet
+
+    value = engine._return_value
+    if value is NotSet:
         return None
     return value.result if type(value).__name__ == "ResultRecord" else value

@@ -2,10 +2,10 @@
 
 Arguments (also inside lists, tuples, sets and dict values):
 - a `str` or `os.PathLike` (`pathlib.Path`) naming an existing regular file → an input;
-- a folder → an input only when flowprov already knows it as an artifact at that place (an earlier
-  task returned it, a Snakemake `directory()` output, `fp.Artifact(folder).save()`) — never merely
-  because an argument names a folder (`workdir="."`, `outdir=Path("results")` would hash every BAM
-  in it);
+- a folder → an input only when flowprov already knows an artifact at that place (an earlier task
+  returned it, a Snakemake `directory()` output, `fp.Artifact(folder).save()` of a folder inside a
+  storage root — one copied in is known by its copy, not by its place) — never merely because an
+  argument names a folder (`workdir="."`, `outdir=Path("results")` would hash every BAM in it);
 - anything else (a string naming nothing, a number) is a parameter and nothing more.
 
 Return values: a `str` or `os.PathLike` naming an existing regular file, or an `os.PathLike` naming

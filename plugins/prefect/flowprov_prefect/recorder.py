@@ -157,6 +157,18 @@ def _end_files(run: RunRec, value, sink, user, theirs=None):
     return events, inputs, outputs
 
 
+def _returned(engine):
+    """What the run returned; None (after the one warning) if it cannot be read — the run's end
+    is recorded all the same."""
+    from ._engine import return_value
+
+    try:
+        return return_value(engine)
+    except Exception as e:  # noqa: BLE001
+        _warn(f"cannot read what a Prefect run returned ({e!r}): its output files are not recorded")
+        return None
+
+
 def _note_files(flow: FlowRec, inputs: dict, outputs: dict) -> None:
     """What a member run of flow (a task, a subflow) read and made."""
     with _lock:
@@ -253,12 +265,10 @@ def _theirs(rec: FlowRec):
 def _finish_flow(engine, state, fid, rec: FlowRec) -> None:
     from flowprov.events import RunFinished, RunRef
 
-    from ._engine import return_value
-
     status = _STATUS.get(
         state.type.value if hasattr(state.type, "value") else str(state.type), "failed"
     )
-    value = return_value(engine) if status == "completed" else None
+    value = _returned(engine) if status == "completed" else None
     events, inputs, outputs = _end_files(rec, value, rec.sink, rec.user, _theirs(rec))
     events.append(
         RunFinished(
@@ -356,10 +366,8 @@ def _finish_task(engine, state, run: RunRec, rec: FlowRec) -> None:
     from flowprov.context import _current_run
     from flowprov.events import RunFinished, RunRef
 
-    from ._engine import return_value
-
     status = "completed" if state.is_completed() else _STATUS.get(state.type.value, "failed")
-    value = return_value(engine) if status == "completed" else None
+    value = _returned(engine) if status == "completed" else None
     events, inputs, outputs = _end_files(run, value, rec.sink, rec.user)
     _note_files(rec, inputs, outputs)
     events.append(

@@ -256,7 +256,9 @@ def test_every_lookup_on_every_field(story, model):
     from flowprov.query import OPS, field_kind, ops_for
 
     assert ops_for("text") == set(OPS)
-    assert ops_for("int") == ops_for("datetime") == {"exact", "in", "gt", "gte", "lt", "lte", "isnull"}
+    assert (
+        ops_for("int") == ops_for("datetime") == {"exact", "in", "gt", "gte", "lt", "lte", "isnull"}
+    )
     assert ops_for("bool") == {"exact", "in", "isnull"} and ops_for("json") == {"isnull"}
     M = getattr(fp, model)
     for name, col in M._table.c.items():

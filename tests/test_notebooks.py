@@ -87,7 +87,7 @@ def test_papermill_records_the_input_notebook_not_its_output(sqlite_instance, fp
     nbformat.write(parametrised, nb)
     (fp_env / "out").mkdir()
     proc = subprocess.run(
-        [str(BIN / "papermill"), "templates/analysis.ipynb", "out/analysis.ipynb", "-p", "sample", "B"],
+        [str(BIN / "papermill"), "-p", "sample", "B", "templates/analysis.ipynb", "out/analysis.ipynb"],
         cwd=fp_env,
         env=_env(),
         capture_output=True,
@@ -170,3 +170,18 @@ def test_same_notebook_name_in_two_projects_is_two_transforms(instance, fp_env):
     qc_t, other_t = _the_notebook(qc), _the_notebook(other)
     assert qc_t.is_latest and other_t.is_latest and qc_t.uid[:12] != other_t.uid[:12]
     assert qc_t.name == "QC analysis" and other_t.name == "Other analysis"
+
+
+@pytest.mark.parametrize(
+    "runner, argv, notebooks",
+    [
+        ("nbconvert", ["--execute", "--to", "notebook", "--output", "x.ipynb", "a.ipynb"], ["a.ipynb"]),
+        ("nbconvert", ["--execute", "-y", "a.ipynb", "b.ipynb"], ["a.ipynb", "b.ipynb"]),
+        ("execute", ["--output", "{notebook_name}-run", "--timeout=60", "a"], ["a"]),
+        ("papermill", ["-p", "s", "B", "-f", "p.yaml", "in.ipynb", "out.ipynb", "-k", "py"], ["in.ipynb", "out.ipynb"]),
+    ],
+)  # fmt: skip
+def test_runner_command_lines(runner, argv, notebooks):
+    from flowprov.notebooks import _positional
+
+    assert _positional(argv, runner) == notebooks

@@ -32,9 +32,24 @@ _RUNNERS = {
     "papermill": "papermill",
 }
 _MODULES = {"nbconvert": "nbconvert", "papermill": "papermill", "nbclient.cli": "execute"}
-# options whose next argument is a value, not a notebook to run
-_VALUE_OPTIONS = {"--output", "--output-dir", "--to", "--template", "--config", "--cwd", "-k"}
-_VALUE_OPTIONS_2 = {"-p", "--parameters", "-r", "--parameters_raw"}  # papermill: name value
+# each runner's options whose next argument is a value, not a notebook to run (`--opt=value`
+# needs no entry); papermill's -p/-r take two (NAME VALUE)
+_JUPYTER_APP = ("--config", "--log-level")
+_VALUE_OPTIONS = {
+    "nbconvert": {
+        *_JUPYTER_APP,
+        *("--output", "--output-dir", "--to", "--template", "--template-file", "--theme"),
+        *("--writer", "--post", "--nbformat", "--reveal-prefix", "--sanitize_html"),
+    },
+    "execute": {*_JUPYTER_APP, "--output", "--timeout", "--startup_timeout", "--kernel_name"},
+    "papermill": {
+        *("--parameters_file", "-f", "--parameters_yaml", "-y", "--parameters_base64", "-b"),
+        *("--engine", "--autosave-cell-every", "--kernel", "-k", "--language", "--cwd"),
+        *("--stdout-file", "--stderr-file", "--log-level", "--start-timeout"),
+        "--execution-timeout",
+    },
+}
+_TWO_VALUES = {"-p", "--parameters", "-r", "--parameters_raw"}
 
 
 class NotebookNotFound(ValidationError):
@@ -84,9 +99,9 @@ def _only_one(candidates: list[Path], cell: str | None, where: str) -> Path | No
         raise NotebookNotFound(_ambiguous(candidates, where))
     matches: list[Path] = []
     for path in candidates:
-        path = _papermill_input(path) or path
-        if path not in matches and holds_cell(path, cell):
-            matches.append(path)
+        source = _source_of(path)
+        if source is not None and source not in matches and holds_cell(source, cell):
+            matches.append(source)
     if len(matches) > 1:
         raise NotebookNotFound(_ambiguous(matches, where))
     return matches[0] if matches else None
@@ -131,18 +146,28 @@ def holds_cell(path: Path, cell: str) -> bool:
     return any(c.strip() == want for c in code_cells(path))
 
 
-def _papermill_input(path: Path) -> Path | None:
-    """The input notebook of a papermill output (papermill writes its output as it runs)."""
+def _source_of(path: Path) -> Path | None:
+    """The notebook whose code `path` holds: itself, or — for a papermill output (papermill
+    writes it as it runs, next to whatever else is there) — its input, None if that is not here."""
     try:
         meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {}).get("papermill")
     except (OSError, ValueError, AttributeError):
+        return path
+    if not isinstance(meta, dict) or not meta.get("output_path"):
+        return path
+    if _resolve(str(meta["output_path"]), path) != path:
+        return path  # a notebook made by papermill once, since copied or renamed: a source now
+    source = _resolve(str(meta.get("input_path") or ""), path)
+    return source if source is not None and source != path else None
+
+
+def _resolve(typed: str, near: Path) -> Path | None:
+    """A path as papermill kept it (as typed, relative to where papermill ran)."""
+    if not typed.endswith(".ipynb"):
         return None
-    if not isinstance(meta, dict) or not meta.get("input_path"):
-        return None
-    source = Path(str(meta["input_path"]))
-    for base in (Path.cwd(), path.parent):  # papermill keeps the path as it was typed
-        p = source if source.is_absolute() else base / source
-        if p.suffix == ".ipynb" and p.is_file() and p.resolve() != path:
+    for base in (Path.cwd(), near.parent):
+        p = base / typed  # an absolute `typed` ignores base
+        if p.is_file():
             return p.resolve()
     return None
 
@@ -183,7 +208,7 @@ class _Process:
         if runner is None or cwd is None:
             return None, []
         found = []
-        for arg in _positional(rest):
+        for arg in _positional(rest, runner)[: 1 if runner == "papermill" else None]:
             p = Path(arg)
             if p.suffix != ".ipynb" and runner == "execute":
                 p = p.with_suffix(".ipynb")  # `jupyter execute analysis` runs analysis.ipynb
@@ -207,13 +232,16 @@ def _runner(argv: list[str]) -> tuple[str | None, list[str]]:
     return None, []
 
 
-def _positional(args: list[str]):
-    skip = 0
+def _positional(args: list[str], runner: str) -> list[str]:
+    """The arguments that are not options or option values (papermill: INPUT OUTPUT)."""
+    found, skip, takes_value = [], 0, _VALUE_OPTIONS[runner]
     for arg in args:
         if skip:
             skip -= 1
         elif arg.startswith("-"):
             if "=" not in arg:
-                skip = 1 if arg in _VALUE_OPTIONS else 2 if arg in _VALUE_OPTIONS_2 else 0
+                two = runner == "papermill" and arg in _TWO_VALUES
+                skip = 2 if two else 1 if arg in takes_value else 0
         else:
-            yield arg
+            found.append(arg)
+    return found

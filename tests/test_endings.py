@@ -99,12 +99,27 @@ EXITS = {
         None,
         {"code": 0},
     ),
+    "from sys import exit": (
+        "from sys import exit\nfp.track()\nexit(0)\n",
+        0,
+        "completed",
+        None,
+        {"code": 0},
+    ),
+    # an error the program's own excepthook (installed after track()) showed: failed, unknown code
+    "own excepthook": (
+        "fp.track()\nsys.excepthook = lambda *exc: print('oops')\nraise ValueError('x')\n",
+        1,
+        "failed",
+        "its exit code is unknown",
+        {"code": None},
+    ),
     # the exit code of a SystemExit raised directly is not visible: never claim it completed
     "raise SystemExit(6)": (
         "fp.track()\nraise SystemExit(6)\n",
         6,
         "failed",
-        "exit code flowprov cannot see",
+        "its exit code is unknown",
         {"code": None},
     ),
 }

@@ -324,10 +324,16 @@ def _watch_exits() -> None:
 
         return exit
 
-    sys.exit = watch(sys.exit)
+    original = sys.exit
+    sys.exit = watch(original)
     for name in ("exit", "quit"):  # the site module's builtins, used in scripts too
         if hasattr(builtins, name):
             setattr(builtins, name, watch(getattr(builtins, name)))
+    # `from sys import exit` in the script, before track(): that name too
+    main = getattr(sys.modules.get("__main__"), "__dict__", {})
+    for name, value in list(main.items()):
+        if value is original:
+            main[name] = sys.exit
 
 
 def _install_signal_handlers() -> None:
@@ -429,8 +435,9 @@ def _outcome() -> tuple[str, str | None, dict]:
         return "completed", None, {"code": 0}
     return (
         "failed",
-        "ended by a SystemExit raised directly (`raise SystemExit(...)`), whose exit code flowprov "
-        "cannot see: it may have succeeded. Call sys.exit(...) so that its code is recorded",
+        "stopped before its end by an exception flowprov could not see, so its exit code is "
+        "unknown (it may have succeeded): a `raise SystemExit(...)` — call sys.exit(...) instead, "
+        "so that the code is recorded — or an error shown by the program's own sys.excepthook",
         {"code": None},
     )
 

@@ -15,8 +15,8 @@
   subflows) made or read is theirs, not the flow's. Inside a task, `fp.Artifact(...).save()` and
   `artifact.cache()` use the task's run.
 - Never breaks the flow: every callback catches everything; an unreachable store → one warning
-  and the events go to a spool file for `flowprov replay`; a Prefect it was not tested with → see
-  `_engine.py`. Nothing is logged per task.
+  and the events wait in the process's journal for `flowprov replay`; a Prefect it was not
+  tested with → see `_engine.py`. Nothing is logged per task.
 """
 
 from __future__ import annotations
@@ -388,8 +388,9 @@ def _finish_task(engine, state, run: RunRec, rec: FlowRec) -> None:
 def track(*, instance: str | None = None, spool: str | os.PathLike | None = None):
     """Decorate a Prefect flow (put it above `@flow`): its runs and all their task runs are
     recorded. `instance`: the flowprov instance (default: FLOWPROV_INSTANCE, then the current
-    one); `spool`: where events wait if the store is unreachable. On a Prefect flowprov cannot
-    hook into, one warning and the flow runs unrecorded — never an error in your code."""
+    one); `spool`: where events go if neither the store nor the cache folder's journal can be
+    written. On a Prefect flowprov cannot hook into, one warning and the flow runs unrecorded —
+    never an error in your code."""
     from ._engine import install
 
     hooked = install(on_task_state, on_flow_state)

@@ -49,7 +49,8 @@ class LogHandlerSettings(LogHandlerSettingsBase):
         "a URL documenting the pipeline, stored as the Transform's reference"
     )
     spool: Optional[str] = _opt(
-        "file to keep events in when the store cannot be reached (default: .snakemake/flowprov-spool.jsonl)"
+        "file to keep events in if neither the store nor the journal folder can be written"
+        " (default: .snakemake/flowprov-spool.jsonl)"
     )
 
 

@@ -466,9 +466,8 @@ def _keep_death_by_sigint() -> None:
         pass
 
 
-# Registered on import, before the modules track() loads register theirs (atexit runs the last
-# registered first): the run's end is recorded after the program's own exit functions and the
-# engines' sinks have run, so nothing they do at exit changes how the process ends.
+# Registered on import (atexit runs the last registered first): the run's end is recorded after
+# the exit functions registered later — the program's own, the engines' sinks — have run.
 atexit.register(_finish_at_exit)
 
 

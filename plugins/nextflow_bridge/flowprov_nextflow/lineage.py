@@ -331,9 +331,12 @@ class _Ingest:
         local, at = _local(path), _when(f.spec.get("createdAt"))
         extra = {"checksums": {"nextflow": c}} if c else {}
         if local and os.path.exists(local):
-            f.reachable = True
-            ev = in_place_event(local, roots=self.roots, run=run, at=at or self._mtime(f.key))
-            return ev.model_copy(update=extra)
+            try:
+                ev = in_place_event(local, roots=self.roots, run=run, at=at or self._mtime(f.key))
+                f.reachable = True
+                return ev.model_copy(update=extra)
+            except OSError as e:  # there, but not readable: Nextflow's checksum stands in
+                self.report.notes.append(f"{_lid(f.key)}: {local} is not readable ({e})")
         if c is None:
             why = "no checksum" + (
                 f", and {path} is not reachable from here" if path else ", no path"

@@ -6,6 +6,8 @@ import flowprov as fp
 import pytest
 from flowprov import instance as inst_mod
 
+from tests.snakemake.conftest import host_key
+
 BASIC = """
 configfile: "config.yaml"
 
@@ -49,7 +51,9 @@ def test_every_job_with_its_files(workflow):
     basic(workflow)
     workflow.run()
     wf = fp.Transform.filter(type="pipeline").one()
-    assert wf.key == "Snakefile" and wf.name == "workflow" and "rule summarize" in wf.source_code
+    # outside a git work tree, a workflow is known by its Snakefile's absolute location
+    assert wf.key == str(workflow.root / "Snakefile") and wf.name == "workflow"
+    assert "rule summarize" in wf.source_code
     wf_run = wf.runs.one()
     assert (
         wf_run.status == "completed"
@@ -306,26 +310,24 @@ def test_code_changes_make_new_versions(workflow):
     assert fp.Transform.filter(name="summarize").count() == 1  # unchanged rule: same Transform
 
 
-def test_store_unreachable_then_replay(workflow, run_flowprov, fp_env):
+def test_store_unreachable_then_replay(workflow, run_flowprov, fp_env, instance):
     basic(workflow)
-    # point the plugin at an instance whose database cannot be reached
-    bad = fp_env / "config" / "instances" / "down.yaml"
-    bad.write_text(
-        "name: down\nuid: x\ndb: postgresql://nobody@127.0.0.1:9/none\nstorage: "
-        + str(workflow.root)
-        + "\n"
-    )
+    # the plugin records into an instance whose database cannot be reached while the workflow
+    # runs (the test's own instance, with its database out of reach), and is back afterwards
+    down = fp_env / "config" / "instances" / "down.yaml"
+    config = f"name: down\nuid: {instance.config.uid}\ndb: {{db}}\nstorage: {workflow.root}\n"
+    down.write_text(config.format(db="postgresql://nobody@127.0.0.1:9/none"))
     proc = workflow.run("--logger-flowprov-instance", "down")
     assert (workflow.root / "results/summary.txt").exists()  # the workflow ran to its normal end
     assert proc.stderr.count("cannot write to the provenance store") == 1  # warned once
-    spool = workflow.root / ".snakemake" / "flowprov-spool.jsonl"
-    assert spool.is_file() and fp.Run.filter().count() == 0
-    out = run_flowprov("replay", str(spool)).stdout
-    assert "replayed" in out
+    assert fp.Run.filter().count() == 0
+    down.write_text(config.format(db=instance.config.db))  # the database is back
+    run_flowprov("replay")  # every pending journal of this machine
     refresh()
     assert fp.Run.filter().count() == 5 and fp.Artifact.filter().count() == 7
+    assert {r.status for r in fp.Run.filter()} == {"completed"}
     snapshot = sorted((r.uid, r.status, str(r.finished_at)) for r in fp.Run.filter())
-    run_flowprov("replay", str(spool))  # twice: nothing changes
+    run_flowprov("replay")  # twice: nothing changes
     refresh()
     assert sorted((r.uid, r.status, str(r.finished_at)) for r in fp.Run.filter()) == snapshot
     assert fp.Artifact.filter().count() == 7
@@ -421,11 +423,9 @@ def test_storage_plugin_files_are_registered_by_their_storage_query(workflow, fp
     job = fp.Run.filter(transform__name="copy").one()
     assert ".snakemake/storage/fs" in job.params["shellcmd"]  # Snakemake works on a local copy ...
     (inp,), (out,) = list(job.inputs), list(job.outputs)
-    assert (inp.storage.root, inp.key) == (
-        str(remote),
-        "in.txt",
-    )  # ... flowprov records the real place
-    assert (out.storage.root, out.key) == (str(remote), "out.txt")
+    # ... flowprov records the real place: outside every declared root, by absolute location
+    assert (inp.storage.root, inp.key) == ("/", host_key(remote / "in.txt"))
+    assert (out.storage.root, out.key) == ("/", host_key(remote / "out.txt"))
     assert out.path.read_text() == "REMOTE INPUT\n"
 
 

@@ -14,7 +14,7 @@ from typing import Optional
 from snakemake_interface_logger_plugins.base import LogHandlerBase
 from snakemake_interface_logger_plugins.settings import LogHandlerSettingsBase
 
-from .translate import OutputHasher, Translator
+from .translate import MainThreadWatcher, Translator, snakemake_version, version_warning
 
 
 def _opt(help_text: str, default=None, choices=None):
@@ -59,16 +59,31 @@ class LogHandler(LogHandlerBase):
         self.translator = Translator(
             self.settings, dryrun=bool(getattr(self.common_settings, "dryrun", False))
         )
-        # temp() outputs must be hashed before Snakemake deletes them: see OutputHasher
-        self._hasher = OutputHasher(self.translator)
-        logging.getLogger("snakemake.logging").addHandler(self._hasher)
+        if self.translator.enabled:
+            warning = version_warning(snakemake_version())
+            if warning:
+                logging.getLogger("flowprov").warning(warning)
+        # temp() files must be hashed before Snakemake deletes them: see MainThreadWatcher
+        self._watcher = MainThreadWatcher(self.translator)
+        self._snakemake_logger().addHandler(self._watcher)
+
+    @staticmethod
+    def _snakemake_logger() -> logging.Logger:
+        try:
+            from snakemake.logging import logger
+
+            if isinstance(logger, logging.Logger):
+                return logger
+        except ImportError:
+            pass
+        return logging.getLogger("snakemake.logging")
 
     def emit(self, record: LogRecord) -> None:
         self.translator.handle(record)  # never raises: the workflow must not notice us
 
     def close(self) -> None:
         try:
-            logging.getLogger("snakemake.logging").removeHandler(self._hasher)
+            self._snakemake_logger().removeHandler(self._watcher)
             self.translator.close()
         finally:
             super().close()

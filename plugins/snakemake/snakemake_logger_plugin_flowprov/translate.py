@@ -3,16 +3,23 @@
 Facts of Snakemake 9 this relies on (checked on 9.27): `workflow_started` opens the workflow;
 `job_started` (a batch of job ids) comes before each job's `job_info`; `job_finished` carries
 `job_id` and is not emitted at all under `-q`; `job_error` has no exit code, the message comes in
-a separate `error` record; there is no workflow-finished record, `close()` is called at shutdown;
-file names may carry annotations such as " (pipe)"; `resources` is a Namedlist.
+a separate `error` record; there is no workflow-finished record, `close()` is called at shutdown
+(sometimes twice); file names may carry annotations such as " (pipe)"; `resources` is a
+Namedlist. Some facts come only as messages: "Removing temporary output X." (a temp() file
+deleted on purpose), "Terminating processes on user request" (SIGINT: KeyboardInterrupt) and
+"Will exit after finishing currently running jobs" (SIGTERM, Snakemake's own handler).
 
 The rule's code (shell template, run block, script, wrapper) and the workflow's config and
-included files come from the Workflow object Snakemake keeps as `snakemake.workflow.workflow`.
+included files come from the Workflow object Snakemake keeps as `snakemake.workflow.workflow`;
+if it lacks what is read here (see REQUIRED), the workflow runs unrecorded, with one warning.
+Files are recorded where they are: inside a storage root someone declared, by their path in it;
+anywhere else by absolute location (the host root) — the plugin declares no root of its own.
 Everything here is defensive: an exception is logged once and the workflow carries on.
 """
 
 from __future__ import annotations
 
+import dis
 import logging
 import os
 import re
@@ -28,6 +35,23 @@ ENGINE = "snakemake"
 _MARKERS = ENGINE_MARKERS  # Snakemake's marker inside directory() outputs; not part of the data
 _ANNOTATION = re.compile(r"\s+\([^()]*\)$")  # "x.txt (pipe)", "y (retrieve from storage)"
 
+TESTED = ((9, 0), (10, 0))  # the Snakemake versions the tests run on: [9.0, 10.0)
+# what the plugin reads from Snakemake's Workflow object; without it nothing is recorded
+REQUIRED = ("get_rule", "linemaps", "config", "included")
+# facts Snakemake states only in messages
+_REMOVING = re.compile(r"^Removing temporary output (.+)\.$", re.S)
+_INTERRUPTS = {
+    "Terminating processes on user request": "SIGINT",  # KeyboardInterrupt in the scheduler
+    "Will exit after finishing currently running jobs": "SIGTERM",  # its SIGTERM handler
+}
+_ENDINGS = {
+    "SIGINT": "interrupted by SIGINT (Ctrl-C): Snakemake stopped its running jobs and started "
+    "no new ones",
+    "SIGTERM": "terminated by SIGTERM: Snakemake let its running jobs finish and started no new "
+    "ones",
+}
+_DIED = re.compile(r"died with <Signals\.(SIG[A-Z0-9]+)")  # a job's command killed by a signal
+
 
 def _is_file_or_dir(path: str) -> bool:
     try:
@@ -42,6 +66,28 @@ def clean_path(name) -> str:
     while _ANNOTATION.search(s):
         s = _ANNOTATION.sub("", s)
     return s
+
+
+def version_warning(version: str) -> str | None:
+    """The warning for a Snakemake outside the tested range (None inside it)."""
+    try:
+        parts = tuple(int(x) for x in re.findall(r"\d+", version)[:2])
+    except ValueError:
+        parts = ()
+    if len(parts) == 2 and TESTED[0] <= parts < TESTED[1]:
+        return None
+    low, high = (".".join(map(str, v)) for v in TESTED)
+    return (
+        f"flowprov: Snakemake {version} is outside the versions flowprov's logger is tested with "
+        f"(>={low}, <{high}); recording anyway — check the records, and report what is wrong"
+    )
+
+
+def missing_internals(wf) -> list[str]:
+    """What the plugin reads from Snakemake's Workflow object and this Snakemake lacks."""
+    if wf is None:
+        return ["snakemake.workflow.workflow"]
+    return [f"Workflow.{name}" for name in REQUIRED if not hasattr(wf, name)]
 
 
 @dataclass
@@ -62,6 +108,7 @@ class Translator:
         self.register_inputs = getattr(settings, "register", "both") in ("both", "inputs")
         self.register_outputs = getattr(settings, "register", "both") in ("both", "outputs")
         self.started = False
+        self.closed = False
         self.jobs: dict[int, Job] = {}
         self.job_started_at: dict[int, datetime] = {}
         self.rule_specs: dict = {}
@@ -70,8 +117,14 @@ class Translator:
         self.pending_errors: list[str] = []  # `error` records not yet matched to a failed job
         self._warned = False
         self.sink = None
-        # path → Digest taken in Snakemake's main thread when the job finished (see OutputHasher)
+        self.roots: list = []
+        # set from Snakemake's main thread (see MainThreadWatcher):
+        # path → Digest taken while the file existed (outputs at job end, temp files before removal)
         self.prehashed: dict = {}
+        self.removed: list[str] = []  # temp() files Snakemake said it removes, in order
+        self.interrupted: str | None = None  # "SIGINT" or "SIGTERM", as Snakemake reported it
+        # path → ArtifactRef of the version recorded for it in this run
+        self.recorded: dict = {}
 
     # -- plumbing ----------------------------------------------------------------------------
     def handle(self, record) -> None:
@@ -103,61 +156,88 @@ class Translator:
         if self.sink is not None:
             self.sink.send(events, buffered=not now)
 
-    def _file_events(self, names, run_ref, at) -> tuple[list, list[str]]:
-        """ArtifactRegistered events for the files that exist; hashes in the same order."""
-        from flowprov.artifacts import in_place_event
+    def _declared_roots(self) -> list:
+        """The storage roots people declared in the instance; files elsewhere are recorded by
+        absolute location. (Database unreachable: the instance's default root is still known.)"""
+        from flowprov.instance import current
+
+        try:
+            inst = current(self.settings.instance or None)
+        except Exception:  # noqa: BLE001 - no instance: the Sink says so and keeps the events
+            return []
+        try:
+            return list(inst.storages().values())
+        except Exception:  # noqa: BLE001
+            return [inst.storage]
+
+    def _place(self, name) -> tuple[str, object] | None:
+        """(path or URL, Digest already taken or None) of a file Snakemake names; None for what
+        is not there to hash (a pipe, a deleted temp file never hashed, an output not made)."""
         from flowprov.storage import is_url
 
-        events, hashes = [], []
+        path = clean_path(name)
+        if is_url(path):
+            return path, None
+        path = os.path.join(self.workdir, path)
+        digest = self.prehashed.get(path)  # also serves consumers of since-deleted temp files
+        if digest is None and not _is_file_or_dir(path):
+            return None
+        return path, digest
+
+    def _file_events(self, names, at, *, made_by=None, read_by=None) -> list:
+        """Events of the files that exist: registered as `made_by`'s outputs, or as `read_by`'s
+        inputs (each naming exactly the place and version read)."""
+        from flowprov.artifacts import in_place_event, input_events, ref_of
+
+        events = []
         for name in names:
-            path = clean_path(name)
-            digest = None
-            if not is_url(path):
-                path = os.path.join(self.workdir, path)
-                digest = self.prehashed.get(
-                    path
-                )  # also serves consumers of since-deleted temp files
-                if digest is None and not _is_file_or_dir(path):
-                    continue  # a pipe, a deleted temp file, an output that was not made
+            found = self._place(name)
+            if found is None:
+                continue
+            path, digest = found
+            kw = dict(roots=self.roots, created_by=self.user, at=at, ignore=_MARKERS, digest=digest)
             try:
-                ev = in_place_event(
-                    path,
-                    roots=self.roots,
-                    run=run_ref,
-                    created_by=self.user,
-                    at=at,
-                    ignore=_MARKERS,
-                    digest=digest,
-                )
+                if read_by is not None:
+                    evs = input_events(path, run=read_by, **kw)
+                else:
+                    evs = [in_place_event(path, run=made_by, **kw)]
             except Exception as e:  # noqa: BLE001 - unreadable file: record the rest
                 self._warn(f"could not hash {path}: {e}")
                 continue
-            events.append(ev)
-            hashes.append(ev.hash)
-        return events, hashes
+            self.recorded[path] = ref_of(evs[0])
+            events += evs
+        return events
 
     # -- the workflow ------------------------------------------------------------------------
     def on_workflow_started(self, r, at) -> None:
         from flowprov.config import current_user_config
-        from flowprov.events import RunStarted, StorageDeclared, jsonable
+        from flowprov.events import RunStarted, jsonable
         from flowprov.spool import Sink
-        from flowprov.storage import StorageRoot
         from flowprov.uids import RUN_UID, random_uid
 
+        wf = _workflow()
+        missing = missing_internals(wf)
+        if missing:
+            self.enabled = False
+            log.warning(
+                "flowprov: this Snakemake (%s) lacks what flowprov's logger reads (%s): the "
+                "workflow runs, but is not recorded",
+                getattr(r, "snakemake_version", None) or snakemake_version(),
+                ", ".join(missing),
+            )
+            return
         self.workdir = os.getcwd()
-        self.roots = [StorageRoot(self.workdir)]
+        self.roots = self._declared_roots()
         self.user = current_user_config().handle
         self.wf_id = str(getattr(r, "workflow_id", "")) or random_uid(RUN_UID)
-        self.wf_ref = None
         self.wf_run_uid = random_uid(RUN_UID)
         spool = self.settings.spool or os.path.join(
             self.workdir, ".snakemake", "flowprov-spool.jsonl"
         )
         self.sink = Sink(spool, source="snakemake", instance=self.settings.instance or None)
-        self.wf_spec = self._workflow_spec(r)
-        wf = _workflow()
-        config = jsonable(getattr(wf, "config", {}) or {}) if wf is not None else {}
-        environment = {
+        self.wf_spec = self._workflow_spec(r, wf)
+        config = jsonable(wf.config or {})
+        self.environment = {
             "snakemake": getattr(r, "snakemake_version", None),
             "python": (getattr(r, "python_version", "") or "").split()[0] or None,
             "platform": getattr(r, "platform", None),
@@ -169,12 +249,6 @@ class Translator:
         self.started = True
         self._send(
             [
-                StorageDeclared(
-                    root=self.workdir,
-                    description="Snakemake working directory",
-                    created_by=self.user,
-                    at=at,
-                ),
                 RunStarted(
                     uid=self.wf_run_uid,
                     transform=self.wf_spec,
@@ -182,7 +256,7 @@ class Translator:
                     reference=self.wf_id,
                     reference_type="snakemake workflow_id",
                     params=config,
-                    environment=environment,
+                    environment=self.environment,
                     name=getattr(r, "cmd", None) and str(r.cmd)[:255],
                     created_by=self.user,
                     at=at,
@@ -191,8 +265,7 @@ class Translator:
             now=True,  # the workflow run is visible in the store as soon as it starts
         )
 
-    def _workflow_spec(self, r):
-        from flowprov.context import project_key
+    def _workflow_spec(self, r, wf):
         from flowprov.events import TransformSpec
         from flowprov.store import source_hash
 
@@ -201,8 +274,7 @@ class Translator:
             cwd, str(getattr(r, "snakefile_main", None) or getattr(r, "snakefile", "Snakefile"))
         ).resolve()
         files = {main}
-        wf = _workflow()
-        for sf in getattr(wf, "included", ()) if wf is not None else ():
+        for sf in wf.included:
             try:
                 p = (
                     Path(sf.get_path_or_uri(secret_free=True))
@@ -217,12 +289,11 @@ class Translator:
         for p in sorted(files):
             parts.append(f"# {os.path.relpath(p, main.parent)}\n{p.read_text(errors='replace')}")
         code = main.read_text(errors="replace") if main.is_file() else None
-        key = project_key(main, within=Path(self.workdir))
         name = self.settings.name or _workflow_name(main, Path(self.workdir))
         return TransformSpec(
             name=name,
             type="pipeline",
-            key=key,
+            key=_code_key(main),
             version=self.settings.version,
             source_code=code,
             hash=source_hash("\n".join(parts)),
@@ -252,7 +323,7 @@ class Translator:
             self.job_started_at[int(jid)] = at
 
     def on_job_info(self, r, at) -> None:
-        from flowprov.events import ArtifactRef, ArtifactUsed, RunRef, RunStarted, jsonable
+        from flowprov.events import RunRef, RunStarted, jsonable
         from flowprov.uids import RUN_UID, random_uid
 
         if not self.started:
@@ -282,7 +353,6 @@ class Translator:
             "local": getattr(r, "local", None),
             "is_checkpoint": getattr(r, "is_checkpoint", None),
         }
-        run_ref = RunRef(uid=job.run_uid)
         events = [
             RunStarted(
                 uid=job.run_uid,
@@ -298,21 +368,20 @@ class Translator:
             )
         ]
         if self.register_inputs:
-            regs, hashes = self._file_events(getattr(r, "input", []) or [], None, at)
-            events += regs
-            events += [
-                ArtifactUsed(run=run_ref, artifact=ArtifactRef(hash=h), created_by=self.user, at=at)
-                for h in hashes
-            ]
+            inputs = getattr(r, "input", []) or []
+            events += self._file_events(inputs, at, read_by=RunRef(uid=job.run_uid))
         self._send(events)
 
     def _finish(self, job: Job, at, status: str = "completed", error: str | None = None) -> None:
+        """A job's end: its outputs if it completed; its logs however it ended (the first thing
+        anyone opens when a job failed)."""
         from flowprov.events import RunFinished, RunRef
 
         run_ref = RunRef(uid=job.run_uid)
         events = []
-        if status == "completed" and self.register_outputs:
-            events, _ = self._file_events(job.outputs + job.logs, run_ref, at)
+        if self.register_outputs:
+            files = job.outputs + job.logs if status == "completed" else job.logs
+            events = self._file_events(files, at, made_by=run_ref)
         events.append(
             RunFinished(run=run_ref, status=status, error=error, created_by=self.user, at=at)
         )
@@ -335,7 +404,7 @@ class Translator:
         else:
             text = f"{r.getMessage()}\nshell: {getattr(r, 'shellcmd', None) or ''}".strip()
         self.failed_jobs.append(job)
-        self._finish(job, at, "failed", text)
+        self._finish(job, at, _job_status(text), text)
 
     def on_group_error(self, r, at) -> None:
         for info in getattr(r, "job_error_info", None) or []:
@@ -357,7 +426,7 @@ class Translator:
                 [
                     RunFinished(
                         run=RunRef(uid=job.run_uid),
-                        status="failed",
+                        status=_job_status(text),
                         error=text,
                         created_by=self.user,
                         at=at,
@@ -369,52 +438,104 @@ class Translator:
 
     # -- the end -----------------------------------------------------------------------------
     def close(self) -> None:
-        if not self.enabled or not self.started:
+        """The workflow's end (Snakemake may call this twice: the second time does nothing)."""
+        if not self.enabled or not self.started or self.closed:
             return
+        self.closed = True
         try:
             from flowprov.events import RunFinished, RunRef, now
 
             at = now()
             self.errors += self.pending_errors  # messages no job claimed are the workflow's
+            self.pending_errors = []
+            signal = self.interrupted
             workflow_failed = bool(self.failed_jobs or self.errors)
             for job in self.jobs.values():
                 if job.done:
                     continue
-                # no job_finished (e.g. under -q): a job whose outputs exist finished; else it was cut off
-                outputs_there = all(
-                    os.path.exists(os.path.join(self.workdir, clean_path(o))) for o in job.outputs
-                )
-                if outputs_there and not workflow_failed:
+                # no job_finished (e.g. under -q): a job whose outputs exist (or existed until
+                # Snakemake removed them as temp files) finished; else it was cut off
+                outputs_there = all(self._place(o) is not None for o in job.outputs)
+                if signal is not None:
+                    self._finish(job, at, "aborted", f"{_ENDINGS[signal]} (this job unfinished)")
+                elif outputs_there and not workflow_failed:
                     self._finish(job, at)
                 else:
                     self._finish(job, at, "aborted", "Snakemake ended before this job finished")
-            status = "failed" if workflow_failed else "completed"
-            error = "\n".join(self.errors) or (
-                f"{len(self.failed_jobs)} job(s) failed" if self.failed_jobs else None
-            )
+            self._send(self._removed_events(at))
+            environment = None
+            if signal is not None:
+                status = "aborted"
+                error = "\n".join([_ENDINGS[signal], *self.errors])
+                environment = {**self.environment, "exit": {"signal": signal}}
+            else:
+                status = "failed" if workflow_failed else "completed"
+                error = "\n".join(self.errors) or (
+                    f"{len(self.failed_jobs)} job(s) failed" if self.failed_jobs else None
+                )
             self._send(
                 [
                     RunFinished(
                         run=RunRef(uid=self.wf_run_uid),
                         status=status,
                         error=error,
+                        environment=environment,
                         created_by=self.user,
                         at=at,
                     )
                 ],
                 now=True,
             )
+            self.sink.close()  # its journal goes once everything is in the store
         except Exception as e:  # noqa: BLE001
             self._warn(f"could not close the workflow run: {e!r}")
 
+    def _removed_events(self, at) -> list:
+        """ArtifactRemoved for each temp() file Snakemake said it removed and that is gone now:
+        deleted on purpose, not missing. The version named is the one recorded in this run (or,
+        for a temp file an earlier run made, the one hashed just before Snakemake removed it)."""
+        from flowprov.artifacts import in_place_event, ref_of
+        from flowprov.events import ArtifactRemoved, RunRef
 
-class OutputHasher(logging.Handler):
-    """Hashes each finished job's outputs in Snakemake's main thread, before Snakemake moves on.
+        if not (self.register_inputs or self.register_outputs):
+            return []
+        events = []
+        for path in dict.fromkeys(self.removed):
+            if os.path.lexists(path):
+                continue  # made again since, or not removed after all
+            ref = self.recorded.get(path)
+            if ref is None and path in self.prehashed:
+                reg = in_place_event(
+                    path,
+                    roots=self.roots,
+                    created_by=self.user,
+                    at=at,
+                    digest=self.prehashed[path],
+                )
+                events.append(reg)
+                ref = ref_of(reg)
+            if ref is not None:
+                events.append(
+                    ArtifactRemoved(
+                        artifact=ref,
+                        reason="temp",
+                        run=RunRef(uid=self.wf_run_uid),
+                        created_by=self.user,
+                        at=at,
+                    )
+                )
+        return events
 
-    Plugin handlers run behind a queue, in a thread that may lag behind the scheduler; by the time
-    it sees a job finish, Snakemake may already have deleted that job's temp() outputs. This
-    handler sits directly on Snakemake's logger (synchronous), so it hashes them while they exist.
-    It only hashes; all recording stays in the Translator.
+
+class MainThreadWatcher(logging.Handler):
+    """Sees Snakemake's log records as they are made, in Snakemake's own thread.
+
+    Plugin handlers run behind a queue, in a thread that may lag behind the scheduler: by the
+    time it sees a job finish, Snakemake may already have deleted that job's temp() outputs. This
+    handler sits directly on Snakemake's logger (synchronous), so it hashes each finished job's
+    outputs, and each temp file Snakemake announces it removes, while they exist; it also notes
+    what Snakemake says only in words (a temp file removed, an interrupt). All recording stays in
+    the Translator.
     """
 
     def __init__(self, translator: Translator):
@@ -423,21 +544,42 @@ class OutputHasher(logging.Handler):
         self.outputs: dict[int, list[str]] = {}
 
     def emit(self, record) -> None:
-        event = getattr(getattr(record, "event", None), "value", None)
-        if event not in ("job_info", "job_finished") or not self.translator.enabled:
+        if not self.translator.enabled:
             return
         try:
+            event = getattr(getattr(record, "event", None), "value", None)
             if event == "job_info":
                 self.outputs[int(record.jobid)] = list(getattr(record, "output", []) or [])
-                return
-            from flowprov.hashing import hash_path
-
-            for name in self.outputs.pop(int(getattr(record, "job_id", -1)), []):
-                path = os.path.join(os.getcwd(), clean_path(name))
-                if _is_file_or_dir(path):
-                    self.translator.prehashed[path] = hash_path(path, ignore=_MARKERS)
+            elif event == "job_finished":
+                for name in self.outputs.pop(int(getattr(record, "job_id", -1)), []):
+                    self._hash(os.path.join(os.getcwd(), clean_path(name)))
+            elif event is None and isinstance(record.msg, str):
+                self._message(record.getMessage())
         except Exception:  # noqa: BLE001 - the Translator hashes (or warns) later instead
             pass
+
+    def _message(self, text: str) -> None:
+        removing = _REMOVING.match(text)
+        if removing:
+            path = os.path.join(os.getcwd(), clean_path(removing.group(1)))
+            if path not in self.translator.prehashed:
+                self._hash(path)
+            self.translator.removed.append(path)
+            return
+        for start, name in _INTERRUPTS.items():
+            if text.startswith(start) and self.translator.interrupted is None:
+                self.translator.interrupted = name
+
+    def _hash(self, path: str) -> None:
+        from flowprov.hashing import hash_path
+
+        if _is_file_or_dir(path):
+            self.translator.prehashed[path] = hash_path(path, ignore=_MARKERS)
+
+
+def _job_status(error: str) -> str:
+    """A job whose command was killed by a signal was aborted; otherwise it failed."""
+    return "aborted" if _DIED.search(error or "") else "failed"
 
 
 def _workflow():
@@ -446,6 +588,24 @@ def _workflow():
     except ImportError:
         return None
     return getattr(smw, "workflow", None)
+
+
+def snakemake_version() -> str:
+    try:
+        import snakemake
+
+        return str(snakemake.__version__)
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+def _code_key(path: Path) -> str:
+    """A workflow's identity: its path in its git work tree (stable across clones), else its
+    absolute location — never its file name alone (every workflow has a "Snakefile")."""
+    for parent in path.parents:
+        if (parent / ".git").exists():
+            return path.relative_to(parent).as_posix()
+    return path.as_posix()
 
 
 def _workflow_name(snakefile: Path, workdir: Path) -> str:
@@ -469,7 +629,7 @@ def _rule_code(rule: str) -> str | None:
     if getattr(r, "shellcmd", None):  # (shell rules also have a generated run_func_src)
         parts.append(f"shell: {r.shellcmd}")
     elif getattr(r, "run_func_src", None):
-        parts.append(f"run:\n{r.run_func_src}")
+        parts.append(_run_block(r, wf) or f"run:\n{r.run_func_src}")
     for kind in ("script", "notebook"):
         ref = getattr(r, kind, None)
         if ref:
@@ -481,3 +641,47 @@ def _rule_code(rule: str) -> str | None:
     if getattr(r, "wrapper", None):
         parts.append(f"wrapper: {r.wrapper}")
     return "\n".join(parts) or None
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _run_block(rule, wf) -> str | None:
+    """A rule's `run:` block exactly as written in its Snakefile, comments and blank lines
+    included. (Snakemake's own run_func_src repeats lines that compile to several instructions —
+    `with ...:`, a call spanning lines — and drops comments and `else:`.) None when it cannot be
+    found for sure (a remote or generated Snakefile): the caller falls back to Snakemake's text."""
+    try:
+        code = rule.run_func.__code__
+        linemap = wf.linemaps[code.co_filename]
+        lines = Path(code.co_filename).read_text().splitlines()
+        start = linemap[rule.lineno] - 1  # the `rule name:` line, 0-based
+        # the Snakefile lines the function's instructions come from (not the `rule` line itself)
+        used = {linemap[n] - 1 for off, n in dis.findlinestarts(code) if off and n in linemap}
+    except Exception:  # noqa: BLE001
+        return None
+    rule_indent = _indent(lines[start])
+    for i in range(start + 1, len(lines)):
+        text = lines[i]
+        if text.strip() and _indent(text) <= rule_indent:
+            return None  # the rule ended without a run: line
+        if not text.lstrip().startswith("run:"):
+            continue
+        rest = text.split("run:", 1)[1].strip()
+        if rest and not rest.startswith("#"):  # `run: statement` on one line
+            block = [text.lstrip()]
+            end = i
+        else:
+            end = i
+            for j in range(i + 1, len(lines)):
+                if lines[j].strip() and _indent(lines[j]) <= _indent(text):
+                    break
+                end = j
+            while end > i and not lines[end].strip():
+                end -= 1  # blank lines after the block belong to no one
+            block = ["run:", *lines[i + 1 : end + 1]]
+        if used and not (min(used) >= i and max(used) <= end):
+            return None  # the instructions come from elsewhere: not this block
+        return "\n".join(block)
+    return None

@@ -9,6 +9,8 @@ import pytest
 from flowprov.prefect import track
 from prefect import flow, task
 
+from tests.conftest import write
+
 
 @task
 def normalize(counts: Path) -> Path:
@@ -200,6 +202,27 @@ def test_a_flow_reading_an_artifact_registered_before(workdir, fp_env):
     assert read_here.path == screen and read_here.hash == raw.hash and read_here != raw
     assert raw.uid in job.lineage().uids("artifact")  # joined by content
     assert list(fp.Run.filter(transform__name="load_by_query").one().inputs) == [raw]
+
+
+@track()
+@flow
+def from_the_store(description: str) -> Path:
+    # the path cache() gives is the stored copy of an artifact: its task read that artifact
+    stored = fp.Artifact.filter(description=description).one().cache()
+    read_screen(stored)
+    return stored  # passed up: not made here
+
+
+def test_a_task_reading_a_stored_copy_reads_its_artifact(workdir, fp_env, instance):
+    screen = write(fp_env / "upload" / "screen.parquet", b"PAR1 screen")
+    raw = fp.Artifact(screen, description="screen").save()  # copied in: a stored object
+    assert Path(instance.storage.root) in raw.path.parents
+    from_the_store("screen")
+    job = fp.Run.filter(transform__name="read_screen").one()
+    assert list(job.inputs) == [raw]
+    assert fp.Artifact.filter(key__contains=".flowprov").count() == 0  # no record of our object
+    flow_run = fp.Run.filter(transform__name="from-the-store").one()
+    assert list(flow_run.inputs) == [raw] and flow_run.outputs.count() == 0
 
 
 def test_store_unreachable_then_replay(workdir, fp_env, monkeypatch, caplog, run_flowprov):

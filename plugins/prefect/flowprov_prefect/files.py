@@ -17,7 +17,10 @@ where to write: an output only — whether the run read the bytes it held before
 so they are not recorded as read.
 
 Files are recorded where they are: inside a declared storage root by their key, anywhere else by
-their absolute location (the core's host root). No storage root is ever made here.
+their absolute location (the core's host root). No storage root is ever made here. A path that is
+flowprov's own stored copy of an artifact (what `artifact.cache()` returns: an object in a storage
+root, or this machine's cache of remote ones) is that artifact; when the store cannot say which
+artifact it is (unreachable, or several hold those bytes), it is not recorded: never a guess.
 """
 
 from __future__ import annotations
@@ -130,3 +133,46 @@ def known_in_store(path: str, roots, instance: str | None) -> bool:
     )
     with read_connection(inst.engine) as conn:
         return conn.execute(query.limit(1)).first() is not None
+
+
+def stored_copy(path: str, roots) -> str | None:
+    """The root (or "cache") whose stored objects path is one of, else None."""
+    from flowprov._settings import settings
+    from flowprov.storage import OBJECTS_DIR
+
+    folder = os.path.dirname(path)
+    for root in roots:
+        if root.is_local and folder == os.path.join(root.root, *OBJECTS_DIR.split("/")):
+            return root.root
+    if folder == os.path.join(os.path.abspath(settings.cache_dir), "objects"):
+        return "cache"
+    return None
+
+
+def read_stored_copy(path: str, where: str, *, run, user, instance) -> Seen | None:
+    """A run reading flowprov's stored copy of an artifact: the use of that artifact (by uid), or
+    None when the store cannot say which artifact it is."""
+    from flowprov import schema as S
+    from flowprov._settings import settings
+    from flowprov.db import read_connection
+    from flowprov.events import ArtifactRef, ArtifactUsed
+    from flowprov.hashing import hash_path
+    from flowprov.instance import current
+    from sqlalchemy import select
+
+    before = _stat(path)
+    digest = hash_path(path, settings.hash_algorithm)
+    a, st = S.artifacts.c, S.storages.c
+    query = (
+        select(a.uid, a.key).join(S.storages, st.id == a.storage_id).where(a.hash == digest.hash)
+    )
+    if where != "cache":  # an object in a root: the artifact copied in without a key
+        query = query.where(a.key.is_(None), st.root == where)
+    with read_connection(current(instance).engine) as conn:
+        rows = conn.execute(query.limit(3)).all()
+    keyless = [r for r in rows if r.key is None]
+    found = keyless if len(keyless) == 1 else rows
+    if len(found) != 1:
+        return None
+    used = ArtifactUsed(run=run, artifact=ArtifactRef(uid=found[0].uid), created_by=user)
+    return Seen([used], digest.hash, before)

@@ -30,7 +30,15 @@ from dataclasses import dataclass, field
 
 from flowprov.events import jsonable
 
-from .files import input_paths, known_in_store, output_paths, read, unchanged
+from .files import (
+    input_paths,
+    known_in_store,
+    output_paths,
+    read,
+    read_stored_copy,
+    stored_copy,
+    unchanged,
+)
 
 log = logging.getLogger("flowprov")
 ENGINE = "prefect"
@@ -126,7 +134,13 @@ def _inputs(params, sink, run_ref, user) -> dict:
     seen = {}
     for p in input_paths(params, _known_folder(sink, roots)):
         try:
-            seen[p] = read(p, roots=roots, run=run_ref, user=user)
+            where = stored_copy(p, roots)
+            if where is None:
+                seen[p] = read(p, roots=roots, run=run_ref, user=user)
+            elif not getattr(sink, "spooling", False):  # else the store cannot say: record less
+                found = read_stored_copy(p, where, run=run_ref, user=user, instance=sink.instance)
+                if found is not None:
+                    seen[p] = found
         except Exception as e:  # noqa: BLE001 - an unreadable file: record the rest
             _warn(f"could not hash {p}: {e}")
     return seen
@@ -142,6 +156,8 @@ def _end_files(run: RunRec, value, sink, user, theirs=None):
     roots = _roots(sink.instance)
     inputs, outputs = dict(run.inputs), {}
     for p in output_paths(value):
+        if stored_copy(p, roots) and p not in inputs:
+            continue  # flowprov's own copy of an artifact: made by whoever made that artifact
         try:
             ev = in_place_event(p, roots=roots, run=RunRef(uid=run.uid), created_by=user)
         except Exception as e:  # noqa: BLE001

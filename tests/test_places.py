@@ -359,3 +359,29 @@ def test_storage_add_declares_a_root_and_keeps_keys(instance, fp_env, run_flowpr
     assert again.uid == a.uid and again.key == "proj/x.csv"
     bad = run_flowprov("storage", "add", "/", check=False)
     assert bad.returncode != 0 and "host root" in bad.stderr + bad.stdout
+
+
+def test_a_published_copy_is_downstream_of_its_producer_even_unread(instance, fp_env):
+    root = Path(instance.storage.root)
+    make = fp.Run(transform=fp.Transform(name="make", type="process").save()).save()
+    out = fp.Artifact(write(root / "work" / "ab" / "out.bam", "bam bytes"), run=make).save()
+    pub = fp.Artifact(write(root / "results" / "out.bam", "bam bytes")).save()
+    g = make.lineage("downstream")
+    assert pub.uid in g.uids("artifact")
+    assert [(e.source, e.target) for e in g.edges if e.kind == "same_content"] == [
+        (f"a{out.id}", f"a{pub.id}")
+    ]
+
+
+def test_event_times_are_kept_in_utc(instance, fp_env):
+    """A time given in another zone is the same instant when read back, on every backend."""
+    from datetime import datetime, timezone
+
+    from flowprov.events import RunStarted, TransformSpec
+
+    cest = timezone(timedelta(hours=2))
+    at = datetime(2025, 6, 1, 14, 0, tzinfo=cest)
+    inst_mod.current().store.apply(
+        [RunStarted(uid="tzrun00000000000000a", transform=TransformSpec(name="tz", type="task"), at=at)]
+    )
+    assert fp.Run.get("tzrun00000000000000a").started_at == at

@@ -116,8 +116,19 @@ def check_handle(handle: str) -> str:
 Handle = Annotated[str, AfterValidator(check_handle)]
 
 
+def utc(t: datetime | None) -> datetime | None:
+    """Every time the store keeps is UTC: an aware time is converted, a naive one is taken as UTC
+    (SQLite keeps no zone: a local time stored as given would be read back hours off)."""
+    if t is None:
+        return None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+UTCTime = Annotated[datetime, AfterValidator(utc)]
+
+
 class _Event(_Model):
-    at: datetime = Field(default_factory=now)
+    at: UTCTime = Field(default_factory=now)
     created_by: Handle | None = None  # user handle; the store's current user when None
 
 
@@ -155,7 +166,7 @@ class RunStarted(_Event):
     reference_type: str | None = None
     status: RunStatus = "started"
     # a run reported after it ended (e.g. a row of a Nextflow trace) carries its end here
-    finished_at: datetime | None = None
+    finished_at: UTCTime | None = None
     error: str | None = None
 
 

@@ -334,8 +334,8 @@ def build(
             made |= {(r, a) for r, a in outs if a in keep or r in r_start}
         else:
             keep = a_start | {a for r, a in outs}
-            read_ids = {a for a, _ in ins}
-            pairs = {(s_, c) for s_, c in _pairs(conn, _copies_query(), keep) if c in read_ids}
+            # copies of what the graph's runs made (a published file), read or not
+            pairs = set(_pairs(conn, _copies_query(), keep))
             same |= pairs
             keep |= {c for _, c in pairs}
             made |= set(outs)
@@ -351,7 +351,8 @@ def build(
             used |= mine
             run_depth.setdefault(highlight_run, None)
     artifact_set = a_start | {a for a, _ in used} | {a for _, a in made}
-    same = {(s_, c) for s_, c in same if s_ in artifact_set and c in artifact_set}
+    artifact_set |= {c for s_, c in same if s_ in artifact_set}  # copies nobody read (yet)
+    same = {(s_, c) for s_, c in same if s_ in artifact_set}
     run_set = set(run_depth)
     for row in _rows(conn, _artifact_query(), artifact_set):
         g.nodes[f"a{row['id']}"] = artifact_node(row)

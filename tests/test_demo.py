@@ -1,17 +1,99 @@
-"""The main job: `flowprov demo` plays the project flow for real and answers its questions."""
+"""The main job: `flowprov demo`, typed as the README says in a fresh clone, plays the project flow
+for real and answers its questions; a step that fails says which and why."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
 
 import flowprov as fp
+import pytest
+
+from tests.conftest import _reset_process_state
+
+REPO = Path(__file__).resolve().parents[1]
+# the installed command, as a user types it (not `python -m`)
+FLOWPROV = Path(sys.executable).with_name("flowprov")
+SVG = "{http://www.w3.org/2000/svg}"
 
 
-def test_demo_plays_the_project_flow(run_flowprov, fp_env, monkeypatch):
-    out = run_flowprov("demo", "--dir", str(fp_env / "demo")).stdout
+@dataclass
+class Played:
+    clone: Path  # a fresh clone of the repository: the working directory of `flowprov demo`
+    env: dict
+    out: str
+
+    @property
+    def folder(self) -> Path:
+        return self.clone / "flowprov-demo"
+
+
+def play(clone: Path, env: dict) -> str:
+    proc = subprocess.run(
+        [str(FLOWPROV), "demo"], cwd=clone, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert proc.returncode == 0, f"flowprov demo failed:\n{proc.stdout[-3000:]}\n{proc.stderr}"
+    return proc.stdout
+
+
+def git_status(clone: Path) -> str:
+    return subprocess.run(
+        ["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True, check=True
+    ).stdout
+
+
+@pytest.fixture(scope="module")
+def played(tmp_path_factory) -> Played:
+    if not (REPO / ".git").exists():
+        pytest.skip("needs the git checkout of flowprov (the demo is played in a fresh clone)")
+    tmp = tmp_path_factory.mktemp("demo")
+    clone = tmp / "flowprov"
+    subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True)
+    env = dict(os.environ)
+    for name in ("FLOWPROV_INSTANCE", "FLOWPROV_USER", "JPY_SESSION_NAME", "PREFECT_HOME"):
+        env.pop(name, None)
+    env.update(
+        FLOWPROV_CONFIG_DIR=str(tmp / "config"),
+        FLOWPROV_CACHE_DIR=str(tmp / "cache"),
+        XDG_DATA_HOME=str(tmp / "data-home"),
+    )
+    return Played(clone, env, play(clone, env))
+
+
+@pytest.fixture
+def store(played, monkeypatch) -> Played:
+    """This process reads the instance the demo made."""
+    for name in ("FLOWPROV_CONFIG_DIR", "FLOWPROV_CACHE_DIR", "XDG_DATA_HOME"):
+        monkeypatch.setenv(name, played.env[name])
+    monkeypatch.setenv("FLOWPROV_INSTANCE", "flowprov-demo")
+    monkeypatch.delenv("FLOWPROV_USER", raising=False)
+    _reset_process_state()
+    yield played
+    _reset_process_state()
+
+
+def test_the_readme_command_in_a_fresh_clone(played):
+    out = played.out
     for i in range(1, 8):
         assert f"✓ {i}." in out
     assert "Transform.search('GWS CRIPSRa analysis').first() → 'GWS CRISPRa analysis'" in out
     assert "which user? testuser1 (Test User1)" in out
     assert "Notebooks created by testuser1: Project flow (1LCd8kco9lZU0000)" in out
+    # every path is the demo folder's, absolute, in the folder `flowprov demo` was typed in
+    assert f"at {played.folder / 'mydata'}" in out
+    assert (played.folder / "prefect").is_dir()  # Prefect's home: where the demo said
+    # the checkout is left as it was: the demo's folder is ignored
+    assert git_status(played.clone) == ""
 
-    monkeypatch.setenv("FLOWPROV_INSTANCE", "flowprov-demo")
+
+def test_the_demo_records_the_project_flow(store):
     users = {u.handle for u in fp.User.filter()}
     assert {"testuser1", "testuser2"} <= users
     # one run per step, plus the Snakemake jobs and the Prefect tasks inside theirs
@@ -100,23 +182,102 @@ def test_demo_plays_the_project_flow(run_flowprov, fp_env, monkeypatch):
         "embed",
     } <= names
 
-    # the figure's lineage page and picture, the review notebook's input highlighted
-    import shutil
 
-    figure_lineage = figure.lineage()
-    assert {"perturbseq_R1_001.fastq.gz", "schmidt22_crispra_gws_IFNG.parquet"} <= {
-        (n.record["key"] or "").rsplit("/", 1)[-1] for n in figure_lineage.artifacts
-    }
-    if shutil.which("dot"):
-        page = fp_env / "demo" / f"lineage_{figure.uid}.html"
-        assert str(page) in out and page.exists()
-        assert (fp_env / "demo" / f"lineage_{figure.uid}.svg").read_text().count(
-            "#ffedd5"
-        ) == 2  # the figure and the review run
+def svg_texts(element) -> list[str]:
+    return [t.text or "" for t in element.iter(f"{SVG}text")]
 
-    # a second demo in the same folder replaces the first
-    run_flowprov("demo", "--dir", str(fp_env / "demo"))
-    from flowprov import instance
 
-    instance.reset_cache()
-    assert fp.Run.filter().count() == len(runs)
+def outside_nodes(element) -> list[str]:
+    """The texts of a picture that belong to no node, edge or box: its title and legend."""
+    if element.get("class") in ("node", "edge", "cluster"):
+        return []
+    own = [element.text or ""] if element.tag == f"{SVG}text" else []
+    return own + [t for child in element for t in outside_nodes(child)]
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz's dot")
+def test_the_demo_picture(store):
+    figure = fp.Artifact.filter(key__contains="figures/matrixplot").one()
+    page = store.folder / f"lineage_{figure.uid}.html"
+    picture = store.folder / f"lineage_{figure.uid}.svg"
+    assert str(page) in store.out and page.exists() and str(picture) in store.out
+    svg = picture.read_text()
+    root = ET.fromstring(svg)
+    review = list(figure.input_of)[-1]
+    g = figure.lineage("upstream", highlight_run=review)
+    nodes = {e.get("id"): e for e in root.iter(f"{SVG}g") if e.get("class") == "node"}
+    highlighted = {i for i, e in nodes.items() if 'fill="#ffedd5"' in ET.tostring(e).decode()}
+    assert highlighted == {f"a{figure.id}", f"r{review.id}"}  # the review run and its input
+    # each run once: the Prefect flow run (a box, and a node for the files its body read) and
+    # the Snakemake workflow run (a box only) are each drawn as one node, on top of their box
+    run_ids = {n.id for n in g.runs} | set(g.groups)
+    assert run_ids <= set(nodes)
+    flow = fp.Transform.filter(type="flow").one()
+    flow_texts = [t for t in svg_texts(root) if t.startswith(flow.name)]
+    assert len(flow_texts) == 1, flow_texts
+    tooltips = Counter(a.get("{http://www.w3.org/1999/xlink}title") for a in root.iter(f"{SVG}a"))
+    run_uids = {n.uid for n in g.runs} | {box.uid for box in g.groups.values()}
+    assert {uid: tooltips[uid] for uid in run_uids} == dict.fromkeys(run_uids, 1)
+    # no box has a label of its own for edges to run through
+    for box in (e for e in root.iter(f"{SVG}g") if e.get("class") == "cluster"):
+        assert not [t for t in box if t.tag == f"{SVG}text"]
+    # times only where they tell runs apart: every run here is the only one of its kind
+    stamp = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}|\b\d{2}:\d{2}\b")
+    times = [m for t in svg_texts(root) for m in stamp.findall(t)]
+    assert len(times) == len(set(times)) and times == [], times
+    # the legend, in the picture itself (a graph label, outside every node)
+    legend = outside_nodes(root)
+    for entry in ("artifact (file)", "run", "enclosing run: a box, its run on top"):
+        assert entry in legend, legend
+    assert "current run and its inputs" in legend and "start (bold)" in legend
+    # one producer per file: the figure is its task's; the flow that passed it up did not make
+    # it (a file returned by a task and returned again by its flow — the Prefect plugin's fix)
+    arrows = [e.findtext(f"{SVG}title") for e in root.iter(f"{SVG}g") if e.get("class") == "edge"]
+    made_it = [a for a in arrows if a.endswith(f"->a{figure.id}")]
+    assert len(made_it) == 1, made_it
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz's dot")
+def test_the_hits_show_the_name_their_file_had(store):
+    """The hits were copied in without a key: the picture names them by their file's name. (The
+    label comes from the record's file_name, which the lineage graph's artifact rows must carry.)"""
+    figure = fp.Artifact.filter(key__contains="figures/matrixplot").one()
+    root = ET.fromstring((store.folder / f"lineage_{figure.uid}.svg").read_text())
+    hits = fp.Artifact.filter(description="hits from schmidt22 crispra GWS").one()
+    assert hits.key is None
+    node = next(e for e in root.iter(f"{SVG}g") if e.get("id") == f"a{hits.id}")
+    assert svg_texts(node) == ["hits from schmidt22 crispra GWS", "hits.parquet"]
+
+
+def test_a_second_demo_replaces_the_first(store):
+    runs = fp.Run.filter().count()
+    play(store.clone, store.env)
+    _reset_process_state()
+    assert fp.Run.filter().count() == runs
+    assert git_status(store.clone) == ""
+
+
+def test_a_failing_step_says_which_and_why(fp_env, monkeypatch):
+    """A real failure, the one a relative Prefect home caused: Prefect's temporary server cannot
+    open its database, and the flow gives up waiting for it. The cause comes first."""
+    from flowprov import demo
+    from flowprov.errors import FlowprovError
+
+    folder = fp_env / "demo"
+    inst = demo.prepare(folder)
+    (folder / "prefect" / "prefect.db").mkdir(parents=True)  # a folder where its database goes
+    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "10")
+    with pytest.raises(FlowprovError) as e:
+        demo.run_step(demo.STEPS[5], inst, folder, 6)
+    lines = str(e.value).splitlines()
+    # the step, then the cause — the first error in its output, not the last — in a few lines
+    assert lines[0] == (
+        "demo step 6/7 failed: Integrated analysis, figures, a Prefect flow "
+        "(integrated_analysis.py, as testuser2; exit code 1)"
+    )
+    assert lines[1].startswith("  cause: ") and "unable to open database file" in lines[1], lines
+    assert lines[2].startswith("  then:  ") and "Timed out" in lines[2], lines
+    assert len(lines) == 4
+    log = Path(lines[3].removeprefix("  full log: "))
+    assert log == folder.resolve() / "logs" / "6-integrated_analysis.log"
+    assert "Traceback (most recent call last)" in log.read_text()

@@ -126,6 +126,12 @@ def test_click_a_node_and_see_its_record(instance, fp_env, browser):
     assert failed.find_element(By.CSS_SELECTOR, "path, polygon").get_attribute("fill") == "#fecaca"
     ActionChains(browser).move_to_element(failed).click().perform()
     assert "failed" in panel.text and "qc exploded" in panel.text
+    # the highlighted input's record: its fields, not the page's drawing flags
+    ActionChains(browser).move_to_element(
+        browser.find_element(By.ID, f"a{hits.id}")
+    ).click().perform()
+    fields = {tr.get_attribute("data-field") for tr in panel.find_elements(By.CSS_SELECTOR, "tr")}
+    assert "hash" in fields and not {"start", "highlight"} & fields, fields
     hl = browser.find_element(By.ID, f"a{hits.id}")
     assert hl.find_element(By.CSS_SELECTOR, "path, polygon").get_attribute("fill") == "#ffedd5"
 
@@ -133,3 +139,40 @@ def test_click_a_node_and_see_its_record(instance, fp_env, browser):
     shot = TEST_ARTIFACTS / "lineage-page.png"
     assert browser.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000
+
+
+def test_a_wide_graph_fits_the_window_when_the_page_opens(instance, fp_env, browser):
+    from selenium.webdriver.common.by import By
+
+    root = fp_env / "mydata"
+    up = fp.Transform(name="sequencer upload", type="upload").save()
+    with fp.Run(transform=up) as r0:
+        lanes = [
+            fp.Artifact(write(root / f"lane{i}.fastq.gz", f"@r{i}\n"), run=r0).save()
+            for i in range(11)
+        ]
+    for i, lane in enumerate(lanes):  # one aligner per lane: eleven runs side by side
+        t = fp.Transform(name=f"align lane {i}", type="script").save()
+        with fp.Run(transform=t) as r:
+            lane.cache()
+            fp.Artifact(write(root / f"lane{i}.bam", f"BAM{i}"), run=r).save()
+    g = up.runs.one().lineage("downstream")
+    page = g.save(fp_env / "wide.html", title="a wide graph")
+
+    browser.get(page.as_uri())
+    size = browser.execute_script(
+        "var box = document.getElementById('graph'), svg = box.querySelector('svg');"
+        "var r = svg.getBoundingClientRect();"
+        "return {w: r.width, h: r.height, natural: svg.width.baseVal.value,"
+        " boxW: box.clientWidth, boxH: box.clientHeight};"
+    )
+    assert size["natural"] > size["boxW"]  # drawn at its own size, it would be cut off
+    assert size["w"] <= size["boxW"] and size["h"] <= size["boxH"], size
+    # the start's record is shown on opening, without the page's own flags
+    panel = browser.find_element(By.ID, "record")
+    fields = [tr.get_attribute("data-field") for tr in panel.find_elements(By.CSS_SELECTOR, "tr")]
+    assert "uid" in fields and not {"start", "highlight"} & set(fields), fields
+    assert "true" not in [td.text for td in panel.find_elements(By.CSS_SELECTOR, "td.v")]
+    # its legend names what this picture shows (no failed runs here: none in the legend)
+    legend = browser.find_element(By.ID, "legend").text
+    assert "artifact" in legend and "run" in legend and "failed" not in legend

@@ -1,9 +1,9 @@
 """`flowprov demo`: the project flow of the seed story, played for real on generated data.
 
-Each step is a real script (run as a subprocess) or a real notebook (executed with nbclient) from
-``examples/project_flow/``, run as the user the story names. Afterwards the story's questions
-are answered from the store. Engine-specific steps (Cell Ranger as a Snakemake workflow, the
-integrated analysis as a Prefect flow) are plain Python here until those plugins land.
+Each step is a real script, Snakemake workflow or Prefect flow (run as a subprocess) or a real
+notebook (executed with nbclient) from ``examples/project_flow/``, run as the user the story
+names, in <demo folder>/work with every path absolute; its output goes to <demo folder>/logs.
+Afterwards the story's questions are answered from the store.
 """
 
 from __future__ import annotations
@@ -77,57 +77,60 @@ def prepare(directory: Path):
     return inst
 
 
-def run_step(step: Step, inst, directory: Path) -> None:
+def run_step(step: Step, inst, directory: Path, number: int) -> None:
+    """Run one step as its user; its whole output goes to <directory>/logs. A failure is one
+    FlowprovError naming the step and its cause first, then the path of the full log."""
+    directory = directory.resolve()  # the steps run in another working directory
     path = examples_dir() / step.file
+    log = directory / "logs" / f"{number}-{step.file.rsplit('.', 1)[0].replace('/', '-')}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = _step_env(step, inst, directory)
+    work = directory / "work"
+    if path.suffix == ".ipynb":
+        _run_notebook(step, path, work, env, log, number)
+        return
+    if path.name == "Snakefile":
+        cmd = [sys.executable, "-m", "snakemake", "-s", str(path), "--directory", inst.storage.root]
+        cmd += ["--cores", "1", "--quiet", "rules", "--logger", "flowprov"]
+        cmd += ["--logger-flowprov-name", "Cell Ranger", "--logger-flowprov-version", "7.2.0"]
+        cmd += ["--logger-flowprov-reference", CELLRANGER_DOCS]
+    else:
+        cmd = [sys.executable, str(path), inst.storage.root]
+    with log.open("w") as out:
+        out.write(f"$ {' '.join(cmd)}\n(in {work}, as {step.user})\n\n")
+        out.flush()
+        code = subprocess.run(
+            cmd, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT
+        ).returncode
+    if code != 0:
+        text = log.read_text(errors="replace")
+        raise FlowprovError(_failure(step, number, f"exit code {code}", _causes(text), log))
+
+
+def _step_env(step: Step, inst, directory: Path) -> dict:
     env = dict(os.environ)
     env.update(
         FLOWPROV_INSTANCE=INSTANCE,
         FLOWPROV_USER=step.user,
         FLOWPROV_DEMO_ROOT=inst.storage.root,
     )
-    work = directory / "work"
-    # Prefect's temporary server keeps its database here; its own chatter is not the demo's
-    env.setdefault("PREFECT_HOME", str(directory / "prefect"))
+    # Prefect's temporary local server keeps its database in the demo folder (an absolute path:
+    # the steps run in work/); a user's own Prefect server or profile is not the demo's
+    for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE"):
+        env.pop(name, None)
+    home = directory / "prefect"
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FlowprovError(f"cannot create Prefect's home {home}: {e.strerror or e}") from None
+    env["PREFECT_HOME"] = str(home)
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     env.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    if path.name == "Snakefile":
-        cmd = [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(path),
-            "--directory",
-            inst.storage.root,
-            "--cores",
-            "1",
-            "--quiet",
-            "rules",
-            "--logger",
-            "flowprov",
-            "--logger-flowprov-name",
-            "Cell Ranger",
-            "--logger-flowprov-version",
-            "7.2.0",
-            "--logger-flowprov-reference",
-            CELLRANGER_DOCS,
-        ]
-        proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise FlowprovError(f"demo step {step.file} failed:\n{proc.stderr[-3000:]}")
-        return
-    if path.suffix == ".py":
-        proc = subprocess.run(
-            [sys.executable, str(path), inst.storage.root],
-            cwd=work,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode != 0:
-            raise FlowprovError(f"demo step {step.file} failed:\n{proc.stderr[-3000:]}")
-        return
+    return env
+
+
+def _run_notebook(step: Step, path: Path, work: Path, env: dict, log: Path, number: int) -> None:
     try:
         import nbformat
         from nbclient import NotebookClient
@@ -139,12 +142,48 @@ def run_step(step: Step, inst, directory: Path) -> None:
         nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(work)}}
     )
     env["JPY_SESSION_NAME"] = str(path)  # what Jupyter Server tells a kernel about its notebook
-    try:
-        # the kernel's own start-up chatter (e.g. its TCP transport warning) is not the user's concern;
-        # errors in cells still surface as CellExecutionError
-        client.execute(env=env, stderr=subprocess.DEVNULL)
-    except CellExecutionError as e:
-        raise FlowprovError(f"demo notebook {step.file} failed:\n{str(e)[-3000:]}") from e
+    with log.open("w") as out:
+        out.write(f"notebook {path}\n(kernel in {work}, as {step.user})\n\n")
+        out.flush()
+        try:
+            # the kernel's own output (start-up chatter) goes to the log; a failing cell raises
+            client.execute(env=env, stdout=out, stderr=subprocess.STDOUT)
+        except CellExecutionError as e:
+            out.write(f"\n{e}\n")
+            cause = f"{e.ename}: {e.evalue}"
+        else:
+            return
+    raise FlowprovError(_failure(step, number, "a cell raised", [cause], log))
+
+
+def _causes(output: str) -> list[str]:
+    """What went wrong, from a step's output: the exception line ending each Python traceback,
+    in order (the first is the cause, later ones its consequences); without a traceback, the
+    last lines of the output."""
+    found, in_traceback = [], False
+    for line in output.splitlines():
+        if line.startswith("Traceback (most recent call last):"):
+            in_traceback = True
+        elif in_traceback and line.strip() and not line[0].isspace():
+            found.append(line.strip())
+            in_traceback = False
+    if found:
+        return found
+    return [x.strip() for x in output.splitlines() if x.strip()][-3:]
+
+
+def _failure(step: Step, number: int, how: str, causes: list[str], log: Path) -> str:
+    def short(s: str) -> str:
+        return s if len(s) <= 300 else s[:297] + "…"
+
+    lines = [
+        f"demo step {number}/{len(STEPS)} failed: {step.title} "
+        f"({step.file}, as {step.user}; {how})",
+        f"  cause: {short(causes[0])}" if causes else "  no error message in its output",
+    ]
+    lines += [f"  then:  {short(c)}" for c in causes[1:][-1:] if c != causes[0]]
+    lines.append(f"  full log: {log}")
+    return "\n".join(lines)
 
 
 def answers() -> dict:

@@ -246,7 +246,8 @@ def _legend(g: Graph, title: str | None) -> str:
 
     entries = [cell(text, style) for text, style in legend_entries(g)]
     rows = []
-    if title:
+    if title:  # control characters are not allowed in Graphviz's HTML labels
+        title = "".join(c if c.isprintable() else " " for c in title)
         rows.append(
             f'<TR><TD ALIGN="LEFT" COLSPAN="{len(entries)}"><FONT POINT-SIZE="13">'
             f"{escape(title)}</FONT></TD></TR>"
@@ -380,20 +381,22 @@ def _placement(g: Graph) -> dict[str, str | None]:
     """The box each node is drawn in: a run in its enclosing run's; a file that runs of one box
     made and only runs of that box read (a flow's intermediate file) in that box; else none."""
     near: dict[str, list[str]] = defaultdict(list)  # artifact → the runs that made or read it
-    made, copies = set(), set()
+    made, read, copies = set(), set(), set()
     for e in g.edges:
         if e.kind == "generated":
             near[e.target].append(e.source)
             made.add(e.target)
         elif e.kind == "used":
             near[e.source].append(e.target)
+            read.add(e.source)
         elif e.kind == "same_content":
             copies |= {e.source, e.target}
+    between, apart = made & read, copies | set(g.start)
     out: dict[str, str | None] = {}
     for n in g.nodes.values():
         out[n.id] = n.group if n.group in g.groups else None
-        if n.kind != "artifact" or n.id not in made or n.id in copies or n.id in g.start:
-            continue
+        if n.kind != "artifact" or n.id not in between or n.id in apart:
+            continue  # a final result stays outside, where it is seen
         chains = [_boxes(g, r) for r in near[n.id]]
         # the innermost box every one of them is in
         out[n.id] = next((b for b in chains[0] if all(b in c for c in chains[1:])), None)

@@ -29,6 +29,8 @@ class Played:
     clone: Path  # a fresh clone of the repository: the working directory of `flowprov demo`
     env: dict
     out: str
+    examples_before: str  # git's view of the example files the demo ran, before and after
+    examples_after: str
 
     @property
     def folder(self) -> Path:
@@ -43,10 +45,22 @@ def play(clone: Path, env: dict) -> str:
     return proc.stdout
 
 
-def git_status(clone: Path) -> str:
+def git_status(clone: Path, *args: str) -> str:
     return subprocess.run(
-        ["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True, check=True
+        ["git", "status", "--porcelain", *args],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
+
+
+def examples_status() -> str:
+    """Untracked and ignored files too, among the example files of the installed flowprov (the
+    demo runs those, not the clone's)."""
+    from flowprov.demo import examples_dir
+
+    return git_status(examples_dir(), "--ignored", "--", ".")
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +78,9 @@ def played(tmp_path_factory) -> Played:
         FLOWPROV_CACHE_DIR=str(tmp / "cache"),
         XDG_DATA_HOME=str(tmp / "data-home"),
     )
-    return Played(clone, env, play(clone, env))
+    before = examples_status()
+    out = play(clone, env)
+    return Played(clone, env, out, before, examples_status())
 
 
 @pytest.fixture
@@ -89,8 +105,10 @@ def test_the_readme_command_in_a_fresh_clone(played):
     # every path is the demo folder's, absolute, in the folder `flowprov demo` was typed in
     assert f"at {played.folder / 'mydata'}" in out
     assert (played.folder / "prefect").is_dir()  # Prefect's home: where the demo said
-    # the checkout is left as it was: the demo's folder is ignored
+    # the checkout is left as it was: the demo's folder is ignored; nothing is written beside the
+    # example files it ran
     assert git_status(played.clone) == ""
+    assert played.examples_after == played.examples_before
 
 
 def test_the_demo_records_the_project_flow(store):

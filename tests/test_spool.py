@@ -132,6 +132,8 @@ def test_unreachable_store_keeps_events_warns_once_and_replays_exactly_once(
     # a live process's journal is never applied
     out = run_flowprov("replay").stdout
     assert f"still being written by process {os.getpid()}" in out and n_runs() == 0
+    proc = run_flowprov("replay", str(sink.journal_path), check=False)
+    assert proc.returncode == 1 and "still being written" in proc.stderr and n_runs() == 0
     sink.close()
 
     # the same, in a process that ends while its store is away: the journal outlives it
@@ -243,3 +245,16 @@ def test_remote_objects_are_hashed_by_streaming(instance):
     assert ev.size == 14 and ev.suffix == ".tsv" and not ev.managed
     a = fp.Artifact.get(instance.store.apply([ev])[0].uid)
     assert a.storage.type == "memory" and a.key == "runs/r1/counts.tsv"
+
+
+def test_a_journal_written_without_an_instance_is_applied_only_on_request(fp_env, run_flowprov):
+    """No instance was set up when the process ran: `flowprov replay` cannot know where its events
+    belong and keeps the journal; `flowprov replay FILE` applies it to the current instance."""
+    sender(fp_env, how="kill")
+    (j,) = journals(fp_env)
+    assert "instance_uid" not in read(j).header
+    inst_mod.init(fp_env / "mydata")
+    proc = run_flowprov("replay", check=False)
+    assert proc.returncode == 1 and "knew no instance" in proc.stderr and j.exists()
+    run_flowprov("replay", str(j))
+    assert fp.Run.get(UID).status == "completed" and journals(fp_env) == []

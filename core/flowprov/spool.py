@@ -276,7 +276,9 @@ def replay(path: str | os.PathLike) -> tuple[int, int]:
     try:
         contents = read(p)
         if contents.batches:
-            _apply(_store_for(header, p), contents)
+            # a journal whose writer knew no instance: the user chose to apply it to the current one
+            known = header.get("instance_uid") is not None
+            _apply(_store_for(header, p) if known else current().store, contents)
         p.unlink(missing_ok=True)
     finally:
         if held is not None:

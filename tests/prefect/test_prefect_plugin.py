@@ -225,39 +225,6 @@ def test_a_task_reading_a_stored_copy_reads_its_artifact(workdir, fp_env, instan
     assert list(flow_run.inputs) == [raw] and flow_run.outputs.count() == 0
 
 
-def test_store_unreachable_then_replay(workdir, fp_env, monkeypatch, caplog, run_flowprov):
-    from flowprov import config as C
-    from flowprov import instance as inst_mod
-
-    C.save_instance_config(
-        C.InstanceConfig(
-            name="down", uid="x", db="postgresql://nobody@127.0.0.1:9/none", storage=str(fp_env)
-        ),
-        make_current=False,
-    )
-    spool = fp_env / "spool.jsonl"
-
-    @track(instance="down", spool=spool)
-    @flow
-    def offline(path: Path) -> Path:
-        return normalize(path)
-
-    Path("c.tsv").write_text("a\n")
-    with caplog.at_level(logging.WARNING, logger="flowprov"):
-        assert offline(Path("c.tsv")) == Path("normalized.tsv")  # the flow is not affected
-    assert caplog.text.count("cannot write to the provenance store") == 1
-    monkeypatch.setenv("FLOWPROV_INSTANCE", "mydata")
-    inst_mod.reset_cache()
-    assert fp.Run.filter().count() == 0
-    run_flowprov("replay", str(spool), env={"FLOWPROV_INSTANCE": "mydata"})
-    run_flowprov("replay", str(spool), env={"FLOWPROV_INSTANCE": "mydata"})
-    inst_mod.reset_cache()
-    runs = fp.Run.filter().all()
-    assert sorted(r.transform.name for r in runs) == ["normalize", "offline"] and {
-        r.status for r in runs
-    } == {"completed"}
-
-
 # -- which arguments are files (issue 12, point 7) ---------------------------------------------
 def _storage_roots() -> set:
     return {s.root for s in fp.Storage.filter()}

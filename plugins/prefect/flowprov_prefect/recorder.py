@@ -78,6 +78,7 @@ class FlowRec(RunRec):
 
 
 _flows: dict[str, FlowRec] = {}  # flow run id → record
+_sinks: dict[tuple, object] = {}  # (instance, spool) → Sink
 _lock = threading.Lock()
 _warned = [False]
 _made_folders: set[str] = set()  # folders tracked runs of this process returned (known artifacts)
@@ -222,7 +223,6 @@ def _on_flow_state(engine, state) -> None:
 def _start_flow(engine, flow_run, fid, options, parent) -> None:
     from flowprov.config import current_user_config
     from flowprov.events import RunRef, RunStarted, TransformSpec
-    from flowprov.spool import Sink
     from flowprov.uids import RUN_UID, random_uid
 
     flow = engine.flow
@@ -234,8 +234,7 @@ def _start_flow(engine, flow_run, fid, options, parent) -> None:
         source_code=_source(flow.fn),
     )
     user = current_user_config().handle
-    spool = options.get("spool") or os.path.join(os.getcwd(), ".flowprov-prefect-spool.jsonl")
-    sink = parent.sink if parent else Sink(spool, "prefect", instance=options.get("instance"))
+    sink = parent.sink if parent else _sink(options)
     rec = FlowRec(random_uid(RUN_UID), spec=spec, sink=sink, user=user, options=options)
     rec.parent = parent
     params = getattr(engine, "parameters", None) or {}
@@ -263,6 +262,19 @@ def _start_flow(engine, flow_run, fid, options, parent) -> None:
     from flowprov.records import Run
 
     rec.run_token = _current_run.set(Run._from_row({"uid": rec.uid}))
+
+
+def _sink(options: dict):
+    """One Sink per instance and spool for the whole process: one journal, and one warning when
+    the store is unreachable, however many flows run."""
+    from flowprov.spool import Sink
+
+    spool = options.get("spool") or os.path.join(os.getcwd(), ".flowprov-prefect-spool.jsonl")
+    key = (options.get("instance"), os.path.abspath(spool))
+    with _lock:
+        if key not in _sinks:
+            _sinks[key] = Sink(spool, "prefect", instance=options.get("instance"))
+        return _sinks[key]
 
 
 def _theirs(rec: FlowRec):

@@ -1,7 +1,9 @@
-"""A Prefect flowprov was not tested with never breaks the user's flow (issue 12, point 14).
+"""flowprov never breaks the user's flow: not a Prefect it was not tested with (issue 12, point
+14), not an unreachable store.
 
-Each case is a real flow in a fresh Python process whose `sitecustomize` changes Prefect before the
-user's module imports it: a newer version number, or an engine internal flowprov hooks removed.
+Each case is a real flow in a fresh Python process, as a user runs it; for the version cases its
+`sitecustomize` changes Prefect before the user's module imports it: a newer version number, or an
+engine internal flowprov hooks removed.
 """
 
 import os
@@ -44,7 +46,7 @@ if __name__ == "__main__":
 """
 
 
-def run_flow(tmp: Path, shim: str) -> subprocess.CompletedProcess:
+def run_flow(tmp: Path, shim: str = "") -> subprocess.CompletedProcess:
     (tmp / "shim").mkdir()
     (tmp / "shim" / "sitecustomize.py").write_text(textwrap.dedent(shim))
     (tmp / "user_flow.py").write_text(FLOW)
@@ -64,7 +66,7 @@ def run_flow(tmp: Path, shim: str) -> subprocess.CompletedProcess:
 
 
 def flowprov_warnings(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if "flowprov:" in line]
+    return [line for line in stderr.splitlines() if "flowprov:" in line or "flowprov (" in line]
 
 
 def test_a_newer_prefect_gets_one_warning_and_is_recorded(instance, fp_env):
@@ -95,6 +97,31 @@ def test_missing_prefect_internals_one_warning_and_the_flow_runs_unrecorded(inst
     (warning,) = flowprov_warnings(proc.stderr)
     assert "AsyncTaskRunEngine.call_hooks" in warning and "not recorded" in warning
     assert fp.Run.filter().count() == 0  # nothing half-recorded (flows without their tasks)
+
+
+def test_store_unreachable_one_warning_the_flow_runs_then_replay(instance, fp_env, run_flowprov):
+    from flowprov import config as C
+    from flowprov import instance as inst_mod
+
+    good = C.load_instance_config(instance.config_path)
+    C.save_instance_config(good.copy(db="postgresql://nobody@127.0.0.1:9/none"), make_current=False)
+    inst_mod.reset_cache()
+    try:
+        proc = run_flow(fp_env)
+    finally:
+        C.save_instance_config(good, make_current=False)  # the database is back
+        inst_mod.reset_cache()
+    (warning,) = flowprov_warnings(proc.stderr)
+    assert "cannot write to the provenance store" in warning and "`flowprov replay`" in proc.stderr
+    assert fp.Run.filter().count() == 0
+    run_flowprov("replay")
+    run_flowprov("replay")  # nothing left, nothing doubled
+    inst_mod.reset_cache()
+    runs = fp.Run.filter().all()
+    assert sorted(r.transform.name for r in runs) == ["double", "double", "doubling", "second"]
+    assert {r.status for r in runs} == {"completed"}
+    (made,) = fp.Artifact.filter(key__endswith="double.txt", storage__root="/")
+    assert made.path == fp_env / "double.txt" and made.output_of.count() == 2
 
 
 def test_the_prefect_extra_does_not_cap_prefect():

@@ -277,8 +277,13 @@ def _interrupt(workflow, sig: signal.Signals, whole_group: bool) -> int:
 
 @pytest.mark.parametrize(
     "sig,whole_group",
-    [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGINT, True)],
-    ids=["SIGTERM", "SIGINT", "ctrl-c"],
+    [
+        (signal.SIGTERM, False),
+        (signal.SIGTERM, True),  # SLURM's scancel signals every process of the job
+        (signal.SIGINT, False),
+        (signal.SIGINT, True),  # Ctrl-C in a terminal signals the foreground process group
+    ],
+    ids=["SIGTERM", "scancel", "SIGINT", "ctrl-c"],
 )
 def test_an_interrupted_workflow_is_recorded_as_it_ended(workflow, sig, whole_group):
     assert _interrupt(workflow, sig, whole_group) != 0
@@ -290,9 +295,55 @@ def test_an_interrupted_workflow_is_recorded_as_it_ended(workflow, sig, whole_gr
     assert "c" not in jobs  # never started
     assert jobs["a"].status == "completed" and keys(jobs["a"].outputs) == ["a.txt"]
     b = jobs["b"]
-    if sig == signal.SIGTERM:  # Snakemake lets running jobs finish, then stops
+    if sig == signal.SIGTERM and not whole_group:  # Snakemake lets running jobs finish, then stops
         assert b.status == "completed" and keys(b.outputs) == ["b.txt", "logs/b.log"]
-    else:  # Snakemake gives up on the running job: its output is not trusted
+    else:  # the job was killed, or Snakemake gave up on it: its output is not trusted
         assert b.status == "aborted" and name in b.error, (b.status, b.error)
         assert keys(b.outputs) == ["logs/b.log"]
     assert fp.Run.filter(status="started").count() == 0
+
+
+BUILDING = """
+import os, time
+
+def slow(wildcards):  # Snakemake calls this while it builds the DAG, before its scheduler runs
+    open("building", "w").close()
+    for _ in range(1200):
+        if os.path.exists("go"):
+            break
+        time.sleep(0.05)
+    return "a.txt"
+
+rule all:
+    input: slow
+
+rule a:
+    output: "a.txt"
+    shell: "echo a > {output}"
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_signal_that_kills_snakemake_outright_is_recorded(workflow, sig):
+    """Before its scheduler starts (a big DAG takes minutes), SIGTERM kills Snakemake at once, as
+    SIGHUP always does: the workflow run is recorded as ended by it, and Snakemake still dies of
+    the signal."""
+    workflow.write("Snakefile", BUILDING)
+    proc = subprocess.Popen(
+        workflow.command(), cwd=workflow.root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (workflow.root / "building").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.05)
+        proc.send_signal(sig)
+        proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -sig  # died of it, as without flowprov
+    wf_run = fp.Run.filter(transform__type="pipeline").one()
+    assert wf_run.status == "aborted" and wf_run.error == f"terminated by {sig.name}"
+    assert wf_run.environment["exit"] == {"signal": sig.name} and wf_run.finished_at
+    assert wf_run.children.count() == 0 and not (workflow.root / "a.txt").exists()

@@ -14,7 +14,13 @@ from typing import Optional
 from snakemake_interface_logger_plugins.base import LogHandlerBase
 from snakemake_interface_logger_plugins.settings import LogHandlerSettingsBase
 
-from .translate import MainThreadWatcher, Translator, snakemake_version, version_warning
+from .translate import (
+    MainThreadWatcher,
+    Translator,
+    snakemake_version,
+    version_warning,
+    watch_fatal_signals,
+)
 
 
 def _opt(help_text: str, default=None, choices=None):
@@ -66,6 +72,7 @@ class LogHandler(LogHandlerBase):
         # temp() files must be hashed before Snakemake deletes them: see MainThreadWatcher
         self._watcher = MainThreadWatcher(self.translator)
         self._snakemake_logger().addHandler(self._watcher)
+        watch_fatal_signals(self.translator)
 
     @staticmethod
     def _snakemake_logger() -> logging.Logger:

@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import stat
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,16 +41,23 @@ TESTED = ((9, 0), (10, 0))  # the Snakemake versions the tests run on: [9.0, 10.
 REQUIRED = ("get_rule", "linemaps", "config", "included")
 # facts Snakemake states only in messages
 _REMOVING = re.compile(r"^Removing temporary output (.+)\.$", re.S)
+# message start → (signal, what happened)
 _INTERRUPTS = {
-    "Terminating processes on user request": "SIGINT",  # KeyboardInterrupt in the scheduler
-    "Will exit after finishing currently running jobs": "SIGTERM",  # its SIGTERM handler
+    # KeyboardInterrupt caught by the scheduler
+    "Terminating processes on user request": (
+        "SIGINT",
+        "interrupted by SIGINT (Ctrl-C): Snakemake stopped its running jobs and started no new "
+        "ones",
+    ),
+    # the scheduler's own SIGTERM handler
+    "Will exit after finishing currently running jobs": (
+        "SIGTERM",
+        "terminated by SIGTERM: Snakemake let its running jobs finish and started no new ones",
+    ),
 }
-_ENDINGS = {
-    "SIGINT": "interrupted by SIGINT (Ctrl-C): Snakemake stopped its running jobs and started "
-    "no new ones",
-    "SIGTERM": "terminated by SIGTERM: Snakemake let its running jobs finish and started no new "
-    "ones",
-}
+# signals that kill Snakemake outright where it has no handler of its own (SIGTERM before its
+# scheduler starts: while it parses the workflow and builds the DAG)
+_FATAL = ("SIGTERM", "SIGHUP")
 _DIED = re.compile(r"died with <Signals\.(SIG[A-Z0-9]+)")  # a job's command killed by a signal
 
 
@@ -122,12 +130,22 @@ class Translator:
         # path → Digest taken while the file existed (outputs at job end, temp files before removal)
         self.prehashed: dict = {}
         self.removed: list[str] = []  # temp() files Snakemake said it removes, in order
-        self.interrupted: str | None = None  # "SIGINT" or "SIGTERM", as Snakemake reported it
+        # (signal name, what happened) when the workflow was interrupted
+        self.interrupted: tuple[str, str] | None = None
         # path → ArtifactRef of the version recorded for it in this run
         self.recorded: dict = {}
+        # records Snakemake made (seen in its thread) and records handled here (behind its queue)
+        self.seen = 0
+        self.handled = 0
 
     # -- plumbing ----------------------------------------------------------------------------
     def handle(self, record) -> None:
+        try:
+            self._handle(record)
+        finally:
+            self.handled += 1
+
+    def _handle(self, record) -> None:
         if not self.enabled:
             return
         event = getattr(record, "event", None)
@@ -418,6 +436,10 @@ class Translator:
         from flowprov.events import RunFinished, RunRef
 
         text = r.getMessage()
+        if getattr(r, "exception", None) == "KeyboardInterrupt":  # outside the scheduler's loop
+            if self.interrupted is None:
+                self.interrupted = ("SIGINT", "interrupted by SIGINT (Ctrl-C)")
+            return
         unexplained = [j for j in self.failed_jobs if not j.error_known]
         if unexplained and "did not complete successfully" not in text:
             job = unexplained[-1]  # the message came after the job_error it explains
@@ -448,7 +470,7 @@ class Translator:
             at = now()
             self.errors += self.pending_errors  # messages no job claimed are the workflow's
             self.pending_errors = []
-            signal = self.interrupted
+            signal, ending = self.interrupted or (None, None)
             workflow_failed = bool(self.failed_jobs or self.errors)
             for job in self.jobs.values():
                 if job.done:
@@ -457,7 +479,7 @@ class Translator:
                 # Snakemake removed them as temp files) finished; else it was cut off
                 outputs_there = all(self._place(o) is not None for o in job.outputs)
                 if signal is not None:
-                    self._finish(job, at, "aborted", f"{_ENDINGS[signal]} (this job unfinished)")
+                    self._finish(job, at, "aborted", f"{ending} (this job unfinished)")
                 elif outputs_there and not workflow_failed:
                     self._finish(job, at)
                 else:
@@ -466,7 +488,7 @@ class Translator:
             environment = None
             if signal is not None:
                 status = "aborted"
-                error = "\n".join([_ENDINGS[signal], *self.errors])
+                error = "\n".join([ending, *self.errors])
                 environment = {**self.environment, "exit": {"signal": signal}}
             else:
                 status = "failed" if workflow_failed else "completed"
@@ -544,6 +566,7 @@ class MainThreadWatcher(logging.Handler):
         self.outputs: dict[int, list[str]] = {}
 
     def emit(self, record) -> None:
+        self.translator.seen += 1
         if not self.translator.enabled:
             return
         try:
@@ -566,15 +589,53 @@ class MainThreadWatcher(logging.Handler):
                 self._hash(path)
             self.translator.removed.append(path)
             return
-        for start, name in _INTERRUPTS.items():
+        for start, interrupt in _INTERRUPTS.items():
             if text.startswith(start) and self.translator.interrupted is None:
-                self.translator.interrupted = name
+                self.translator.interrupted = interrupt
 
     def _hash(self, path: str) -> None:
         from flowprov.hashing import hash_path
 
         if _is_file_or_dir(path):
             self.translator.prehashed[path] = hash_path(path, ignore=_MARKERS)
+
+
+def watch_fatal_signals(translator: Translator) -> None:
+    """Record the workflow's end before a signal kills Snakemake outright (SIGTERM before its
+    scheduler installs its own handler, SIGHUP), then die of it as before. Only where the
+    default action is in place: a handler someone installed is left alone, and Snakemake's own
+    SIGTERM handler replaces this one when its scheduler starts. Main thread only."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or not translator.enabled:
+        return
+    for name in _FATAL:
+        signum = getattr(signal, name, None)
+        if signum is None or signal.getsignal(signum) is not signal.SIG_DFL:
+            continue
+        try:
+            signal.signal(signum, lambda n, _frame: _die_recorded(translator, n))
+        except (ValueError, OSError):  # not the main interpreter
+            return
+
+
+def _die_recorded(translator: Translator, signum: int) -> None:
+    import signal
+
+    name = signal.Signals(signum).name
+    try:
+        # what Snakemake logged before the signal is still on its way to the Translator (behind
+        # Snakemake's queue, in another thread): let it arrive, briefly
+        deadline = time.monotonic() + 5
+        while translator.handled < translator.seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if translator.interrupted is None:
+            translator.interrupted = (name, f"terminated by {name}")
+        translator.close()
+    finally:
+        signal.signal(signum, signal.SIG_DFL)  # die of the signal, as without flowprov
+        os.kill(os.getpid(), signum)
 
 
 def _job_status(error: str) -> str:

@@ -9,6 +9,7 @@ Afterwards the story's questions are answered from the store.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -156,12 +157,18 @@ def _run_notebook(step: Step, path: Path, work: Path, env: dict, log: Path, numb
     raise FlowprovError(_failure(step, number, "a cell raised", [cause], log))
 
 
+# an error a program reports without a traceback (Snakemake: "MissingInputException in rule …",
+# "Error in rule …"), at the start of a line
+_ERROR_LINE = re.compile(r"^(?:[\w.]*(?:Error|Exception)\b|Error in rule )")
+
+
 def _causes(output: str) -> list[str]:
-    """What went wrong, from a step's output: the exception line ending each Python traceback,
-    in order (the first is the cause, later ones its consequences); without a traceback, the
-    last lines of the output."""
+    """What went wrong, from a step's output, in order (the first is the cause, later ones its
+    consequences): the exception line ending each Python traceback; else each error line with
+    the lines of its paragraph; else the last lines of the output."""
+    lines = output.splitlines()
     found, in_traceback = [], False
-    for line in output.splitlines():
+    for line in lines:
         if line.startswith("Traceback (most recent call last):"):
             in_traceback = True
         elif in_traceback and line.strip() and not line[0].isspace():
@@ -169,12 +176,20 @@ def _causes(output: str) -> list[str]:
             in_traceback = False
     if found:
         return found
-    return [x.strip() for x in output.splitlines() if x.strip()][-3:]
+    for i, line in enumerate(lines):
+        if _ERROR_LINE.match(line):
+            paragraph = []
+            for more in lines[i:]:
+                if not more.strip() or (paragraph and _ERROR_LINE.match(more)):
+                    break
+                paragraph.append(more.strip())
+            found.append(" ".join(paragraph))
+    return found or [x.strip() for x in lines if x.strip()][-3:]
 
 
 def _failure(step: Step, number: int, how: str, causes: list[str], log: Path) -> str:
     def short(s: str) -> str:
-        return s if len(s) <= 300 else s[:297] + "…"
+        return s if len(s) <= 400 else s[:399] + "…"
 
     lines = [
         f"demo step {number}/{len(STEPS)} failed: {step.title} "

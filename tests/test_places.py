@@ -385,3 +385,29 @@ def test_event_times_are_kept_in_utc(instance, fp_env):
         [RunStarted(uid="tzrun00000000000000a", transform=TransformSpec(name="tz", type="task"), at=at)]
     )
     assert fp.Run.get("tzrun00000000000000a").started_at == at
+
+
+def test_picture_labels_tell_places_and_versions_apart(instance, fp_env):
+    root = Path(instance.storage.root)
+    arts = [
+        fp.Artifact(write(root / "A" / "C.fastq", "@a")).save(),
+        fp.Artifact(write(root / "B" / "C.fastq", "@b")).save(),
+        fp.Artifact(write(root / "x" / "y.txt", "y")).save(),
+    ]
+    v1 = fp.Artifact(write(root / "table.tsv", "1")).save()
+    run1 = fp.Run(transform=fp.Transform(name="first", type="script").save()).save()
+    with run1:
+        for a in [*arts, v1]:
+            fp.Artifact.get(a.uid).cache()
+    v2 = fp.Artifact(write(root / "table.tsv", "2")).save()
+    run2 = fp.Run(transform=fp.Transform(name="second", type="script").save()).save()
+    with run2:
+        v2.cache()
+    g = run1.lineage("both")
+    g2 = run2.lineage()
+    labels = {n.uid: n.label for n in [*g.nodes.values(), *g2.nodes.values()]}
+    assert labels[arts[0].uid] == "A/C.fastq" and labels[arts[1].uid] == "B/C.fastq"
+    assert labels[arts[2].uid] == "y.txt"
+    assert labels[v1.uid] == "table.tsv (v1, older)" and labels[v2.uid] == "table.tsv (v2)"
+    mermaid = g.to_mermaid()
+    assert "A/C.fastq" in mermaid and "B/C.fastq" in mermaid and "table.tsv (v1, older)" in mermaid

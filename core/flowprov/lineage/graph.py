@@ -174,14 +174,16 @@ def _rows(conn, statement, ids) -> list:
 
 
 def artifact_node(row) -> Node:
-    name = row["description"] or (row["key"] or "").rsplit("/", 1)[-1] or row["uid"]
-    if row["key"] and row["description"]:
-        name = f"{row['description']}\n{row['key'].rsplit('/', 1)[-1]}"
+    tail = (row["key"] or "").rsplit("/", 1)[-1] or row["file_name"]
+    name = row["description"] or tail or row["uid"]
+    if tail and row["description"]:
+        name = f"{row['description']}\n{tail}"
     record = {
         k: _json(row[k])
         for k in (
             "uid",
             "key",
+            "file_name",
             "description",
             "suffix",
             "size",
@@ -195,6 +197,42 @@ def artifact_node(row) -> Node:
     record["created_by"] = row["handle"]
     record["storage"] = row["root"]
     return Node(f"a{row['id']}", "artifact", row["uid"], name, record)
+
+
+def name_artifacts(g: Graph) -> None:
+    """Labels that tell the graph's artifacts apart: as much of the key as needed (A/C.fastq and
+    B/C.fastq, not C.fastq twice), and the version (v2) of a place that has held several."""
+    from ..uids import ARTIFACT_STEM, suffix_index
+
+    arts = [n for n in g.nodes.values() if n.kind == "artifact" and n.record.get("key")]
+    depth = dict.fromkeys((n.id for n in arts), 1)
+    while True:
+        by_label: dict[str, set[str]] = {}
+        for n in arts:
+            parts = n.record["key"].split("/")
+            by_label.setdefault("/".join(parts[-depth[n.id] :]), set()).add(n.record["key"])
+        grow = [
+            n
+            for n in arts
+            if len(by_label["/".join(n.record["key"].split("/")[-depth[n.id] :])]) > 1
+            and depth[n.id] < len(n.record["key"].split("/"))
+        ]
+        if not grow:
+            break
+        for n in grow:
+            depth[n.id] += 1
+    for n in g.nodes.values():
+        if n.kind != "artifact":
+            continue
+        rec = n.record
+        name = "/".join(rec["key"].split("/")[-depth[n.id] :]) if rec.get("key") else None
+        name = name or rec.get("file_name")
+        index = suffix_index(n.uid[ARTIFACT_STEM:])
+        if index > 0 or rec.get("is_latest") is False:  # the place has held other bytes
+            name = f"{name or n.uid} (v{index + 1}{'' if rec.get('is_latest') else ', older'})"
+        if name is None:
+            continue
+        n.label = f"{rec['description']}\n{name}" if rec.get("description") else name
 
 
 def run_node(row) -> Node:
@@ -384,6 +422,7 @@ def build(
     g.start = [f"a{a}" for a in sorted(a_start)] + [f"r{r}" for r in sorted(r_start)]
     if depth is None:  # an unlimited walk does not count steps in SQL; count them here
         _count_steps(g)
+    name_artifacts(g)
     if highlight_run is not None and f"r{highlight_run}" in g.nodes:
         g.nodes[f"r{highlight_run}"].highlight = True
         for a, r in used:

@@ -300,19 +300,21 @@ def test_sigterm_inside_a_store_write(sqlite_instance, fp_env, run_flowprov):
                 fp.Artifact(f"f{i}.txt", description=f"f{i}").save()
         """,
     )
-    proc = subprocess.Popen(
-        [sys.executable, str(script)],
-        cwd=script.parent,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_default_signals,
-    )
-    assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+    log = fp_env / "stderr.txt"  # a line per save: a pipe nobody reads would fill and block
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, str(script)],
+            cwd=script.parent,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            preexec_fn=_default_signals,
+        )
+    assert proc.stdout.readline().strip() == "ready", log.read_text()
     time.sleep(1)
     start = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=90) == -signal.SIGTERM, proc.stderr.read()
+    assert proc.wait(timeout=90) == -signal.SIGTERM, log.read_text()[-3000:]
     assert time.monotonic() - start < 10  # not the 30 s of SQLite's busy timeout
     run_flowprov("replay")
     run = _the_run(script)

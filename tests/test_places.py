@@ -411,3 +411,25 @@ def test_picture_labels_tell_places_and_versions_apart(instance, fp_env):
     assert labels[v1.uid] == "table.tsv (v1, older)" and labels[v2.uid] == "table.tsv (v2)"
     mermaid = g.to_mermaid()
     assert "A/C.fastq" in mermaid and "B/C.fastq" in mermaid and "table.tsv (v1, older)" in mermaid
+
+
+def test_a_file_recorded_by_absolute_location_lands_in_its_declared_root(instance, fp_env):
+    """A writer that could not read the roots (database down, events journaled) records by
+    absolute location; applying it names the file by its declared root: one file, one place."""
+    from flowprov.artifacts import host_place, in_place_event
+
+    root = Path(instance.storage.root)
+    p = write(root / "proj" / "x.csv", "x")
+    a = fp.Artifact(p).save()
+    ev = in_place_event(str(p), roots=[])  # no roots known
+    assert (ev.storage_root, ev.key) == host_place(str(p))
+    res = inst_mod.current().store.apply([ev])
+    assert res[0].existed and res[0].uid == a.uid
+    run = fp.Run(transform=fp.Transform(name="r", type="script").save()).save()
+    used = ArtifactUsed(
+        run=RunRef(uid=run.uid),
+        artifact=ArtifactRef(storage_root=ev.storage_root, key=ev.key, hash=ev.hash),
+    )
+    inst_mod.current().store.apply([used])
+    assert list(run.inputs) == [a]
+    assert [s.root for s in fp.Storage.all()] == [instance.storage.root]

@@ -36,7 +36,7 @@ from .events import (
     TransformSpec,
     UserSeen,
 )
-from .storage import storage_type
+from .storage import HOST_ROOT, SYSTEM_DIR, StorageRoot, storage_type
 from .uids import (
     ARTIFACT_STEM,
     STORAGE_UID,
@@ -125,6 +125,8 @@ class Store:
         self._run_ids: dict[str, int] = {}  # run uid → id (ids never change once committed)
         self._ref_ids: dict[tuple[str, str], int] = {}  # (engine, reference) → run id
         self._transform_uids: dict[TransformSpec, str] = {}  # (frozen, hashable) spec → uid
+        self._declared: list[StorageRoot] = []  # local declared roots, first declared first
+        self._declared_at = -1e9
 
     def apply(self, events: Sequence) -> list[Applied]:
         """Apply all events in one transaction; all or nothing."""
@@ -206,6 +208,7 @@ class _Batch:
     def apply_all(self, events) -> list[Applied]:
         """Apply events in order; long runs of RunStarted or ArtifactRegistered go through bulk
         statements (one round trip for many rows: what a PostgreSQL server over a network needs)."""
+        events = [self.placed(e) for e in events]
         self.prefetch(events)
         out: list[Applied] = []
         i = 0
@@ -410,6 +413,7 @@ class _Batch:
                     updated_at=at,
                 )
             ).inserted_primary_key[0]
+            self.store._declared_at = -1e9  # a new root: re-read before placing files
         self.new_storage_ids[root] = sid
         return sid
 
@@ -747,6 +751,40 @@ class _Batch:
             )
         self._remember(values)
         return Applied(kind=e.kind, uid=values["uid"], existed=False, row=values)
+
+    def placed(self, e):
+        """An event naming a place under the host root whose path lies inside a declared root
+        names it by that root instead (a writer that could not read the roots — the database
+        was down — recorded it by absolute location): one file, one place, however it came."""
+        if e.kind == "artifact_registered" and e.storage_root == HOST_ROOT and e.key:
+            found = self._declared_place(e.key)
+            if found is not None:
+                return e.model_copy(update={"storage_root": found[0], "key": found[1]})
+        elif e.kind in ("artifact_used", "artifact_removed"):
+            ref = e.artifact
+            if ref.storage_root == HOST_ROOT and ref.key:
+                found = self._declared_place(ref.key)
+                if found is not None:
+                    ref = ref.model_copy(update={"storage_root": found[0], "key": found[1]})
+                    return e.model_copy(update={"artifact": ref})
+        return e
+
+    def _declared_place(self, host_key: str) -> tuple[str, str] | None:
+        store = self.store
+        if time.monotonic() - store._declared_at > 10:  # roots other writers added since
+            rows = self.conn.execute(
+                select(S.storages.c.root)
+                .where(S.storages.c.type == "local")
+                .order_by(S.storages.c.id)
+            ).scalars()
+            store._declared = [StorageRoot(r) for r in rows if r != HOST_ROOT]
+            store._declared_at = time.monotonic()
+        path = HOST_ROOT + host_key
+        for root in store._declared:
+            key = root.key_of(path)
+            if key is not None and key.split("/", 1)[0] != SYSTEM_DIR:
+                return root.root, key
+        return None
 
     def artifact_row(self, ref: ArtifactRef):
         """(id, uid) of the artifact version a reference names; a ValidationError if none, or if

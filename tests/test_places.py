@@ -183,7 +183,9 @@ def test_replaying_registrations_is_idempotent(instance, fp_env):
     from flowprov.artifacts import in_place_event
 
     roots = list(instance.storages().values())
-    evs = [in_place_event(str(write(root / f"f{i}.txt", f"{i % 3}")), roots=roots) for i in range(30)]
+    evs = [
+        in_place_event(str(write(root / f"f{i}.txt", f"{i % 3}")), roots=roots) for i in range(30)
+    ]
     store = inst_mod.current().store
     first = store.apply(evs)
     again = store.apply(evs)
@@ -382,7 +384,11 @@ def test_event_times_are_kept_in_utc(instance, fp_env):
     cest = timezone(timedelta(hours=2))
     at = datetime(2025, 6, 1, 14, 0, tzinfo=cest)
     inst_mod.current().store.apply(
-        [RunStarted(uid="tzrun00000000000000a", transform=TransformSpec(name="tz", type="task"), at=at)]
+        [
+            RunStarted(
+                uid="tzrun00000000000000a", transform=TransformSpec(name="tz", type="task"), at=at
+            )
+        ]
     )
     assert fp.Run.get("tzrun00000000000000a").started_at == at
 
@@ -433,3 +439,19 @@ def test_a_file_recorded_by_absolute_location_lands_in_its_declared_root(instanc
     inst_mod.current().store.apply([used])
     assert list(run.inputs) == [a]
     assert [s.root for s in fp.Storage.all()] == [instance.storage.root]
+
+
+def test_reading_flowprovs_own_copy_is_reading_that_artifact(instance, fp_env):
+    """An engine handed the path cache() gives reads the copied-in artifact, not a new record of
+    a path inside flowprov's folder."""
+    from flowprov.artifacts import input_events
+
+    up = fp.Artifact(write(fp_env / "upload" / "screen.csv", "x,y\n")).save()
+    run = fp.Run(transform=fp.Transform(name="task", type="task").save()).save()
+    evs = input_events(
+        str(up.cache(is_run_input=False)),
+        run=RunRef(uid=run.uid),
+        roots=list(instance.storages().values()),
+    )
+    inst_mod.current().store.apply(evs)
+    assert list(run.inputs) == [up] and count(instance, S.artifacts) == 1

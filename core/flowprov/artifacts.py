@@ -104,11 +104,15 @@ def in_place_event(
         else:
             root_s, key_s = host_place(src)
         suffix = "" if digest.hash_type.endswith("-dir") else suffix_of(src)
+        if key_s is not None and key_s.split("/", 1)[0] == SYSTEM_DIR:
+            # flowprov's own copy (what Artifact.cache() hands out): that copied-in artifact,
+            # known by its content — never a record of a path inside flowprov's folder
+            key_s = None
     return ArtifactRegistered(
         stem=random_uid(ARTIFACT_STEM),
         storage_root=root_s,
         key=key_s,
-        managed=False,
+        managed=key_s is None,
         description=description,
         suffix=suffix,
         size=digest.size,
@@ -126,15 +130,10 @@ def input_events(path: str, *, run, roots: Sequence[StorageRoot], **kw) -> list:
     """The events of a run reading a file or folder: its place and content as it is now
     (ArtifactRegistered with no producer — the place's latest version if the bytes are new), then
     the ArtifactUsed naming exactly that version. kw as for in_place_event."""
-    from .events import ArtifactRef, ArtifactUsed
+    from .events import ArtifactUsed
 
     reg = in_place_event(path, roots=roots, **kw)
-    used = ArtifactUsed(
-        run=run,
-        artifact=ArtifactRef(storage_root=reg.storage_root, key=reg.key, hash=reg.hash),
-        created_by=reg.created_by,
-        at=reg.at,
-    )
+    used = ArtifactUsed(run=run, artifact=ref_of(reg), created_by=reg.created_by, at=reg.at)
     return [reg, used]
 
 

@@ -32,8 +32,9 @@ def read_counts(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-# Tasks hand each other files, not in-memory objects: a path argument is a recorded input and a
-# returned path a recorded output, so the figures' lineage reaches the counts and the hits.
+# Tasks hand each other files, not in-memory objects: a path argument naming a file is a recorded
+# input and a returned path a recorded output, so the figures' lineage reaches the counts and the
+# hits. (A folder argument is never hashed as an input unless flowprov already knows that folder.)
 @task
 def embed(counts_path: Path, hits_path: Path, out: Path) -> Path:
     counts = read_counts(counts_path)
@@ -76,8 +77,7 @@ def matrixplot_figure(cells_path: Path, out: Path) -> Path:
     return out
 
 
-# the storage root: where the figures go (not a flow parameter: a path argument would be
-# recorded as an input of the flow, and this folder holds the whole project)
+# the storage root: where the figures go
 ROOT = Path(sys.argv[1] if len(sys.argv) > 1 else ".").resolve()
 
 

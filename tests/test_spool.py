@@ -258,3 +258,39 @@ def test_a_journal_written_without_an_instance_is_applied_only_on_request(fp_env
     assert proc.returncode == 1 and "knew no instance" in proc.stderr and j.exists()
     run_flowprov("replay", str(j))
     assert fp.Run.get(UID).status == "completed" and journals(fp_env) == []
+
+
+FORKER = """
+import os, sys, time
+from flowprov.events import RunStarted, TransformSpec
+from flowprov.spool import Sink
+
+sink = Sink(os.path.join(os.getcwd(), "spool.jsonl"), source="forker")
+t = TransformSpec(name="align", type="task")
+sink.send([RunStarted(uid=sys.argv[1], transform=t, engine="test", reference="r1")], buffered=True)
+child = os.fork()
+if child == 0:  # a worker forked by the engine lives on after its parent is killed
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    time.sleep(120)
+    os._exit(0)
+print(child, flush=True)
+os.kill(os.getpid(), 9)
+"""
+
+
+def test_a_forked_child_does_not_keep_its_killed_parents_journal_alive(
+    instance, fp_env, run_flowprov
+):
+    proc = subprocess.run(
+        [sys.executable, "-c", FORKER, UID], cwd=fp_env, capture_output=True, text=True
+    )
+    child = int(proc.stdout.split()[0])
+    try:
+        assert proc.returncode == -9 and journals(fp_env)
+        out = run_flowprov("replay").stdout
+        assert "replayed 1 events" in out and journals(fp_env) == []
+        assert fp.Run.get(UID).status == "started"
+    finally:
+        os.kill(child, 9)

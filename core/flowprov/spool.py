@@ -296,11 +296,23 @@ def _by_age(folder: Path) -> list[Path]:
     return [p for _, p in sorted(aged)]
 
 
+def _remove_stale_tmp(folder: Path) -> None:
+    """A process killed while creating its journal leaves a `.tmp` file with no events."""
+    for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+        try:
+            if time.time() - tmp.stat().st_mtime > 3600:
+                tmp.unlink()
+        except FileNotFoundError:
+            continue
+
+
 def replay_pending(instance_uid: str | None = None, exclude: Path | None = None) -> list[Replayed]:
     """Apply every pending journal of this machine (of one instance, if given) and delete it,
     oldest first. Journals still being written are skipped; one that fails to apply is kept and
     reported."""
     out = []
+    if instance_uid is None:
+        _remove_stale_tmp(journal_dir())
     for p in _by_age(journal_dir()):
         if p == exclude:
             continue
@@ -519,11 +531,13 @@ class Sink:
         return ident["instance"] if "instance_uid" in ident else self.instance
 
     # -- the store -------------------------------------------------------------------------------
+    @property
+    def _journaling(self) -> bool:
+        """Every event sent is in this process's journal."""
+        j = self._journal
+        return j is not None and not self._journal_failed and j.fd >= 0 and j.pid == os.getpid()
+
     def _write(self, events: Sequence) -> None:
-        if self.spooling and self._journal is not None:
-            self.spooled += len(events)  # already in the journal
-            self._retry()
-            return
         if not self.spooling:
             try:
                 from .instance import current
@@ -536,16 +550,17 @@ class Sink:
                 return
             except Exception as e:  # noqa: BLE001 - whatever failed, the user's work goes on
                 self._start_spooling(e)
-                if self._journal is not None:
-                    self.spooled += len(events)
-                    return
-        self._spool_file(events)
+        if self._journaling:
+            self.spooled += len(events)  # they wait in the journal
+            self._retry()
+        else:
+            self._spool_file(events)
 
     def _start_spooling(self, error: Exception) -> None:
         self.spooling = True
         self._last_try = time.monotonic()
-        where = self._journal.path if self._journal is not None else self.spool_path
-        how = "`flowprov replay`" if self._journal is not None else f"`flowprov replay {where}`"
+        where = self._journal.path if self._journaling else self.spool_path
+        how = "`flowprov replay`" if self._journaling else f"`flowprov replay {where}`"
         logger.warning(
             "flowprov (%s): cannot write to the provenance store (%s); events are kept in %s"
             " — apply them later with %s",

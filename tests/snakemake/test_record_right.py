@@ -120,6 +120,39 @@ def test_stale_after_a_rerun_with_nothing_to_do(workflow, run_flowprov):
     assert run_flowprov("verify", check=False).returncode == 0
 
 
+def test_stale_after_a_rerun_that_rewrote_outputs_with_the_same_bytes(workflow, run_flowprov):
+    """An input changes, the rerun rewrites the downstream files — some with the bytes they
+    already held: they are the new run's now, and nothing is stale (nor missing: temp)."""
+    workflow.write(
+        "Snakefile",
+        """
+        rule all:
+            input: "lines.txt"
+
+        rule clean:
+            input: "data/reads.txt"
+            output: temp("clean.txt")
+            shell: "tr a-z A-Z < {input} > {output}"
+
+        rule count:
+            input: "clean.txt"
+            output: "lines.txt"
+            shell: "wc -l < {input} > {output}"
+        """,
+    )
+    workflow.write("data/reads.txt", "acgt\nttga\n")
+    workflow.run()
+    first = fp.Artifact.filter(key="lines.txt").one()
+    workflow.write("data/reads.txt", "acgt\ngggg\n")  # new bytes, the same number of lines
+    workflow.run()
+    rerun = workflow.run()
+    assert "Nothing to be done" in rerun.stdout + rerun.stderr
+    lines = fp.Artifact.filter(key="lines.txt").one()  # one version: the same bytes
+    assert lines == first and lines.path.read_text() == "2\n"
+    proc = run_flowprov("stale", check=False)
+    assert proc.returncode == 0 and "nothing is stale" in proc.stdout, proc.stdout
+
+
 def test_failed_job_keeps_its_log_and_the_error_once(workflow):
     workflow.write(
         "Snakefile",

@@ -206,6 +206,13 @@ class Translator:
         """Events of the files that exist: registered as `made_by`'s outputs, or as `read_by`'s
         inputs (each naming exactly the place and version read)."""
         from flowprov.artifacts import in_place_event, input_events, ref_of
+        from flowprov.errors import FileMissingError
+
+        def make(path, digest):
+            kw = dict(roots=self.roots, created_by=self.user, at=at, ignore=_MARKERS, digest=digest)
+            if read_by is not None:
+                return input_events(path, run=read_by, **kw)
+            return [in_place_event(path, run=made_by, **kw)]
 
         events = []
         for name in names:
@@ -213,12 +220,14 @@ class Translator:
             if found is None:
                 continue
             path, digest = found
-            kw = dict(roots=self.roots, created_by=self.user, at=at, ignore=_MARKERS, digest=digest)
             try:
-                if read_by is not None:
-                    evs = input_events(path, run=read_by, **kw)
-                else:
-                    evs = [in_place_event(path, run=made_by, **kw)]
+                try:
+                    evs = make(path, digest)
+                except FileMissingError:
+                    # removed as a temp file while we looked: hashed just before (see the watcher)
+                    if path not in self.prehashed:
+                        raise
+                    evs = make(path, self.prehashed[path])
             except Exception as e:  # noqa: BLE001 - unreadable file: record the rest
                 self._warn(f"could not hash {path}: {e}")
                 continue
@@ -554,37 +563,35 @@ class MainThreadWatcher(logging.Handler):
 
     Plugin handlers run behind a queue, in a thread that may lag behind the scheduler: by the
     time it sees a job finish, Snakemake may already have deleted that job's temp() outputs. This
-    handler sits directly on Snakemake's logger (synchronous), so it hashes each finished job's
-    outputs, and each temp file Snakemake announces it removes, while they exist; it also notes
-    what Snakemake says only in words (a temp file removed, an interrupt). All recording stays in
-    the Translator.
+    handler sits directly on Snakemake's logger (synchronous): when Snakemake announces that it
+    removes a temp file, the file is hashed before it goes (only those: hashing every output here
+    would hold up Snakemake's scheduler). It also notes what Snakemake says only in words (a temp
+    file removed, an interrupt). All recording stays in the Translator.
     """
 
     def __init__(self, translator: Translator):
         super().__init__()
         self.translator = translator
-        self.outputs: dict[int, list[str]] = {}
 
     def emit(self, record) -> None:
         self.translator.seen += 1
-        if not self.translator.enabled:
+        if not self.translator.enabled or getattr(record, "event", None) is not None:
             return
         try:
-            event = getattr(getattr(record, "event", None), "value", None)
-            if event == "job_info":
-                self.outputs[int(record.jobid)] = list(getattr(record, "output", []) or [])
-            elif event == "job_finished":
-                for name in self.outputs.pop(int(getattr(record, "job_id", -1)), []):
-                    self._hash(os.path.join(os.getcwd(), clean_path(name)))
-            elif event is None and isinstance(record.msg, str):
+            if isinstance(record.msg, str):
                 self._message(record.getMessage())
-        except Exception:  # noqa: BLE001 - the Translator hashes (or warns) later instead
+        except Exception:  # noqa: BLE001 - the file is then recorded as missing, not removed
             pass
 
     def _message(self, text: str) -> None:
         removing = _REMOVING.match(text)
         if removing:
-            path = os.path.join(os.getcwd(), clean_path(removing.group(1)))
+            from flowprov.storage import is_url
+
+            name = clean_path(removing.group(1))
+            if is_url(name):
+                return  # a storage plugin's file: Snakemake removes its local copy only
+            path = os.path.join(os.getcwd(), name)
             if path not in self.translator.prehashed:
                 self._hash(path)
             self.translator.removed.append(path)

@@ -141,6 +141,8 @@ def test_exit_code_on_both_backends(instance, fp_env):
     script = _script(fp_env, "fp.track()\nprint('working')\nsys.exit(2)\n")
     proc = _run(script)
     assert proc.returncode == 2 and "working" in proc.stdout
+    assert "Traceback" not in proc.stderr  # nothing said at exit but the run's end
+    assert not list((fp_env / "cache" / "journal").glob("*.jsonl"))  # all applied, none left
     run = _the_run(script)
     assert run.status == "failed" and run.error == "exit code 2"
     assert run.environment["exit"] == {"code": 2}

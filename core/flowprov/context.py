@@ -496,7 +496,9 @@ def _record_end(
                 status,
             )
         else:
-            background_sink().send([event])
+            sink = background_sink()
+            sink.send([event])
+            sink.close()  # the process is ending: its journal, all applied, is removed
     except Exception as e:  # noqa: BLE001 - at exit there is no one to raise to
         logger.warning("could not record the end of Run('%s'): %s", run.uid, e)
         return

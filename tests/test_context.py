@@ -48,7 +48,10 @@ fp.finish()
 
 def test_script_run_as_a_subprocess_is_tracked(raw_screen, fp_env):
     repo = fp_env / "project"
-    (repo / ".git").mkdir(parents=True)  # keyed relative to the enclosing repository
+    (repo / ".git").mkdir(parents=True)  # keyed by its remote and the path in the repository
+    (repo / ".git" / "config").write_text(
+        '[remote "origin"]\n\turl = git@github.com:lab/project.git\n'
+    )
     script = write(repo / "scripts" / "hit_identification.py", HIT_SCRIPT)
     proc = subprocess.run(
         [sys.executable, str(script)],
@@ -61,7 +64,8 @@ def test_script_run_as_a_subprocess_is_tracked(raw_screen, fp_env):
     assert proc.returncode == 0, proc.stderr
     assert "tracking script Transform" in proc.stderr  # the user sees what was recorded
     t = fp.Transform.filter(type="script").one()
-    assert t.key == "scripts/hit_identification.py" and t.name == "hit_identification.py"
+    assert t.key == "github.com/lab/project/scripts/hit_identification.py"
+    assert t.name == "hit_identification.py"
     assert t.source_code == HIT_SCRIPT and t.created_by.handle == "testuser2"
     run = t.runs.one()
     assert run.status == "completed" and run.finished_at is not None
@@ -80,7 +84,11 @@ def test_script_run_as_a_subprocess_is_tracked(raw_screen, fp_env):
     subprocess.run(
         [sys.executable, str(script)], cwd=script.parent, env=_env(), check=True, timeout=120
     )
-    versions = fp.Transform.filter(key="scripts/hit_identification.py").order_by("uid").all()
+    versions = (
+        fp.Transform.filter(key="github.com/lab/project/scripts/hit_identification.py")
+        .order_by("uid")
+        .all()
+    )
     assert (
         len(versions) == 2
         and versions[1].is_latest
@@ -303,13 +311,33 @@ def test_inside_a_git_work_tree_keyed_by_path_in_the_repository(instance, fp_env
     _git("commit", "-q", "-m", "analyses", cwd=repo)
     _run_script(qc)
     _run_script(repo / "screen" / "analysis.py")
+    # a repository with no remote: nothing tells it from another one, so its files are keyed
+    # where they are
     keys = sorted(t.key for t in fp.Transform.filter(type="script"))
-    assert keys == ["qc/analysis.py", "screen/analysis.py"]
+    assert keys == [str(repo / "qc" / "analysis.py"), str(repo / "screen" / "analysis.py")]
 
-    # another clone of the same repository, elsewhere: the same code is the same transform
+    # a clone of it, elsewhere: its remote is the repository, so the same code is the same
+    # transform
     clone = fp_env / "elsewhere" / "lab-analysis"
     clone.parent.mkdir()
     _git("clone", "-q", str(repo), str(clone), cwd=fp_env)
     _run_script(clone / "qc" / "analysis.py")
-    t = fp.Transform.filter(key="qc/analysis.py").one()
+    t = fp.Transform.filter(key=str(repo / "qc" / "analysis.py")).one()
     assert t.runs.count() == 2 and fp.Transform.filter(type="script").count() == 2
+
+
+def test_two_repositories_with_the_same_path_are_two_transforms(instance, fp_env):
+    """analysis.ipynb at the root of two repositories is not one notebook in two versions."""
+    body = "import flowprov as fp\nfp.track()\n"
+    scripts = []
+    for name in ("screen", "otherproj"):
+        repo = fp_env / name
+        repo.mkdir()
+        _git("init", "-q", cwd=repo)
+        _git("remote", "add", "origin", f"https://github.com/lab/{name}.git", cwd=repo)
+        scripts.append(write(repo / "analysis.py", body + f"# {name}\n"))
+    for p in scripts:
+        _run_script(p)
+    keys = sorted(t.key for t in fp.Transform.filter(type="script"))
+    assert keys == ["github.com/lab/otherproj/analysis.py", "github.com/lab/screen/analysis.py"]
+    assert all(t.is_latest for t in fp.Transform.filter(type="script"))

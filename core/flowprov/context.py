@@ -1,7 +1,8 @@
 """The current run: `fp.track()` / `fp.finish()` for scripts and notebooks, `with Run(...)`.
 
-`track()` makes a Transform for the calling script or notebook — keyed by its path in the
-enclosing git work tree, else by its absolute location (never by file name alone), versioned by
+`track()` makes a Transform for the calling script or notebook — keyed by its repository's
+remote and its path in the repository, else by its absolute location (never by a file name or a
+path inside some repository alone: see project_key), versioned by
 its source code (a notebook's code cells only, so re-executing it does not make a new version) —
 and starts a Run of it. A script's run is finished when the process ends, if `finish()` was not
 called, with the ending it had: completed, failed (exit code, uncaught exception) or aborted
@@ -131,18 +132,59 @@ def _is_notebook(ip) -> bool:
 
 
 def project_key(path: Path, within: Path | None = None) -> str:
-    """The path relative to the enclosing git work tree (stable across clones and machines), else
-    relative to `within` (an engine's working directory) if inside it, else the absolute location:
-    two files are never one transform because they share a file name."""
+    """The code's identity. Inside a git work tree whose repository has a remote: the remote and
+    the path in the repository ("github.com/lab/screen/scripts/qc.py" — the same in every clone,
+    on every machine). Otherwise (no repository, or one with no remote to tell it from another
+    repository holding a file at the same path): relative to `within` (an engine's working
+    directory) if inside it, else the absolute location. Two different files never become
+    versions of one transform because they share a name or a path inside their repositories."""
     for parent in path.parents:
         if (parent / ".git").exists():
-            return path.relative_to(parent).as_posix()
+            remote = git_remote(parent)
+            if remote is not None:
+                return f"{remote}/{path.relative_to(parent).as_posix()}"
+            break
     if within is not None:
         try:
             return path.relative_to(within.resolve()).as_posix()
         except ValueError:
             pass
     return path.as_posix()
+
+
+def git_remote(work_tree: Path) -> str | None:
+    """The repository's `origin` (else first) remote as host/path — no scheme, user, password or
+    .git suffix — read from its config file (no git program needed); None without a remote."""
+    import configparser
+    import re
+
+    git = work_tree / ".git"
+    if git.is_file():  # a linked work tree or submodule: "gitdir: <path>"
+        text = git.read_text(errors="replace").strip()
+        if not text.startswith("gitdir:"):
+            return None
+        git = (work_tree / text[len("gitdir:") :].strip()).resolve()
+        common = git / "commondir"
+        if common.is_file():
+            git = (git / common.read_text().strip()).resolve()
+    cfg = configparser.ConfigParser(strict=False, interpolation=None)
+    try:
+        cfg.read(git / "config", encoding="utf-8")
+    except (OSError, configparser.Error):
+        return None
+    remotes = [s for s in cfg.sections() if s.startswith('remote "')]
+    remotes.sort(key=lambda s: s != 'remote "origin"')
+    for section in remotes:
+        url = cfg.get(section, "url", fallback="").strip()
+        if not url:
+            continue
+        url = re.sub(r"^[a-z+]+://", "", url)  # https://, ssh://, git+ssh://, file://
+        url = re.sub(r"^[^@/]*@", "", url)  # user[:password]@
+        if re.match(r"^[^/:]+:(?!\d+/)", url):  # scp-like git@host:org/repo
+            url = url.replace(":", "/", 1)
+        url = url.removesuffix("/").removesuffix(".git")
+        return url or None
+    return None
 
 
 def _notebook_source(path: Path) -> tuple[str, str | None]:

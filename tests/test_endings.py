@@ -106,19 +106,20 @@ EXITS = {
         None,
         {"code": 0},
     ),
-    # an error the program's own excepthook (installed after track()) showed: failed, unknown code
+    # an error the program's own excepthook (installed after track()) showed: the ending cannot
+    # be known, and is recorded as unknown rather than guessed
     "own excepthook": (
         "fp.track()\nsys.excepthook = lambda *exc: print('oops')\nraise ValueError('x')\n",
         1,
-        "failed",
+        "unknown",
         "its exit code is unknown",
         {"code": None},
     ),
-    # the exit code of a SystemExit raised directly is not visible: never claim it completed
+    # the exit code of a SystemExit raised directly is not visible: never claim how it ended
     "raise SystemExit(6)": (
         "fp.track()\nraise SystemExit(6)\n",
         6,
-        "failed",
+        "unknown",
         "its exit code is unknown",
         {"code": None},
     ),

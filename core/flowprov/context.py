@@ -476,7 +476,7 @@ def _outcome() -> tuple[str, str | None, dict]:
     if normal is None:  # no main frame to look at (tracked from a thread): nothing says failed
         return "completed", None, {"code": 0}
     return (
-        "failed",
+        "unknown",
         "stopped before its end by an exception flowprov could not see, so its exit code is "
         "unknown (it may have succeeded): a `raise SystemExit(...)` — call sys.exit(...) instead, "
         "so that the code is recorded — or an error shown by the program's own sys.excepthook",

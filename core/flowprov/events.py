@@ -27,7 +27,17 @@ TransformType = Literal[
     "upload", "script", "notebook", "pipeline", "flow", "task", "rule", "process", "function"
 ]
 RunStatus = Literal[
-    "scheduled", "started", "completed", "failed", "aborted", "cached", "crashed", "cancelled"
+    "scheduled",
+    "started",
+    "completed",
+    "failed",
+    "aborted",
+    "cached",
+    "crashed",
+    "cancelled",
+    # it ended, and how cannot be known (a script stopped by a `raise SystemExit(...)` whose code
+    # Python does not show at exit): recorded as such rather than guessed
+    "unknown",
 ]
 TRANSFORM_TYPES: tuple[str, ...] = get_args(TransformType)
 RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)

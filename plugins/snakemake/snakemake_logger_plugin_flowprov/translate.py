@@ -127,7 +127,7 @@ class Translator:
         self.sink = None
         self.roots: list = []
         # set from Snakemake's main thread (see MainThreadWatcher):
-        # path → Digest taken while the file existed (outputs at job end, temp files before removal)
+        # path → Digest of a temp file, taken just before Snakemake removed it
         self.prehashed: dict = {}
         self.removed: list[str] = []  # temp() files Snakemake said it removes, in order
         # (signal name, what happened) when the workflow was interrupted
@@ -197,10 +197,10 @@ class Translator:
         if is_url(path):
             return path, None
         path = os.path.join(self.workdir, path)
-        digest = self.prehashed.get(path)  # also serves consumers of since-deleted temp files
-        if digest is None and not _is_file_or_dir(path):
-            return None
-        return path, digest
+        if _is_file_or_dir(path):
+            return path, None
+        digest = self.prehashed.get(path)  # a temp file Snakemake has deleted since
+        return (path, digest) if digest is not None else None
 
     def _file_events(self, names, at, *, made_by=None, read_by=None) -> list:
         """Events of the files that exist: registered as `made_by`'s outputs, or as `read_by`'s

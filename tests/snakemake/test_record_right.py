@@ -74,6 +74,19 @@ def test_same_bytes_at_many_paths_each_its_own_artifact(undeclared_workflow, ins
     assert sorted(s.root for s in fp.Storage.filter()) == ["/", instance.storage.root]
 
 
+def test_a_workflow_in_a_repository_is_keyed_by_its_remote_and_path(workflow):
+    subprocess.run(["git", "init", "-q", str(workflow.root)], check=True)
+    subprocess.run(
+        ["git", "-C", str(workflow.root), "remote", "add", "origin", "git@github.com:lab/rna.git"],
+        check=True,
+    )
+    workflow.write("workflow/Snakefile", ONE)
+    workflow.run("-s", "workflow/Snakefile")
+    pipeline = fp.Transform.filter(type="pipeline").one()
+    assert pipeline.key == "github.com/lab/rna/workflow/Snakefile"
+    assert fp.Transform.filter(type="rule").one().key == pipeline.key + ":s1"
+
+
 TEMP = """
 rule all:
     input: "final.txt"

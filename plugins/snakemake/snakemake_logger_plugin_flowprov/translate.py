@@ -293,6 +293,7 @@ class Translator:
         )
 
     def _workflow_spec(self, r, wf):
+        from flowprov.context import project_key
         from flowprov.events import TransformSpec
         from flowprov.store import source_hash
 
@@ -320,7 +321,9 @@ class Translator:
         return TransformSpec(
             name=name,
             type="pipeline",
-            key=_code_key(main),
+            # as for scripts: the repository's remote + the path in it, else the absolute
+            # location — never the file name alone (every workflow has a "Snakefile")
+            key=project_key(main),
             version=self.settings.version,
             source_code=code,
             hash=source_hash("\n".join(parts)),
@@ -665,15 +668,6 @@ def snakemake_version() -> str:
         return str(snakemake.__version__)
     except Exception:  # noqa: BLE001
         return "unknown"
-
-
-def _code_key(path: Path) -> str:
-    """A workflow's identity: its path in its git work tree (stable across clones), else its
-    absolute location — never its file name alone (every workflow has a "Snakefile")."""
-    for parent in path.parents:
-        if (parent / ".git").exists():
-            return path.relative_to(parent).as_posix()
-    return path.as_posix()
 
 
 def _workflow_name(snakefile: Path, workdir: Path) -> str:

@@ -77,6 +77,7 @@ def main() -> None:
         wf.mkdir()
         (wf / "Snakefile").write_text(SNAKEFILE.format())
         instance.init(Path(base) / "store")
+        fp.Storage(wf, description="the benchmark's workflow").save()  # keys relative to it
         plain, logged = [], []
         for trial in range(args.trials):
             order = (False, True) if trial % 2 == 0 else (True, False)

@@ -42,6 +42,8 @@ from .files import (
 
 log = logging.getLogger("flowprov")
 ENGINE = "prefect"
+# Prefect's final state types; any other (a state type a newer Prefect adds) is recorded as
+# "unknown" with the state's name in the error text, never guessed
 _STATUS = {
     "COMPLETED": "completed",
     "FAILED": "failed",
@@ -294,7 +296,7 @@ def _finish_flow(engine, state, fid, rec: FlowRec) -> None:
     from flowprov.events import RunFinished, RunRef
 
     status = _STATUS.get(
-        state.type.value if hasattr(state.type, "value") else str(state.type), "failed"
+        state.type.value if hasattr(state.type, "value") else str(state.type), "unknown"
     )
     value = _returned(engine) if status == "completed" else None
     events, inputs, outputs = _end_files(rec, value, rec.sink, rec.user, _theirs(rec))
@@ -394,7 +396,7 @@ def _finish_task(engine, state, run: RunRec, rec: FlowRec) -> None:
     from flowprov.context import _current_run
     from flowprov.events import RunFinished, RunRef
 
-    status = "completed" if state.is_completed() else _STATUS.get(state.type.value, "failed")
+    status = "completed" if state.is_completed() else _STATUS.get(state.type.value, "unknown")
     value = _returned(engine) if status == "completed" else None
     events, inputs, outputs = _end_files(run, value, rec.sink, rec.user)
     _note_files(rec, inputs, outputs)

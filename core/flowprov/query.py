@@ -399,17 +399,22 @@ def _match_records(target, op: str, value: Any, where: str) -> ColumnElement:
 class QuerySet:
     """A lazy query. Iterate it, or call all(), one(), first(), count(), df()."""
 
-    def __init__(self, model: type[Record], where: tuple = (), order: tuple = (), limit=None):
+    def __init__(
+        self, model: type[Record], where: tuple = (), order: tuple = (), limit=None, said=()
+    ):
         self.model = model
         self._where = where
         self._order = order
         self._limit = limit
+        self._said = said  # the lookups as given, for messages ("key='x', is_latest=True")
 
     def filter(self, *clauses, **lookups) -> QuerySet:
         new = list(self._where) + list(clauses)
+        said = list(self._said) + ["(a condition)"] * len(clauses)
         for k, v in lookups.items():
             new.append(lookup_clause(self.model, k, v))
-        return QuerySet(self.model, tuple(new), self._order, self._limit)
+            said.append(f"{k}={v.uid if hasattr(v, 'uid') else v!r}")
+        return QuerySet(self.model, tuple(new), self._order, self._limit, tuple(said))
 
     def order_by(self, *fields: str) -> QuerySet:
         cols = []
@@ -422,7 +427,7 @@ class QuerySet:
                 )
             c = self.model._table.c[name]
             cols.append(c.desc() if desc else c.asc())
-        return QuerySet(self.model, self._where, tuple(cols), self._limit)
+        return QuerySet(self.model, self._where, tuple(cols), self._limit, self._said)
 
     def _select(self, limit=None):
         t = self.model._table
@@ -472,7 +477,8 @@ class QuerySet:
     def one(self):
         rows = self._rows(limit=2)
         if not rows:
-            raise DoesNotExist(f"no {self.model.__name__} matches this query")
+            what = ", ".join(self._said) if self._said else "this query"
+            raise DoesNotExist(f"no {self.model.__name__} matches {what}")
         if len(rows) > 1:
             n = self.count()
             raise MultipleResultsFound(

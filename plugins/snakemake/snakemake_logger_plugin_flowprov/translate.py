@@ -23,7 +23,9 @@ import dis
 import logging
 import os
 import re
+import shlex
 import stat
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -265,11 +267,13 @@ class Translator:
         self.wf_spec = self._workflow_spec(r, wf)
         config = jsonable(wf.config or {})
         self.environment = {
-            "snakemake": getattr(r, "snakemake_version", None),
-            "python": (getattr(r, "python_version", "") or "").split()[0] or None,
+            "snakemake": getattr(r, "snakemake_version", None) or snakemake_version(),
+            # "3.12.1 (main, ...)" in recent Snakemake 9 releases; absent or empty in older ones
+            "python": next(iter(str(getattr(r, "python_version", "") or "").split()), None),
             "platform": getattr(r, "platform", None),
             "host": getattr(r, "host", None),
-            "cmd": getattr(r, "cmd", None),
+            # older Snakemake 9 releases do not report the command line: this process's is it
+            "cmd": getattr(r, "cmd", None) or shlex.join(sys.argv),
             "configfiles": jsonable(getattr(r, "configfiles", []) or []),
             "workdir": self.workdir,
         }
@@ -284,7 +288,7 @@ class Translator:
                     reference_type="snakemake workflow_id",
                     params=config,
                     environment=self.environment,
-                    name=getattr(r, "cmd", None) and str(r.cmd)[:255],
+                    name=self.environment["cmd"][:255],
                     created_by=self.user,
                     at=at,
                 ),

@@ -376,7 +376,12 @@ def test_a_signal_that_kills_snakemake_outright_is_recorded(workflow, sig):
     the signal."""
     workflow.write("Snakefile", BUILDING)
     proc = subprocess.Popen(
-        workflow.command(), cwd=workflow.root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        workflow.command(),
+        cwd=workflow.root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        # as from a terminal: a test run under nohup would hand Snakemake an ignored SIGHUP
+        preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 120

@@ -58,11 +58,11 @@ _RUN_ID_BY_UID = select(_R.c.id).where(_R.c.uid == bindparam("uid"))
 _RUN_ID_BY_ENGINE_REF = select(_R.c.id).where(
     and_(_R.c.engine == bindparam("engine"), _R.c.reference == bindparam("reference"))
 )
-# every version of one place (few rows: a file's successive contents), oldest first
-_PLACE_VERSIONS = (
-    select(_A)
-    .where(and_(_A.c.storage_id == bindparam("sid"), _A.c.key == bindparam("key")))
-    .order_by(_A.c.id)
+# every version of one place (few rows: a file's successive contents). Not ORDER BY id: with it
+# SQLite's planner walks the storage_id index (every artifact of the root) instead of the unique
+# (storage_id, key, hash) one; the few rows are sorted in Python.
+_PLACE_VERSIONS = select(_A).where(
+    and_(_A.c.storage_id == bindparam("sid"), _A.c.key == bindparam("key"))
 )
 # a file copied in without a key is its content
 _KEYLESS_BY_HASH = select(_A).where(and_(_A.c.key.is_(None), _A.c.hash == bindparam("hash")))
@@ -353,7 +353,7 @@ class _Batch:
                 rows = []
             else:
                 q = self.conn.execute(_PLACE_VERSIONS, {"sid": sid, "key": e.key}).mappings()
-                rows = [dict(r) for r in q]
+                rows = sorted((dict(r) for r in q), key=lambda r: r["id"])
             self.places[place] = rows
         return rows
 

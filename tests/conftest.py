@@ -146,6 +146,18 @@ def run_flowprov(fp_env):
     return run
 
 
+def wait_until(cond, timeout: float = 120, what: str = "") -> None:
+    """Poll cond() every 50 ms until it is true; an AssertionError naming `what` after timeout."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def write(path: Path, data: bytes | str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(data, str):

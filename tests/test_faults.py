@@ -15,7 +15,7 @@ from flowprov import instance as inst_mod
 from flowprov import schema as S
 from sqlalchemy import func, select
 
-from tests.conftest import write
+from tests.conftest import wait_until, write
 
 REPO = Path(__file__).parent.parent
 
@@ -23,15 +23,6 @@ REPO = Path(__file__).parent.parent
 def count(table) -> int:
     with inst_mod.current().engine.connect() as c:
         return c.execute(select(func.count()).select_from(table)).scalar()
-
-
-def wait_until(cond, timeout: float = 120, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 SNAKEFILE = """

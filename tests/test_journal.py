@@ -17,18 +17,9 @@ import flowprov as fp
 import pytest
 from flowprov import instance as inst_mod
 
-from tests.conftest import write
+from tests.conftest import wait_until, write
 
 N = 30  # quick jobs / tasks that finish before the kill
-
-
-def wait_until(cond, timeout: float = 300, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def journals(fp_env: Path) -> list[Path]:
@@ -51,7 +42,9 @@ def kill_when_blocked(cmd, cwd: Path, env: dict | None = None) -> None:
     proc = subprocess.Popen(cmd, cwd=cwd, env=e, stdout=log, stderr=log, start_new_session=True)
     try:
         wait_until(
-            lambda: (cwd / "started").exists() or proc.poll() is not None, what="the blocking step"
+            lambda: (cwd / "started").exists() or proc.poll() is not None,
+            timeout=300,
+            what="the blocking step",
         )
         assert proc.poll() is None, (cwd / "engine.log").read_text()[-3000:]
         time.sleep(1.0)  # the engine's own logging thread reports the step to the plugin

@@ -292,22 +292,28 @@ def _theirs(rec: FlowRec):
     return theirs
 
 
-def _finish_flow(engine, state, fid, rec: FlowRec) -> None:
+def _final_status(state) -> str:
+    """flowprov's status of a Prefect final state ("unknown" for a type flowprov does not know)."""
+    if state.is_completed():
+        return "completed"
+    kind = state.type.value if hasattr(state.type, "value") else str(state.type)
+    return _STATUS.get(kind, "unknown")
+
+
+def _finished(uid: str, status: str, state, user):
+    """The RunFinished of a flow or task run: the state's message as the error unless completed."""
     from flowprov.events import RunFinished, RunRef
 
-    status = _STATUS.get(
-        state.type.value if hasattr(state.type, "value") else str(state.type), "unknown"
-    )
+    error = None if status == "completed" else (state.message or state.name)
+    return RunFinished(run=RunRef(uid=uid), status=status, created_by=user, error=error)
+
+
+def _finish_flow(engine, state, fid, rec: FlowRec) -> None:
+
+    status = _final_status(state)
     value = _returned(engine) if status == "completed" else None
     events, inputs, outputs = _end_files(rec, value, rec.sink, rec.user, _theirs(rec))
-    events.append(
-        RunFinished(
-            run=RunRef(uid=rec.uid),
-            status=status,
-            created_by=rec.user,
-            error=None if status == "completed" else (state.message or state.name),
-        )
-    )
+    events.append(_finished(rec.uid, status, state, rec.user))
     rec.sink.send(events)
     if rec.parent is not None:  # a subflow: its files are its own, and its members'
         with _lock:
@@ -394,20 +400,12 @@ def _start_task(engine, task_run, tid, rec: FlowRec) -> None:
 
 def _finish_task(engine, state, run: RunRec, rec: FlowRec) -> None:
     from flowprov.context import _current_run
-    from flowprov.events import RunFinished, RunRef
 
-    status = "completed" if state.is_completed() else _STATUS.get(state.type.value, "unknown")
+    status = _final_status(state)
     value = _returned(engine) if status == "completed" else None
     events, inputs, outputs = _end_files(run, value, rec.sink, rec.user)
     _note_files(rec, inputs, outputs)
-    events.append(
-        RunFinished(
-            run=RunRef(uid=run.uid),
-            status=status,
-            created_by=rec.user,
-            error=None if status == "completed" else (state.message or state.name),
-        )
-    )
+    events.append(_finished(run.uid, status, state, rec.user))
     rec.sink.send(events, buffered=True)
     try:
         _current_run.reset(run.token)

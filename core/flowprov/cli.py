@@ -50,83 +50,6 @@ def cli():
     """flowprov — provenance for Snakemake, Nextflow, Prefect, scripts and notebooks."""
 
 
-@cli.command()
-@click.option(
-    "--storage",
-    required=True,
-    help="Storage root: a local folder, s3://bucket/prefix or gs://bucket/prefix.",
-)
-@click.option(
-    "--db", default=None, help="SQLAlchemy database URL (default: SQLite inside the storage root)."
-)
-@click.option("--name", default=None, help="Instance name (default: the storage folder's name).")
-def init(storage, db, name):
-    """Create an instance (or reconnect to an existing one) and make it current."""
-    from . import instance
-
-    inst, created = instance.init(storage, db=db, name=name)
-    user = inst.user.handle
-    verb = "created" if created else "connected to existing"
-    out = _console()
-    out.print(f"{verb} flowprov instance [bold]{user}/{inst.name}[/]")
-    out.print(f"  storage:  {inst.storage.root}")
-    out.print(f"  database: {inst.db_display}")
-    out.print(f"  config:   {inst.config_path}")
-
-
-@cli.command()
-@click.argument("handle")
-@click.option("--name", default=None, help="Full name, e.g. 'Test User1'.")
-def login(handle, name):
-    """Act as HANDLE from now on (recorded as created_by of new records)."""
-    from .errors import ValidationError
-    from .events import check_handle
-
-    try:
-        check_handle(handle)
-    except ValueError as e:
-        raise ValidationError(str(e)) from None
-    from . import config as C
-    from .errors import NoInstanceError
-    from .uids import USER_UID, random_uid
-
-    old = C.load_user_config()
-    uid = old.uid if old is not None and old.handle == handle else random_uid(USER_UID)
-    if name is None and old is not None and old.handle == handle:
-        name = old.name
-    C.save_user_config(C.UserConfig(handle=handle, name=name, uid=uid))
-    try:
-        from .records import User
-
-        u = User.current()
-        uid = u.uid
-    except NoInstanceError:
-        pass
-    _console().print(
-        f"logged in as [bold]{handle}[/]" + (f" ({name})" if name else "") + f" (uid: {uid})"
-    )
-
-
-@cli.command()
-def info():
-    """The current instance: storage root, database, schema, current user, record counts."""
-    from .db import read_connection, schema_revision
-    from .instance import current
-
-    inst = current()
-    counts = inst.counts()
-    with read_connection(inst.engine) as conn:
-        rev = schema_revision(conn)
-    u = inst.user
-    out = _console()
-    out.print(f"instance:  [bold]{inst.name}[/] (uid {inst.config.uid})")
-    out.print(f"storage:   {inst.storage.root}")
-    out.print(f"database:  {inst.db_display} (schema {rev})")
-    out.print(f"user:      {u.handle}" + (f" ({u.name})" if u.name else ""))
-    out.print(f"config:    {inst.config_path}")
-    out.print("records:   " + ", ".join(f"{n} {k}" for k, n in counts.items()))
-
-
 @cli.command(name="ls")
 @click.argument("table", type=click.Choice(sorted(TABLE_NAMES)))
 @click.option("-n", "--limit", default=50, show_default=True, help="Newest N records (0 = all).")
@@ -290,22 +213,6 @@ def view(limit):
 
 @cli.command()
 @click.option(
-    "--force", is_flag=True, help="Also remove every record and the files flowprov copied in."
-)
-def delete(force):
-    """Delete the current instance (refuses while it holds records or files, unless --force)."""
-    from . import instance
-
-    inst = instance.current()
-    done = instance.delete(inst, force=force)
-    _console().print(
-        f"deleted instance [bold]{inst.name}[/]: database removed, {done['files_removed']} managed files "
-        f"removed from {inst.storage.root}; files registered in place were left alone"
-    )
-
-
-@cli.command()
-@click.option(
     "--dir",
     "directory",
     default="flowprov-demo",
@@ -430,10 +337,12 @@ _add_engine_commands()
 
 
 def _add_lineage_commands() -> None:
+    from .cli_instance import COMMANDS as INSTANCE_COMMANDS
     from .cli_lineage import COMMANDS
     from .cli_storage import COMMANDS as STORAGE_COMMANDS
+    from .cli_user import COMMANDS as USER_COMMANDS
 
-    for command in COMMANDS + STORAGE_COMMANDS:
+    for command in INSTANCE_COMMANDS + USER_COMMANDS + COMMANDS + STORAGE_COMMANDS:
         cli.add_command(command)
 
 

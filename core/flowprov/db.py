@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
@@ -23,8 +24,14 @@ from sqlalchemy.exc import (
     ProgrammingError,
 )
 
-from .errors import DatabaseUnavailable, InstanceError, PermissionDenied, ValidationError
-from .migrations import SCHEMA_HEAD
+from .errors import (
+    DatabaseMissing,
+    DatabaseUnavailable,
+    InstanceError,
+    PermissionDenied,
+    ValidationError,
+)
+from .migrations import COMPATIBILITY, SCHEMA_HEAD, compatibility_floor
 
 _WRITE = "flowprov_write"
 
@@ -48,8 +55,27 @@ def safe_url(url: str | URL) -> str:
     return parse_url(url).render_as_string(hide_password=True)
 
 
-def make_engine(url: str | URL) -> Engine:
+def sqlite_path(url: str | URL) -> str | None:
+    """The file of an SQLite URL (None for other databases and in-memory ones)."""
     u = parse_url(url)
+    if u.get_backend_name() != "sqlite" or u.database in (None, "", ":memory:"):
+        return None
+    if u.database.startswith("file:"):  # a URI filename (?uri=true): its path part
+        path = u.database[len("file:") :].split("?", 1)[0]
+        return None if "mode=memory" in u.database else path
+    return os.path.expanduser(u.database)
+
+
+def make_engine(url: str | URL, must_exist: bool = False) -> Engine:
+    """An engine for `url`. With must_exist, a missing SQLite file is a DatabaseMissing error:
+    connecting would create an empty database in its place."""
+    u = parse_url(url)
+    path = sqlite_path(u) if must_exist else None
+    if path is not None and not os.path.exists(path):
+        raise DatabaseMissing(
+            f"the database file {path} is missing (deleted, or moved with its storage folder: "
+            "`flowprov init --storage NEW_FOLDER` finds it there); nothing was created"
+        )
     try:
         if u.get_backend_name() == "sqlite":
             engine = create_engine(u, connect_args={"timeout": 30})
@@ -119,13 +145,15 @@ def _alembic_config(conn: Connection):
     return cfg
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to `revision` (creates every table on an empty database)."""
+def migrate(engine: Engine, revision: str = "head", uid: str | None = None) -> None:
+    """Bring the schema to `revision` (creates every table on an empty database), recording the
+    compatibility floor and, when given and none is recorded yet, the instance's uid."""
     from alembic import command
 
     if engine.dialect.name != "sqlite":
         with write_transaction(engine) as conn:
             command.upgrade(_alembic_config(conn), revision)
+            _record_floor(conn, uid)
         return
     # SQLite alters a table by copying it; the copy's DROP of the old table must not trip the
     # foreign keys pointing at it (SQLite's documented procedure: keys off outside the
@@ -136,11 +164,22 @@ def migrate(engine: Engine, revision: str = "head") -> None:
         try:
             with conn.begin():
                 command.upgrade(_alembic_config(conn), revision)
+                _record_floor(conn, uid)
                 bad = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                 if bad:
                     raise RuntimeError(f"schema upgrade broke foreign keys: {bad[:5]}")
         finally:
             raw.execute("PRAGMA foreign_keys=ON")
+
+
+def _record_floor(conn: Connection, uid: str | None) -> None:
+    rev = _revision_or_none(conn)
+    if rev is None or "instance_meta" not in inspect(conn).get_table_names():
+        return  # a revision before 0007 (tests build old instances this way)
+    floor = compatibility_floor(rev)
+    write_meta(conn, {"schema_floor": floor, "min_flowprov": COMPATIBILITY[floor][0]})
+    if uid:
+        write_meta(conn, {"uid": uid}, replace=False)
 
 
 def schema_revision(conn: Connection) -> str | None:
@@ -150,18 +189,40 @@ def schema_revision(conn: Connection) -> str | None:
         return None
 
 
-def open_schema(engine: Engine, where: str) -> None:
-    """Check the database is a flowprov database; upgrade an older schema; refuse a newer one."""
+@dataclass(frozen=True)
+class SchemaState:
+    """Where a database's schema stands relative to this flowprov."""
+
+    revision: str
+    relation: str  # "current", "older" (a migration is available) or "newer" (compatible)
+
+    @property
+    def writable(self) -> bool:
+        return self.relation != "older"
+
+
+def open_schema(engine: Engine, where: str) -> SchemaState:
+    """Check the database is a flowprov database this flowprov may use; never changes it.
+
+    An older schema is read through temporary views (compat.py) and refuses writes; a newer one
+    is used when its compatibility floor allows this flowprov, else refused naming the release
+    to install."""
     try:
         with engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")  # fails early on files that are not databases
             rev = _revision_or_none(conn)
             if rev is None:
                 tables = set(inspect(conn).get_table_names())
+            elif rev not in COMPATIBILITY:
+                meta = read_meta(conn)
+            elif rev != SCHEMA_HEAD:
+                from . import compat
+
+                views = compat.view_statements(conn)
     except DatabaseError as e:
         raise db_error(e, where) from e
     if rev == SCHEMA_HEAD:
-        return
+        return SchemaState(rev, "current")
     if rev is None:
         if tables:
             raise InstanceError(
@@ -170,12 +231,62 @@ def open_schema(engine: Engine, where: str) -> None:
                 "or run `flowprov init`."
             )
         raise InstanceError(f"{where} is empty: it was never initialised. Run `flowprov init`.")
-    if rev not in _known_revisions():
+    if rev not in COMPATIBILITY:
+        floor = meta.get("schema_floor")
+        if floor is not None and floor in COMPATIBILITY:
+            return SchemaState(rev, "newer")
+        need = meta.get("min_flowprov")
         raise InstanceError(
             f"{where} has schema revision {rev!r}, newer than this flowprov knows "
-            f"({SCHEMA_HEAD!r}): upgrade flowprov (pip install -U flowprov)."
+            f"({SCHEMA_HEAD!r}) and not usable by it: "
+            + (
+                f"install flowprov>={need} (pip install -U 'flowprov>={need}')."
+                if need
+                else "upgrade flowprov (pip install -U flowprov)."
+            )
         )
-    migrate(engine)
+    from . import compat
+
+    engine.dispose()  # the views must be on every connection from here on
+    compat.install(engine, views)
+    return SchemaState(rev, "older")
+
+
+def read_meta(conn: Connection) -> dict[str, str]:
+    """The instance's own description (uid, compatibility floor); empty before schema 0007."""
+    if "instance_meta" not in inspect(conn).get_table_names():
+        return {}
+    return dict(conn.execute(text("SELECT key, value FROM instance_meta")).all())
+
+
+def write_meta(conn: Connection, values: dict[str, str], replace: bool = True) -> None:
+    """Set instance_meta rows (replace=False keeps values already there, e.g. the uid)."""
+    have = read_meta(conn)
+    for k, v in values.items():
+        if k in have and (not replace or have[k] == v):
+            continue
+        if k in have:
+            conn.execute(
+                text("UPDATE instance_meta SET value = :v WHERE key = :k"), {"k": k, "v": v}
+            )
+        else:
+            conn.execute(
+                text("INSERT INTO instance_meta (key, value) VALUES (:k, :v)"), {"k": k, "v": v}
+            )
+
+
+def pending_migrations(engine: Engine) -> list[tuple[str, str]]:
+    """(revision, what it does) of each migration between the database and this flowprov."""
+    from alembic.script import ScriptDirectory
+
+    with engine.connect() as conn:
+        rev = _revision_or_none(conn)
+    script = ScriptDirectory.from_config(_alembic_config(None))
+    steps = []
+    for s in script.iterate_revisions(SCHEMA_HEAD, rev or "base"):
+        doc = (s.module.__doc__ or "").strip().split("\n\n", 1)[0]
+        steps.append((s.revision, " ".join(doc.split())))
+    return list(reversed(steps))
 
 
 def _revision_or_none(conn: Connection) -> str | None:

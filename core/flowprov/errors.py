@@ -13,6 +13,15 @@ class InstanceError(FlowprovError):
     """The instance exists but cannot be opened (corrupt, foreign or newer database)."""
 
 
+class DatabaseMissing(InstanceError):
+    """The instance's SQLite database file is not where its config says."""
+
+
+class SchemaOutdated(InstanceError):
+    """The database's schema is older than this flowprov's: it reads, but writes wait for
+    `flowprov migrate`."""
+
+
 class InstanceNotEmpty(FlowprovError):
     """`delete` was asked to remove an instance that still holds records or files."""
 

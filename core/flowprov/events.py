@@ -156,6 +156,8 @@ class StorageDeclared(_Event):
     region: str | None = None
     description: str | None = None
     is_default: bool = False
+    # non-secret fsspec options (endpoint_url, region_name, ...); given: they replace the stored
+    options: dict[str, Any] | None = None
 
 
 class TransformSaved(_Event):

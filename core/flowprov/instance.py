@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -18,12 +18,31 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from . import config as C
-from .db import db_error, make_engine, migrate, open_schema, parse_url, read_connection, safe_url
-from .errors import DatabaseUnavailable, InstanceNotEmpty, PermissionDenied, ValidationError
+from .db import (
+    SchemaState,
+    db_error,
+    make_engine,
+    migrate,
+    open_schema,
+    parse_url,
+    read_connection,
+    read_meta,
+    safe_url,
+    sqlite_path,
+)
+from .errors import (
+    DatabaseUnavailable,
+    InstanceNotEmpty,
+    PermissionDenied,
+    SchemaOutdated,
+    ValidationError,
+)
+from .migrations import SCHEMA_HEAD
 from .storage import SYSTEM_DIR, StorageRoot, is_url, normalize_root, storage_type
 from .uids import random_uid
 
 logger = logging.getLogger("flowprov")
+_announced: set[str] = set()  # instances whose available migration was announced
 
 
 @dataclass
@@ -31,6 +50,7 @@ class Instance:
     config: C.InstanceConfig
     config_path: Path
     _storages_at: float = 0.0
+    notes: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -41,13 +61,68 @@ class Instance:
         return safe_url(self.config.db)
 
     @cached_property
-    def engine(self) -> Engine:
-        engine = make_engine(self.config.db)
-        open_schema(engine, f"database {self.db_display} of instance {self.name!r}")
-        return engine
+    def engine_unchecked(self) -> Engine:
+        """The engine, before the schema is looked at (rights checks, `migrate`, `delete`)."""
+        return make_engine(self.config.db, must_exist=True)
 
     @cached_property
+    def schema(self) -> SchemaState:
+        """Where the database's schema stands; an older one is read through views and a
+        migration is announced once per process."""
+        state = open_schema(self.engine_unchecked, self.where)
+        if state.relation == "older" and self.name not in _announced:
+            _announced.add(self.name)
+            logger.warning(
+                "instance %r has schema %s, older than this flowprov's %s: reading works, "
+                "changes are refused until a member who owns the database runs `flowprov migrate`",
+                self.name,
+                state.revision,
+                SCHEMA_HEAD,
+            )
+        return state
+
+    @property
+    def where(self) -> str:
+        return f"database {self.db_display} of instance {self.name!r}"
+
+    @cached_property
+    def engine(self) -> Engine:
+        _ = self.schema  # checked (and made readable) before first use
+        return self.engine_unchecked
+
+    @cached_property
+    def meta(self) -> dict[str, str]:
+        """The instance's description kept in its database (schema 0007 on)."""
+        with read_connection(self.engine) as conn:
+            return read_meta(conn)
+
+    @property
+    def uid(self) -> str:
+        """The instance's uid: the database's (every member sees the same), else the config's."""
+        return self.meta.get("uid") or self.config.uid
+
+    def require_writable(self) -> None:
+        if not self.schema.writable:
+            raise SchemaOutdated(
+                f"{self.where} has schema {self.schema.revision}, older than this flowprov's "
+                f"{SCHEMA_HEAD}: nothing was written. A member who owns the database runs "
+                "`flowprov migrate` (see `flowprov migrate --dry-run`); until then, keep using "
+                "the flowprov release that matches it"
+            )
+
+    @property
     def storage(self) -> StorageRoot:
+        """The default root, with the options every member shares (kept in the database; while
+        it cannot be read, the root alone)."""
+        from .errors import FlowprovError
+
+        try:
+            roots = self.storages().values()
+        except FlowprovError:
+            roots = ()
+        for r in roots:
+            if r.root == self.config.storage:
+                return r
         return StorageRoot(self.config.storage)
 
     @property
@@ -80,7 +155,9 @@ class Instance:
         try:
             with read_connection(self.engine) as conn:
                 rows = conn.execute(
-                    select(S.storages.c.id, S.storages.c.root).order_by(S.storages.c.id)
+                    select(S.storages.c.id, S.storages.c.root, S.storages.c.options).order_by(
+                        S.storages.c.id
+                    )
                 ).all()
         except DatabaseUnavailable:
             if cached is None:
@@ -89,12 +166,13 @@ class Instance:
                 cached  # roots never change: the last list stays right while the database is away
             )
         self._storages_at = time.monotonic()
-        self.__dict__["_storages"] = {r.id: StorageRoot(r.root) for r in rows}
+        self.__dict__["_storages"] = {r.id: _root(r.root, r.options) for r in rows}
         return self.__dict__["_storages"]
 
     def close(self) -> None:
-        if "engine" in self.__dict__:
-            self.__dict__["engine"].dispose()
+        engine = self.__dict__.get("engine_unchecked") or self.__dict__.get("engine")
+        if engine is not None:
+            engine.dispose()
 
 
 class _UserAwareStore:
@@ -108,12 +186,13 @@ class _UserAwareStore:
         self._user_seen: str | None = None
 
     def apply_stream(self, make_events, chunk: int = 2000) -> dict[str, int]:
-        self.apply([])  # records the current user first
+        self.apply([])  # checks the schema takes writes; records the current user first
         return self._store.apply_stream(make_events, chunk)
 
     def apply(self, events):
         from .events import UserSeen
 
+        self._inst.require_writable()
         user = C.current_user_config()
         self._store.default_user = user.handle
         if self._user_seen != user.handle:  # make sure the user's name is recorded once
@@ -122,6 +201,10 @@ class _UserAwareStore:
             self._user_seen = user.handle
             return results
         return self._store.apply(events)
+
+
+def _root(root: str, options) -> StorageRoot:  # TEMP until StorageRoot takes options
+    return StorageRoot(root, options) if options else StorageRoot(root)
 
 
 _cache: dict[tuple, Instance] = {}
@@ -155,14 +238,23 @@ def init(
     storage: str | os.PathLike,
     db: str | None = None,
     name: str | None = None,
+    force: bool = False,
+    options: dict | None = None,
 ) -> tuple[Instance, bool]:
-    """Create (or reconnect to) an instance. Returns (instance, created)."""
+    """Create (or reconnect to) an instance. Returns (instance, created); what the member should
+    know (an OS account recorded as user, a migration available, a relocated root, orphaned
+    objects) is in `instance.notes`.
+
+    Never migrates an existing database, and writes the config file last: a refused or failed
+    init leaves no config behind. `force` rewrites a config file that cannot be read."""
+    from . import storage as _storage
     from .events import StorageDeclared
 
     root = normalize_root(storage)
     name = name or (Path(root).name if not is_url(root) else root.rstrip("/").rsplit("/", 1)[-1])
     if not name or "/" in name or name.startswith("."):
         raise ValidationError(f"invalid instance name {name!r}: pass --name NAME")
+    options = _storage.validate_options(storage_type(root), options) if options else None
     local = storage_type(root) == "local"
     if local:
         default_db = f"sqlite:///{os.path.join(root, SYSTEM_DIR, 'flowprov.sqlite')}"
@@ -171,22 +263,19 @@ def init(
         default_db = f"sqlite:///{data / (name + '.sqlite')}"
     url = parse_url(db or default_db)
     if not local:  # an unreachable bucket fails here, before anything is written
-        StorageRoot(root).check()
+        _root(root, options).check()
     existing = C.instance_file(name)
-    if existing.is_file():
-        old = C.load_instance_config(existing)
-        if old.storage != root:
-            raise ValidationError(
-                f"an instance named {name!r} already exists with storage {old.storage}: "
-                "choose another --name or `flowprov delete` it first"
-            )
+    old = None
+    if existing.is_file() and not force:
+        old = C.load_instance_config(existing)  # a broken file: named, with `--force` to fix
     # Folders are made only for an SQLite file that needs them; a server database is reached
     # first, so a wrong URL leaves nothing behind.
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+    db_file = sqlite_path(url)
+    if db_file is not None:
         try:
-            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            Path(db_file).parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise ValidationError(f"cannot create the folder for {url.database}: {e}") from e
+            raise ValidationError(f"cannot create the folder for {db_file}: {e}") from e
     engine = make_engine(url)
     where = f"database {safe_url(url)}"
     try:
@@ -197,33 +286,123 @@ def init(
         raise db_error(e, where) from e
     except ArgumentError as e:
         raise ValidationError(f"invalid database URL {safe_url(url)}: {e}") from e
-    if local:
-        try:
-            os.makedirs(os.path.join(root, SYSTEM_DIR), exist_ok=True)
-        except OSError as e:
-            raise ValidationError(f"cannot create the storage folder {root}: {e}") from e
+    notes: list[str] = []
     if empty:
-        migrate(engine)
-        created = True
+        uid = old.uid if old is not None and old.storage == root else random_uid(12)
+        if local:
+            try:
+                os.makedirs(os.path.join(root, SYSTEM_DIR), exist_ok=True)
+            except OSError as e:
+                raise ValidationError(f"cannot create the storage folder {root}: {e}") from e
+        migrate(engine, uid=uid)
+        state = SchemaState(SCHEMA_HEAD, "current")
+        created, moved_from = True, None
     else:
-        open_schema(engine, where)  # an existing instance (or a foreign database: refused)
+        state = open_schema(engine, where)  # an existing instance (or a foreign database: refused)
         created = False
-    uid = random_uid(12)
+        with read_connection(engine) as conn:
+            uid = read_meta(conn).get("uid") or (old.uid if old is not None else random_uid(12))
+            recorded = _default_root(conn)
+            moved_from = _moved_default_root(recorded, root, db_file)
+        if recorded is not None and recorded != root and moved_from is None:
+            engine.dispose()
+            raise ValidationError(
+                f"{where} is an instance whose storage root is {recorded}, not {root}: pass "
+                f"--storage {recorded}; then `flowprov storage add {root}` declares another root, "
+                f"or `flowprov storage move {recorded} {root}` re-points it if its data moved"
+            )
+    if old is not None and old.storage != root and moved_from != old.storage:
+        engine.dispose()
+        raise ValidationError(
+            f"an instance named {name!r} already exists with storage {old.storage}: choose "
+            "another --name, or `flowprov init --storage … --name NAME --force` to replace its config"
+        )
     cfg = C.InstanceConfig(name=name, uid=uid, db=config_db_url(url), storage=root)
-    if existing.is_file():
-        cfg = cfg.copy(uid=C.load_instance_config(existing).uid)
+    inst = Instance(cfg, existing)
+    inst.__dict__["engine_unchecked"] = engine
+    inst.__dict__["schema"] = state
+    inst.notes = notes
+    if moved_from is not None:
+        from .relocate import move_root
+
+        report = move_root(inst, moved_from, root)
+        notes.append(f"storage root {moved_from} moved to {root}: re-pointed ({report})")
+    if state.writable:
+        user = C.current_user_config()
+        try:
+            inst.store.apply(
+                [
+                    StorageDeclared(
+                        root=root, type=storage_type(root), is_default=True, options=options
+                    )
+                ]
+            )
+            if not created:
+                _record_uid(engine, uid)
+        except PermissionDenied:
+            if created:
+                raise
+            # a read-only role connecting to an existing instance: queries work, writes are refused
+            notes.append("connected read-only: queries work, changes are refused")
+        else:
+            if getattr(user, "source", None) == "os":
+                notes.append(
+                    f"recorded as user {user.handle!r}, your operating-system account: run "
+                    "`flowprov login HANDLE` to act as yourself"
+                )
+    else:
+        notes.append(
+            f"the database has schema {state.revision}, older than this flowprov's {SCHEMA_HEAD}: "
+            "reading works; a member who owns it runs `flowprov migrate` before anything is recorded"
+        )
+    if created and local:
+        orphans = _count_orphans(inst)
+        if orphans:
+            notes.append(
+                f"{root}/{SYSTEM_DIR}/objects holds {orphans} objects from an earlier database that "
+                "no record references: `flowprov gc` lists them"
+            )
     path = C.save_instance_config(cfg)
+    inst.config_path = path
     _cache.clear()
-    inst = Instance(cfg, path)
-    inst.__dict__["engine"] = engine
-    try:
-        inst.store.apply([StorageDeclared(root=root, type=storage_type(root), is_default=True)])
-    except PermissionDenied:
-        if created:
-            raise
-        # a read-only role connecting to an existing instance: queries work, writes are refused
-        logger.warning("connected read-only to %s: queries work, changes are refused", where)
     return inst, created
+
+
+def _default_root(conn) -> str | None:
+    from . import schema as S
+
+    return conn.execute(
+        select(S.storages.c.root).where(S.storages.c.is_default.is_(True)).order_by(S.storages.c.id)
+    ).scalar()
+
+
+def _moved_default_root(recorded: str | None, root: str, db_file: str | None) -> str | None:
+    """The instance's former default root when its SQLite file was found inside `root` — the
+    storage folder moved with its database — and the former folder is gone; else None."""
+    if db_file is None or storage_type(root) != "local":
+        return None
+    if os.path.dirname(os.path.abspath(db_file)) != os.path.join(root, SYSTEM_DIR):
+        return None
+    if recorded is None or recorded == root or storage_type(recorded) != "local":
+        return None
+    if os.path.exists(os.path.join(recorded, SYSTEM_DIR, "flowprov.sqlite")):
+        return None  # the old folder still holds a database: not a move
+    return recorded
+
+
+def _record_uid(engine, uid: str) -> None:
+    from .db import write_meta, write_transaction
+
+    with write_transaction(engine) as conn:
+        write_meta(conn, {"uid": uid}, replace=False)
+
+
+def _count_orphans(inst: Instance) -> int:
+    try:
+        from .gc import count_orphans
+    except ImportError:  # pragma: no cover - gc lands beside this
+        return 0
+    return count_orphans(inst)
 
 
 def config_db_url(url) -> str:
@@ -237,13 +416,23 @@ def config_db_url(url) -> str:
 
 
 def delete(inst: Instance, force: bool = False) -> dict:
-    """Remove the instance: refuses while records or managed files exist unless force."""
-    from . import schema as S
+    """Remove the instance: refuses while records or managed files exist unless force.
 
+    Only a member who owns the database may (checked before anything is touched); the database
+    goes first, in one step, and the files flowprov copied in are removed only after that has
+    committed — a failure in between leaves files without records, never records without files
+    (`flowprov gc` finds such leftovers of a re-created instance)."""
+    from . import rights
+    from . import schema as S
+    from .storage import object_key
+
+    rights.require(inst, rights.OWNER, "delete the instance")
     counts = inst.counts()
     with read_connection(inst.engine) as conn:
         managed = conn.execute(
-            select(S.artifacts.c.hash, S.artifacts.c.suffix, S.storages.c.root)
+            select(
+                S.artifacts.c.hash, S.artifacts.c.suffix, S.storages.c.root, S.storages.c.options
+            )
             .join(S.storages, S.storages.c.id == S.artifacts.c.storage_id)
             .where(S.artifacts.c.managed.is_(True))
         ).all()
@@ -254,40 +443,53 @@ def delete(inst: Instance, force: bool = False) -> dict:
             f" {counts['transforms']} transforms and {len(managed)} managed files; "
             "run `flowprov delete --force` to remove them all"
         )
-    from .storage import object_key
-
+    default = inst.storage  # read before the database goes
+    _drop_database(inst)
     removed = 0
     for row in managed:
-        root = StorageRoot(row.root)
+        root = _root(row.root, row.options)
         key = object_key(row.hash, row.suffix)
         if root.exists(key):
             root.remove(key)
             removed += 1
-    url = parse_url(inst.config.db)
-    inst.close()
-    if url.get_backend_name() == "sqlite" and url.database:
-        for ext in ("", "-wal", "-shm", "-journal"):
-            p = Path(url.database + ext)
-            if p.exists():
-                p.unlink()
-    else:
-        engine = make_engine(inst.config.db)
-        from sqlalchemy import text
-
-        S.metadata.drop_all(engine)
-        with engine.begin() as conn:
-            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-        engine.dispose()
-    if inst.storage.is_local:
+    if default.is_local:
         for d in (
-            os.path.join(inst.storage.root, SYSTEM_DIR, "objects"),
-            os.path.join(inst.storage.root, SYSTEM_DIR),
-            inst.storage.root,
+            os.path.join(default.root, SYSTEM_DIR, "objects"),
+            os.path.join(default.root, SYSTEM_DIR),
+            default.root,
         ):
             _rmdir_if_empty(d)
     C.forget_instance(inst.name)
     _cache.clear()
     return {"files_removed": removed, **counts}
+
+
+def _drop_database(inst: Instance) -> None:
+    """The SQLite file, or every flowprov table of a server database, in one transaction."""
+    from sqlalchemy import text
+
+    from . import schema as S
+    from .db import write_transaction
+
+    url = parse_url(inst.config.db)
+    path = sqlite_path(url)
+    if path is not None:
+        inst.close()
+        for ext in ("", "-wal", "-shm", "-journal"):
+            p = Path(path + ext)
+            if p.exists():
+                p.unlink()
+        return
+    engine = inst.engine_unchecked
+    engine.dispose()  # connections of a schema read through views hold temporary objects
+    try:
+        with write_transaction(engine) as conn:
+            S.metadata.drop_all(conn, checkfirst=True)
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    except DBAPIError as e:
+        raise db_error(e, inst.where) from e
+    finally:
+        inst.close()
 
 
 def _rmdir_if_empty(d: str) -> None:

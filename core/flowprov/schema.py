@@ -70,6 +70,8 @@ storages = Table(
     Column("region", String(64)),
     Column("description", Text),
     Column("is_default", Boolean, nullable=False, default=False),
+    # non-secret fsspec options shared by every member: endpoint_url, region_name, ...
+    Column("options", JSON),
     Column("created_by_id", Integer, ForeignKey("users.id")),
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),
@@ -178,6 +180,15 @@ run_outputs = Table(
     Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
     Column("artifact_id", Integer, ForeignKey("artifacts.id"), primary_key=True, index=True),
     _ts("created_at", nullable=False),
+)
+
+# what the instance says about itself: its uid, the oldest schema (and flowprov release) whose
+# clients may still use it — see migrations/__init__.py
+instance_meta = Table(
+    "instance_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
 )
 
 TABLES = {

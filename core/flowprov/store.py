@@ -408,6 +408,7 @@ class _Batch:
                     region=fields.get("region"),
                     description=fields.get("description"),
                     is_default=fields.get("is_default", False),
+                    options=fields.get("options") or None,
                     created_by_id=created_by_id,
                     created_at=at,
                     updated_at=at,
@@ -468,7 +469,14 @@ class _Batch:
             region=e.region,
             description=e.description,
             is_default=e.is_default,
+            options=e.options,
         )
+        if existed is not None and e.options is not None:  # a member set the root's options anew
+            self.conn.execute(
+                S.storages.update()
+                .where(S.storages.c.root == e.root)
+                .values(options=e.options or None, updated_at=e.at)
+            )
         uid = self.conn.execute(
             select(S.storages.c.uid).where(S.storages.c.root == e.root)
         ).scalar()

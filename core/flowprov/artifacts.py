@@ -179,11 +179,10 @@ def remote_place(url: str, roots: Sequence[StorageRoot]) -> tuple[str, str]:
 
 def register(artifacts: Sequence) -> None:
     """Save a batch of unsaved Artifact objects in one transaction (they are updated in place)."""
-    from .context import current_run
+    from .context import current_run, instance_for_save
     from .events import ArtifactRegistered, RunRef
-    from .instance import current
 
-    inst = current()
+    inst = instance_for_save(artifacts)  # a run's outputs go where the run lives
     default = inst.storage
     prepared = []  # (artifact, event fields)
     for art in artifacts:

@@ -6,7 +6,13 @@ path inside some repository alone: see project_key), versioned by
 its source code (a notebook's code cells only, so re-executing it does not make a new version) —
 and starts a Run of it. A script's run is finished when the process ends, if `finish()` was not
 called, with the ending it had: completed, failed (exit code, uncaught exception) or aborted
-(SIGTERM, SIGHUP, SIGINT) — see "how a tracked script ends" below."""
+(SIGTERM, SIGHUP, SIGINT) — see "how a tracked script ends" below.
+
+A run lives in the instance it was started in: Run.save() pins that Instance to the Run object,
+and everything of the run — its end (finish(), `with Run`, the exit hooks), the artifacts saved
+as its outputs, the inputs cache()/load()/open() notice — goes there, whatever FLOWPROV_INSTANCE
+says later (a script may point it elsewhere midway; a run cannot have inputs, outputs or an end
+in another database). Saves outside any run follow the environment."""
 
 from __future__ import annotations
 
@@ -52,31 +58,99 @@ def record_input(artifact, is_run_input: bool | None) -> None:
                 "no current run: call fp.track() to record Artifact('%s') as an input", artifact.uid
             )
         return
+    home = run_instance(run)
+    if home is not None and not _is_current(home):
+        # the artifact was found (and its bytes read) through the instance the environment names
+        # now: it is not a record of the run's database, so it cannot be the run's input there
+        logger.warning(
+            "Artifact('%s') was read through instance %r, but Run('%s') lives in instance %r "
+            "(FLOWPROV_INSTANCE changed after the run started): not recorded as its input",
+            artifact.uid,
+            os.environ.get("FLOWPROV_INSTANCE") or "(the current one)",
+            run.uid,
+            home.name,
+        )
+        return
     if artifact.run_id is not None and artifact.run_id == run.save().id:
         return  # reading one's own output is not an input
-    background_sink().send(
+    background_sink(run).send(
         [ArtifactUsed(run=RunRef(uid=run.uid), artifact=ArtifactRef(uid=artifact.uid))]
     )
 
 
-_background = None
+def run_instance(run):
+    """The Instance a run was started in by this process (pinned by Run.save()), where all its
+    events go; None for a run known only from the database."""
+    return run.__dict__.get("_instance")
 
 
-def background_sink():
+def pin_run(run, inst) -> None:
+    """Pin a Run object to the instance it lives in (engine plugins' runs, known by uid)."""
+    object.__setattr__(run, "_instance", inst)
+
+
+def _is_current(inst) -> bool:
+    """Does the environment still name `inst`? One config lookup (what every read already costs);
+    the instance's uid decides when it is named another way (a name, then a yaml path)."""
+    from . import config as C
+    from .errors import NoInstanceError
+
+    try:
+        path = C.locate_instance_config()
+    except NoInstanceError:
+        return False
+    if path == inst.config_path:
+        return True
+    from .instance import current
+
+    return current().config.uid == inst.config.uid
+
+
+def instance_for_save(artifacts):
+    """The instance a batch of artifacts is saved in: that of the run they are outputs of (their
+    own `run=`, else the current run), where that run started, else the current instance."""
+    cur = current_run()
+    homes = {}
+    for art in artifacts:
+        run = art.__dict__.get("_run") or cur
+        home = run_instance(run) if run is not None else None
+        homes[home.config.uid if home is not None else None] = home
+    if None in homes:
+        from .instance import current
+
+        here = current()
+        homes.pop(None)
+        homes.setdefault(here.config.uid, here)
+    if len(homes) > 1:
+        names = ", ".join(sorted(repr(h.name) for h in homes.values()))
+        raise ValidationError(
+            f"cannot save these artifacts together: their runs live in different instances "
+            f"({names}); save each run's artifacts separately"
+        )
+    return next(iter(homes.values()))
+
+
+_background: dict[str, object] = {}  # instance config path → its Sink
+
+
+def background_sink(run=None):
     """Where the API's background writes go — a run input noticed by cache()/load()/open(), the
     tracked run's end at exit: to the store, or, when it cannot be reached, to a spool file in the
-    cache folder (`flowprov replay` applies it), with one warning. The user's code goes on."""
-    global _background
+    cache folder (`flowprov replay` applies it), with one warning. The user's code goes on.
+    A run's events go to the instance the run started in; without a run, the current one's."""
     from . import config as C
 
-    path = C.locate_instance_config()
-    if _background is None or _background.instance != str(path):
+    home = run_instance(run) if run is not None else None
+    path = home.config_path if home is not None else C.locate_instance_config()
+    sink = _background.get(str(path))
+    if sink is None:
         from ._settings import settings
         from .spool import Sink
 
         spool = settings.cache_dir / "spool" / f"{path.stem}.jsonl"
-        _background = Sink(spool, source="API", instance=str(path))
-    return _background
+        # resolved: a relative FLOWPROV_INSTANCE must still name it after a chdir
+        sink = _background[str(path)] = Sink(spool, source="API", instance=str(path.resolve()))
+    return sink
 
 
 def environment(packages: bool = False) -> dict:
@@ -264,9 +338,8 @@ def track(
     _ensure_log_handler()
     transform.save()
     run = Run(transform=transform, params=params).save()
-    from .instance import current
-
-    current().storages()  # known from the start: reads keep working if the database goes away
+    # known from the start: reads keep working if the database goes away
+    run_instance(run).storages()
     _tracked = run
     logger.info("tracking %s Transform('%s') in Run('%s')", transform.type, transform.uid, run.uid)
     if transform.type == "script":
@@ -528,7 +601,7 @@ def _record_end(
         if journal_only:
             from .spool import Sink
 
-            sink = background_sink()
+            sink = background_sink(run)
             # a sink of its own, buffered: written to its journal now, never to the store
             Sink(sink.spool_path, source="API", instance=sink.instance).send([event], buffered=True)
             logger.warning(
@@ -538,7 +611,7 @@ def _record_end(
                 status,
             )
         else:
-            sink = background_sink()
+            sink = background_sink(run)
             sink.send([event])
             sink.close()  # the process is ending: its journal, all applied, is removed
     except Exception as e:  # noqa: BLE001 - at exit there is no one to raise to

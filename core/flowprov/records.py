@@ -75,11 +75,11 @@ class Record:
         self._row.clear()
         self._row.update({k: _utc(v) for k, v in row.items()})
 
-    def _refresh_by_uid(self, uid: str) -> None:
+    def _refresh_by_uid(self, uid: str, inst=None) -> None:
         from .db import read_connection
         from .instance import current
 
-        with read_connection(current().engine) as conn:
+        with read_connection((inst or current()).engine) as conn:
             row = conn.execute(select(self._table).where(self._table.c.uid == uid)).mappings().one()
         self._row.clear()
         self._row.update({k: _utc(v) for k, v in row.items()})
@@ -458,7 +458,7 @@ class Run(_HasLineage, Record):
             from .spool import flush_all
 
             flush_all()
-            self._refresh_by_uid(self._row["uid"])
+            self._refresh_by_uid(self._row["uid"], self.__dict__.get("_instance"))
             return self
         from .context import environment
         from .events import RunRef, RunStarted
@@ -477,8 +477,11 @@ class Run(_HasLineage, Record):
             reference=self.reference,
             reference_type=self.reference_type,
         )
-        res = current().store.apply([event])
-        self._refresh_by_uid(res[0].uid)
+        inst = current()
+        res = inst.store.apply([event])
+        # the run lives here: its end and outputs come here too (see flowprov.context)
+        object.__setattr__(self, "_instance", inst)
+        self._refresh_by_uid(res[0].uid, inst)
         if t._row.get("id") is None:
             t._refresh_by_uid(Transform.filter(id=self.transform_id).one().uid)
         logger.info("created Run('%s') of Transform('%s')", self.uid, t.uid)
@@ -495,7 +498,8 @@ class Run(_HasLineage, Record):
                 f"unknown run status {status!r}; use one of {', '.join(RUN_STATUSES)}"
             )
         self.save()
-        current().store.apply(
+        inst = self.__dict__.get("_instance") or current()  # where it started
+        inst.store.apply(
             [
                 RunFinished(
                     run=RunRef(uid=self.uid),
@@ -505,7 +509,7 @@ class Run(_HasLineage, Record):
                 )
             ]
         )
-        self._refresh_by_uid(self.uid)
+        self._refresh_by_uid(self.uid, inst)
         return self
 
     def __enter__(self) -> Run:

@@ -14,6 +14,8 @@
   and returns is recorded as its output only. A file a flow returns that one of its tasks (or
   subflows) made or read is theirs, not the flow's. Inside a task, `fp.Artifact(...).save()` and
   `artifact.cache()` use the task's run.
+- A flow run is recorded in the instance it started in, with all its tasks and subflows, even if
+  a task points FLOWPROV_INSTANCE elsewhere midway (a run cannot end in another database).
 - Never breaks the flow: every callback catches everything; an unreachable store → one warning
   and the events wait in the process's journal for `flowprov replay`; a Prefect it was not
   tested with → see `_engine.py`. Nothing is logged per task.
@@ -68,7 +70,8 @@ class RunRec:
 @dataclass
 class FlowRec(RunRec):
     spec: object = None  # TransformSpec of the flow
-    sink: object = None
+    sink: object = None  # pinned to the instance the flow run started in
+    instance: object = None  # that Instance (None: none was set up; the journal keeps events)
     user: str = ""
     options: dict = field(default_factory=dict)
     parent: FlowRec | None = None
@@ -239,6 +242,7 @@ def _start_flow(engine, flow_run, fid, options, parent) -> None:
     sink = parent.sink if parent else _sink(options)
     rec = FlowRec(random_uid(RUN_UID), spec=spec, sink=sink, user=user, options=options)
     rec.parent = parent
+    rec.instance = parent.instance if parent else _instance(sink)
     params = getattr(engine, "parameters", None) or {}
     sink.send(
         [
@@ -261,22 +265,52 @@ def _start_flow(engine, flow_run, fid, options, parent) -> None:
     rec.token = _active.set(rec)
     # fp.Artifact(...).save() / .cache() in the flow body (outside tasks) use the flow's run
     from flowprov.context import _current_run
+
+    rec.run_token = _current_run.set(_api_run(rec.uid, rec))
+
+
+def _api_run(uid: str, flow: FlowRec):
+    """The flowprov Run the API sees as current while a flow or task body runs, pinned to the
+    instance the flow run lives in (its saves and reads go there)."""
+    from flowprov.context import pin_run
     from flowprov.records import Run
 
-    rec.run_token = _current_run.set(Run._from_row({"uid": rec.uid}))
+    run = Run._from_row({"uid": uid})
+    if flow.instance is not None:
+        pin_run(run, flow.instance)
+    return run
 
 
 def _sink(options: dict):
     """One Sink per instance and spool for the whole process: one journal, and one warning when
-    the store is unreachable, however many flows run."""
+    the store is unreachable, however many flows run. The instance is the one named when the
+    flow run starts (`track(instance=...)`, else FLOWPROV_INSTANCE, then the current one), by
+    its config file's resolved path: the Sink, the storage roots and the store lookups of the
+    flow run stay with it whatever FLOWPROV_INSTANCE says later."""
+    from flowprov.config import locate_instance_config
     from flowprov.spool import Sink
 
     spool = options.get("spool") or os.path.join(os.getcwd(), ".flowprov-prefect-spool.jsonl")
-    key = (options.get("instance"), os.path.abspath(spool))
+    instance = options.get("instance")
+    try:
+        instance = str(locate_instance_config(instance).resolve())
+    except Exception:  # noqa: BLE001 - no instance yet: the Sink says so and keeps the events
+        pass
+    key = (instance, os.path.abspath(spool))
     with _lock:
         if key not in _sinks:
-            _sinks[key] = Sink(spool, "prefect", instance=options.get("instance"))
+            _sinks[key] = Sink(spool, "prefect", instance=instance)
         return _sinks[key]
+
+
+def _instance(sink):
+    """The Instance the sink writes to; None when there is none (nothing to pin to)."""
+    from flowprov.instance import current
+
+    try:
+        return current(sink.instance)
+    except Exception:  # noqa: BLE001 - no instance: the journal keeps the events
+        return None
 
 
 def _theirs(rec: FlowRec):
@@ -362,7 +396,6 @@ def _on_task_state(engine, state) -> None:
 def _start_task(engine, task_run, tid, rec: FlowRec) -> None:
     from flowprov.context import _current_run
     from flowprov.events import RunRef, RunStarted, TransformSpec
-    from flowprov.records import Run
     from flowprov.uids import RUN_UID, random_uid
 
     task = engine.task
@@ -394,7 +427,7 @@ def _start_task(engine, task_run, tid, rec: FlowRec) -> None:
     rec.sink.send([started], buffered=True)
     run.inputs = _inputs(params, rec.sink, RunRef(uid=run.uid), rec.user)  # recorded at its end
     # fp.Artifact(...).save() / .cache() inside the task body use the task's run
-    run.token = _current_run.set(Run._from_row({"uid": run.uid}))
+    run.token = _current_run.set(_api_run(run.uid, rec))
     rec.tasks[tid] = run
 
 

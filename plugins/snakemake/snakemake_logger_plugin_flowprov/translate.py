@@ -128,6 +128,9 @@ class Translator:
         self._warned = False
         self.sink = None
         self.roots: list = []
+        # the resolved config path of the instance the workflow run is recorded in, pinned as the
+        # workflow starts (see pin_instance)
+        self.instance: str | None = None
         # set from Snakemake's main thread (see MainThreadWatcher):
         # path → Digest of a temp file, taken just before Snakemake removed it
         self.prehashed: dict = {}
@@ -182,13 +185,29 @@ class Translator:
         from flowprov.instance import current
 
         try:
-            inst = current(self.settings.instance or None)
+            inst = current(self.instance)
         except Exception:  # noqa: BLE001 - no instance: the Sink says so and keeps the events
             return []
         try:
             return list(inst.storages().values())
         except Exception:  # noqa: BLE001
             return [inst.storage]
+
+    def pin_instance(self) -> None:
+        """Fix the instance the run is recorded in: the one named (--logger-flowprov-instance,
+        else FLOWPROV_INSTANCE, then the current one) when the workflow starts. Called from
+        Snakemake's own thread as it announces the start (see MainThreadWatcher): this thread,
+        behind the queue, may see the start only after a job (a `run:` block under
+        --force-use-threads, an `onstart:` handler) has pointed FLOWPROV_INSTANCE elsewhere."""
+        if self.instance is not None:
+            return
+        from flowprov.config import locate_instance_config
+
+        name = self.settings.instance or None
+        try:
+            self.instance = str(locate_instance_config(name).resolve())
+        except Exception:  # noqa: BLE001 - no instance: the Sink says so and keeps the events
+            self.instance = name
 
     def _place(self, name) -> tuple[str, object] | None:
         """(path or URL, Digest already taken or None) of a file Snakemake names; None for what
@@ -256,6 +275,7 @@ class Translator:
             )
             return
         self.workdir = os.getcwd()
+        self.pin_instance()  # if Snakemake's thread has not already
         self.roots = self._declared_roots()
         self.user = current_user_config().handle
         self.wf_id = str(getattr(r, "workflow_id", "")) or random_uid(RUN_UID)
@@ -263,7 +283,7 @@ class Translator:
         spool = self.settings.spool or os.path.join(
             self.workdir, ".snakemake", "flowprov-spool.jsonl"
         )
-        self.sink = Sink(spool, source="snakemake", instance=self.settings.instance or None)
+        self.sink = Sink(spool, source="snakemake", instance=self.instance)
         self.wf_spec = self._workflow_spec(r, wf)
         config = jsonable(wf.config or {})
         self.environment = {
@@ -573,7 +593,8 @@ class MainThreadWatcher(logging.Handler):
     handler sits directly on Snakemake's logger (synchronous): when Snakemake announces that it
     removes a temp file, the file is hashed before it goes (only those: hashing every output here
     would hold up Snakemake's scheduler). It also notes what Snakemake says only in words (a temp
-    file removed, an interrupt). All recording stays in the Translator.
+    file removed, an interrupt), and which instance is named as the workflow starts. All
+    recording stays in the Translator.
     """
 
     def __init__(self, translator: Translator):
@@ -582,10 +603,15 @@ class MainThreadWatcher(logging.Handler):
 
     def emit(self, record) -> None:
         self.translator.seen += 1
-        if not self.translator.enabled or getattr(record, "event", None) is not None:
+        if not self.translator.enabled:
             return
+        event = getattr(record, "event", None)
         try:
-            if isinstance(record.msg, str):
+            if event is not None:
+                if getattr(event, "value", event) == "workflow_started":
+                    # the instance named now, before any job can point FLOWPROV_INSTANCE elsewhere
+                    self.translator.pin_instance()
+            elif isinstance(record.msg, str):
                 self._message(record.getMessage())
         except Exception:  # noqa: BLE001 - the file is then recorded as missing, not removed
             pass

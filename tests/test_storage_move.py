@@ -72,6 +72,9 @@ def test_a_moved_folder_is_repointed_and_verify_is_clean(instance, fp_env, run_f
     folder = fp.Artifact(new / "results" / "plots").save()
     assert folder.existed and folder.uid == arts[3].uid
     assert str(fp.Artifact.get(arts[4].uid).path).startswith(str(new / ".flowprov" / "objects"))
+    from flowprov.relocate import moved_to
+
+    assert moved_to(inst, old) == str(new) and moved_to(inst, new) is None
     # a second run knows it was done
     out = run_flowprov("storage", "move", str(old), str(new)).stdout
     assert "already moved" in out
@@ -158,6 +161,32 @@ def test_roots_inside_move_along_and_host_root_records_stay(instance, fp_env):
         move_root(inst_mod.current(), moved, target)
     with pytest.raises(ValidationError, match="already a declared storage root"):
         move_root(inst_mod.current(), moved, old)
+
+
+def test_move_root_on_a_database_found_in_new(sqlite_instance, fp_env):
+    """What `init --storage NEW` does with an SQLite instance found inside a moved folder: opens
+    the database where it is now, re-points OLD, and writes the config itself."""
+    from flowprov import config as C
+    from flowprov.instance import Instance
+
+    old, new = fp_env / "mydata", fp_env / "moved"
+    a = fp.Artifact(write(old / "a.txt", "a")).save()
+    os.rename(old, new)
+    inst_mod.reset_cache()
+    cfg = C.InstanceConfig(
+        name="mydata",
+        uid=sqlite_instance.config.uid,
+        db=f"sqlite:///{new}/.flowprov/flowprov.sqlite",
+        storage=str(old),
+    )
+    before = C.instance_file("mydata").read_bytes()
+    rep = move_root(Instance(cfg, fp_env / "not-written.yaml"), old, new, save_config=False)
+    assert rep.database is None and rep.config.storage == str(new)
+    assert rep.config.db == cfg.db and rep.config_changes == {"storage": (str(old), str(new))}
+    assert C.instance_file("mydata").read_bytes() == before  # the caller writes it
+    assert not (fp_env / "not-written.yaml").exists()
+    C.save_instance_config(rep.config)
+    assert fp.Artifact(new / "a.txt").save().uid == a.uid
 
 
 def _reader(postgres, pg_database: str, name: str) -> str:

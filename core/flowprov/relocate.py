@@ -111,6 +111,10 @@ def move_root(
     if old_r == new_r:
         raise ValidationError(f"{old_r} and {new_r} are the same root")
     report = MoveReport(old_r, new_r, forced=force)
+    if storage_type(new_r) == "local" and not os.path.isdir(new_r):
+        raise ValidationError(
+            f"{new_r} is not a folder: move the data there first, then re-point the root"
+        )
 
     # an SQLite database inside OLD moved with it: work on it where it is now
     db_url = _database_after_move(inst.config.db, old_r, new_r, report)
@@ -171,8 +175,10 @@ def move_root(
             for o, n in moving.items():
                 row = declared[o]
                 values = dict(root=n, type=storage_type(n), updated_at=at)
-                if storage_type(n) != row.type:
-                    values["region"] = None  # a region belonged to the old bucket
+                if storage_type(n) != row.type:  # a region and options belonged to the old store
+                    values["region"] = None
+                    if "options" in S.storages.c:
+                        values["options"] = None
                 done = conn.execute(
                     update(S.storages)
                     .where(S.storages.c.id == row.id, S.storages.c.root == o)
@@ -183,6 +189,7 @@ def move_root(
                         f"storage root {o} changed while it was being moved: nothing was "
                         "changed, run the move again"
                     )
+            _remember_move(conn, moving)
     except IntegrityError:
         raise ValidationError(
             f"{new_r} was declared as a storage root while {old_r} was being moved: nothing "
@@ -195,6 +202,39 @@ def move_root(
         work.close()
     reset_cache()
     return report
+
+
+MOVED_KEY = "moved_roots"  # instance_meta: {old root: where it is now}, for stale configs
+
+
+def _remember_move(conn, moving: dict[str, str]) -> None:
+    """Keep, in the database every member reads, where moved roots went: a member whose config
+    still names OLD can then be told where it is (see moved_to)."""
+    import json
+
+    from sqlalchemy import inspect as sa_inspect
+
+    from .db import read_meta, write_meta
+
+    if not sa_inspect(conn).has_table("instance_meta"):
+        return  # a schema before 0007
+    moved = json.loads(read_meta(conn).get(MOVED_KEY) or "{}")
+    moved = {k: moving.get(v, v) for k, v in moved.items()}  # moved again: follow it
+    moved.update(moving)
+    for n in moving.values():
+        moved.pop(n, None)  # moved back to where it once was
+    write_meta(conn, {MOVED_KEY: json.dumps(moved, sort_keys=True)})
+
+
+def moved_to(inst, root: str) -> str | None:
+    """Where a root that `storage move` re-pointed is now (None: it was never moved away)."""
+    import json
+
+    from .db import read_connection, read_meta
+
+    with read_connection(inst.engine) as conn:
+        moved = json.loads(read_meta(conn).get(MOVED_KEY) or "{}")
+    return moved.get(normalize_root(root))
 
 
 # -- the database -------------------------------------------------------------------------------
@@ -339,13 +379,8 @@ def _inside(outer: str, inner: str) -> str | None:
 
 def _check_reachable(new_r: str) -> None:
     root = StorageRoot(new_r)
-    if root.is_local:
-        if not os.path.isdir(new_r):
-            raise ValidationError(
-                f"{new_r} is not a folder: move the data there first, then re-point the root"
-            )
-        return
-    root.check()  # the bucket is there and reachable with these credentials
+    if not root.is_local:  # (a local NEW was checked to be a folder first thing)
+        root.check()  # the bucket is there and reachable with these credentials
 
 
 # -- the sample ---------------------------------------------------------------------------------

@@ -120,7 +120,7 @@ def info():
     try:
         u = inst.user
         who = u.handle + (f" ({u.name})" if u.name else "")
-        if getattr(u, "source", None) == "os":
+        if u.is_os_account:
             who += " — your OS account; `flowprov login HANDLE` to act as yourself"
     except FlowprovError as e:  # a broken user.yaml: say so here, the rest still shows
         who = f"[red]unknown[/]: {escape(str(e))}"

@@ -325,8 +325,11 @@ def init(
     if moved_from is not None:
         from .relocate import move_root
 
-        report = move_root(inst, moved_from, root)
-        notes.append(f"storage root {moved_from} moved to {root}: re-pointed ({report})")
+        report = move_root(inst, moved_from, root, save_config=False)
+        notes.append(
+            f"the storage folder moved from {moved_from}: root re-pointed after checking "
+            f"{len(report.checks)} sampled files ({report.hashed} re-hashed) are here"
+        )
     if state.writable:
         user = C.current_user_config()
         try:
@@ -345,11 +348,8 @@ def init(
             # a read-only role connecting to an existing instance: queries work, writes are refused
             notes.append("connected read-only: queries work, changes are refused")
         else:
-            if getattr(user, "source", None) == "os":
-                notes.append(
-                    f"recorded as user {user.handle!r}, your operating-system account: run "
-                    "`flowprov login HANDLE` to act as yourself"
-                )
+            if user.source_note():
+                notes.append(user.source_note())
     else:
         notes.append(
             f"the database has schema {state.revision}, older than this flowprov's {SCHEMA_HEAD}: "

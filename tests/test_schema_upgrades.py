@@ -135,7 +135,7 @@ def _old_instance(fp_env, db_url, rev: str) -> dict:
 
 @pytest.mark.parametrize("rev", OLDER)
 def test_an_older_instance_is_read_as_it_is_and_written_only_after_migrate(
-    rev, fp_env, db_url, run_flowprov
+    rev, fp_env, db_url, run_flowprov, request
 ):
     old = _old_instance(fp_env, db_url, rev)
 
@@ -160,6 +160,11 @@ def test_an_older_instance_is_read_as_it_is_and_written_only_after_migrate(
     assert fp.Artifact.filter(key="new.txt").count() == 0
     assert _revision(old["url"]) == rev
 
+    if db_url:  # a read-only member on today's flowprov: reads the same, may not migrate
+        _reader_reads_but_may_not_migrate(
+            request.getfixturevalue("postgres"), db_url, old, run_flowprov, rev
+        )
+
     # --dry-run shows the steps and changes nothing
     dry = run_flowprov("migrate", "--dry-run").stdout
     assert f"schema {rev} → {SCHEMA_HEAD}" in dry and "nothing was changed" in dry
@@ -178,6 +183,27 @@ def test_an_older_instance_is_read_as_it_is_and_written_only_after_migrate(
     assert "nothing to do" in run_flowprov("migrate").stdout
     verify = run_flowprov("verify", check=False)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def _reader_reads_but_may_not_migrate(postgres, db_url, old, run_flowprov, rev) -> None:
+    from tests.test_rights import _role
+
+    role = _role(postgres, db_url.rsplit("/", 1)[1], "reader")
+    env = {"PGPASSWORD": postgres.password, "FLOWPROV_INSTANCE": "reader"}
+    url = db_url.replace("//flowprov@", f"//{role}@")
+    r = run_flowprov(
+        "init", "--db", url, "--storage", str(old["root"]), "--name", "reader", env=env
+    )
+    assert "flowprov migrate" in r.stdout
+    ls = run_flowprov("ls", "artifacts", env=env).stdout
+    assert "out.txt" in ls and "in.txt" in ls
+    show = run_flowprov("show", "oldrun00000000000001", env=env).stdout
+    assert "in.txt" in show and "out.txt" in show
+    r = run_flowprov("migrate", env=env, check=False)
+    assert r.returncode == 1 and "not allowed to migrate the schema" in r.stderr
+    assert _revision(old["url"]) == rev
+    C.save_instance_config(C.load_instance_config(C.instance_file("old")))  # the owner's again
+    reset_cache()
 
 
 def test_init_connects_to_an_older_instance_without_migrating_it(fp_env, db_url, run_flowprov):

@@ -93,7 +93,8 @@ def test_a_wrong_new_is_refused_and_nothing_changes(instance, fp_env, run_flowpr
     r = run_flowprov("storage", "move", str(old), str(empty), check=False)
     assert r.returncode == 1
     assert "refused to move" in r.stderr and "Nothing was changed" in r.stderr
-    assert "raw/a.fastq" in r.stdout + r.stderr or "missing" in r.stdout
+    assert "5 of 5 sampled files are not there as recorded" in r.stderr
+    assert r.stdout.count("missing") == 5 and "raw/a.fastq" in r.stdout  # the table of them
 
     # a copy where one file is missing and another has other bytes of the same size
     partial = fp_env / "partial"

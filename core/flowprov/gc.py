@@ -98,6 +98,9 @@ def scan(inst, storage: str | None = None, min_age: float = DEFAULT_MIN_AGE) -> 
     report = GcReport(min_age=min_age)
     roots = _roots(inst, storage)
     for sid, root in roots.items():
+        if root.is_local and not os.path.isdir(root.root):
+            report.skipped[root.root] = "no such folder (moved? see `flowprov storage move`)"
+            continue
         try:
             entries = _list(root)
         except FileNotFoundError:

@@ -156,7 +156,10 @@ def move_root(
         bad = report.failures
         first = "; ".join(f"{c.key}: {c.detail}" for c in bad[:2])
         hint = ""
-        if any(c.key.startswith(".flowprov/") for c in bad):
+        hidden = [c.key.startswith(".flowprov/") for c in report.checks]
+        if any(h and not c.ok for h, c in zip(hidden, report.checks, strict=True)) and any(
+            not h and c.ok for h, c in zip(hidden, report.checks, strict=True)
+        ):  # the files are there, flowprov's copies are not
             hint = f" (were the hidden folders moved too? e.g. {old_r}/.flowprov)"
         raise MoveRefused(
             f"refused to move {old_r} to {new_r}: {len(bad)} of {len(report.checks)} sampled "

@@ -113,11 +113,12 @@ def test_init_says_where_the_password_must_live(own_pgpass, monkeypatch):
 def test_a_missing_password_error_says_where_it_is_read_from(own_pgpass):
     url = "postgresql://lab@h:5432/db"
     msg = 'connection failed: connection to server at "h", port 5432 failed: fe_sendauth: no password supplied'
-    hint = missing_password_hint(url, msg)
+    hint = missing_password_hint(msg, url)
     assert str(own_pgpass) in hint and "PGPASSWORD" in hint and "--save-password" in hint
-    assert missing_password_hint(url, "FATAL: password authentication failed for user") is not None
-    assert missing_password_hint(url, "connection refused") is None
-    assert missing_password_hint("sqlite:///x", msg) is None
+    assert missing_password_hint(msg) == hint  # db_error knows the message, not always the URL
+    assert missing_password_hint("FATAL: password authentication failed for user") is not None
+    assert missing_password_hint("connection refused", url) is None
+    assert missing_password_hint(msg, "sqlite:///x") is None
 
 
 def test_line_breaks_cannot_go_into_the_password_file(own_pgpass):

@@ -162,14 +162,14 @@ def password_hint(url) -> str | None:
     )
 
 
-def missing_password_hint(url, message: str) -> str | None:
+def missing_password_hint(message: str, url=None) -> str | None:
     """For a failed connection whose driver message says the password was missing or wrong: where
-    flowprov's PostgreSQL connections take it from (None for other failures)."""
+    flowprov's PostgreSQL connections take it from (None for other failures, or a URL that is not
+    PostgreSQL's)."""
     low = message.lower()
     if "no password supplied" not in low and "password authentication failed" not in low:
         return None
-    u = _url(url)
-    if not _is_postgres(u):
+    if url is not None and not _is_postgres(_url(url)):
         return None
     return (
         f"the password is read from PGPASSWORD or {pgpass_path()} (flowprov's config never holds "

@@ -123,86 +123,88 @@ def move_root(
         if db_url == inst.config.db
         else Instance(inst.config.copy(db=db_url), inst.config_path)
     )
-    require(work, WRITE, f"move storage root {old_r} to {new_r}")
-    work.require_writable()  # a schema older than this flowprov: members must migrate first
-
-    with _read(work) as conn:
-        declared = {r.root: r for r in conn.execute(select(S.storages)).all()}
-    if old_r not in declared:
-        if new_r in declared:  # moved before; the config (or the database path) did not follow
-            report.already = True
-            report.storage_uid = declared[new_r].uid
-            _follow_config(inst, work, report, save_config)
-            if work is not inst:
-                work.close()
-            reset_cache()
-            return report
-        roots = ", ".join(sorted(r for r in declared if r != HOST_ROOT)) or "none"
-        raise ValidationError(f"{old_r} is not a declared storage root (declared: {roots})")
-    if new_r in declared:
-        raise ValidationError(
-            f"{new_r} is already a declared storage root (uid {declared[new_r].uid}): a root "
-            "cannot be moved onto another"
-        )
-    moving = _moving_roots(declared, old_r, new_r)
-    report.moved = [(o, n) for o, n in moving.items()]
-    report.storage_uid = declared[old_r].uid
-    _refuse_overlaps(work, declared, moving, old_r)
-    _check_reachable(new_r)
-
-    ids = {declared[o].id: n for o, n in moving.items()}
-    _sample(work, ids, sample, report)
-    if report.failures and not force:
-        bad = report.failures
-        first = "; ".join(f"{c.key}: {c.detail}" for c in bad[:2])
-        hint = ""
-        hidden = [c.key.startswith(".flowprov/") for c in report.checks]
-        if any(h and not c.ok for h, c in zip(hidden, report.checks, strict=True)) and any(
-            not h and c.ok for h, c in zip(hidden, report.checks, strict=True)
-        ):  # the files are there, flowprov's copies are not
-            hint = f" (were the hidden folders moved too? e.g. {old_r}/.flowprov)"
-        raise MoveRefused(
-            f"refused to move {old_r} to {new_r}: {len(bad)} of {len(report.checks)} sampled "
-            f"files are not there as recorded ({first}{'; …' if len(bad) > 2 else ''}){hint}. "
-            "Nothing was changed; check NEW, or pass --force to move anyway",
-            report,
-        )
-    report.left_behind = _left_behind(work, declared, moving, old_r)
-
-    from .db import db_error, write_transaction
-    from .events import now
-
-    at = now()
     try:
-        with write_transaction(work.engine) as conn:
-            for o, n in moving.items():
-                row = declared[o]
-                values = dict(root=n, type=storage_type(n), updated_at=at)
-                if storage_type(n) != row.type:  # a region and options belonged to the old store
-                    values["region"] = None
-                    if "options" in S.storages.c:
-                        values["options"] = None
-                done = conn.execute(
-                    update(S.storages)
-                    .where(S.storages.c.id == row.id, S.storages.c.root == o)
-                    .values(**values)
-                ).rowcount
-                if done != 1:
-                    raise InstanceError(
-                        f"storage root {o} changed while it was being moved: nothing was "
-                        "changed, run the move again"
-                    )
-            _remember_move(conn, moving)
-    except IntegrityError:
-        raise ValidationError(
-            f"{new_r} was declared as a storage root while {old_r} was being moved: nothing "
-            "was changed"
-        ) from None
-    except DBAPIError as e:  # refused by the database (a role that may only read)
-        raise db_error(e, f"database {work.db_display}") from e
-    _follow_config(inst, work, report, save_config, moving)
-    if work is not inst:
-        work.close()
+        require(work, WRITE, f"move storage root {old_r} to {new_r}")
+        work.require_writable()  # a schema older than this flowprov: members must migrate first
+
+        with _read(work) as conn:
+            declared = {r.root: r for r in conn.execute(select(S.storages)).all()}
+        if old_r not in declared:
+            if new_r in declared:  # moved before; the config (or the database path) did not follow
+                report.already = True
+                report.storage_uid = declared[new_r].uid
+                _follow_config(inst, work, report, save_config)
+                reset_cache()
+                return report
+            roots = ", ".join(sorted(r for r in declared if r != HOST_ROOT)) or "none"
+            raise ValidationError(f"{old_r} is not a declared storage root (declared: {roots})")
+        if new_r in declared:
+            raise ValidationError(
+                f"{new_r} is already a declared storage root (uid {declared[new_r].uid}): a root "
+                "cannot be moved onto another"
+            )
+        moving = _moving_roots(declared, old_r, new_r)
+        report.moved = [(o, n) for o, n in moving.items()]
+        report.storage_uid = declared[old_r].uid
+        _refuse_overlaps(work, declared, moving, old_r)
+        _check_reachable(new_r)
+
+        ids = {declared[o].id: n for o, n in moving.items()}
+        _sample(work, ids, sample, report)
+        if report.failures and not force:
+            bad = report.failures
+            first = "; ".join(f"{c.key}: {c.detail}" for c in bad[:2])
+            hint = ""
+            hidden = [c.key.startswith(".flowprov/") for c in report.checks]
+            if any(h and not c.ok for h, c in zip(hidden, report.checks, strict=True)) and any(
+                not h and c.ok for h, c in zip(hidden, report.checks, strict=True)
+            ):  # the files are there, flowprov's copies are not
+                hint = f" (were the hidden folders moved too? e.g. {old_r}/.flowprov)"
+            raise MoveRefused(
+                f"refused to move {old_r} to {new_r}: {len(bad)} of {len(report.checks)} sampled "
+                f"files are not there as recorded ({first}{'; …' if len(bad) > 2 else ''}){hint}. "
+                "Nothing was changed; check NEW, or pass --force to move anyway",
+                report,
+            )
+        report.left_behind = _left_behind(work, declared, moving, old_r)
+
+        from .db import db_error, write_transaction
+        from .events import now
+
+        at = now()
+        try:
+            with write_transaction(work.engine) as conn:
+                for o, n in moving.items():
+                    row = declared[o]
+                    values = dict(root=n, type=storage_type(n), updated_at=at)
+                    if (
+                        storage_type(n) != row.type
+                    ):  # a region and options belonged to the old store
+                        values["region"] = None
+                        if "options" in S.storages.c:
+                            values["options"] = None
+                    done = conn.execute(
+                        update(S.storages)
+                        .where(S.storages.c.id == row.id, S.storages.c.root == o)
+                        .values(**values)
+                    ).rowcount
+                    if done != 1:
+                        raise InstanceError(
+                            f"storage root {o} changed while it was being moved: nothing was "
+                            "changed, run the move again"
+                        )
+                _remember_move(conn, moving)
+        except IntegrityError:
+            raise ValidationError(
+                f"{new_r} was declared as a storage root while {old_r} was being moved: nothing "
+                "was changed"
+            ) from None
+        except DBAPIError as e:  # refused by the database (a role that may only read)
+            raise db_error(e, f"database {work.db_display}") from e
+        _follow_config(inst, work, report, save_config, moving)
+    finally:
+        if work is not inst:
+            work.close()
     reset_cache()
     return report
 

@@ -1,6 +1,7 @@
 """The `flowprov` command line, run as a real subprocess."""
 
 import flowprov as fp
+from flowprov.migrations import SCHEMA_HEAD
 
 from tests.conftest import write
 
@@ -18,7 +19,7 @@ def test_init_login_info_ls_show_search_delete(run_flowprov, fp_env, db_url):
     assert "logged in as testuser1 (Test User1)" in out
     info = run_flowprov("info").stdout
     assert "instance:  mydata" in info and f"storage:   {root}" in info
-    assert "user:      testuser1 (Test User1)" in info and "schema 0006" in info
+    assert "user:      testuser1 (Test User1)" in info and f"schema {SCHEMA_HEAD}" in info
 
     # records made through the API are what the CLI shows
     t = fp.Transform(

@@ -108,7 +108,9 @@ def empty_db(backend, fp_env, request) -> str:
     return request.getfixturevalue("pg_database")
 
 
-def test_older_schema_is_upgraded_on_open(fp_env, empty_db):
+def test_older_schema_is_opened_as_it_is_and_upgraded_by_migrate(fp_env, empty_db):
+    """Opening never migrates (a shared database would lock out colleagues on the previous
+    release); `migrate` does. tests/test_schema_upgrades.py covers every revision."""
     from flowprov.db import make_engine, migrate, schema_revision
     from flowprov.migrations import SCHEMA_HEAD
     from sqlalchemy import inspect
@@ -120,10 +122,16 @@ def test_older_schema_is_upgraded_on_open(fp_env, empty_db):
         assert "ix_runs_started_at" not in {i["name"] for i in inspect(c).get_indexes("runs")}
     engine.dispose()
     inst, created = inst_mod.init(fp_env / "old", db=empty_db)
-    assert not created
+    assert not created and inst.schema.relation == "older"
     with inst.engine.connect() as c:
+        assert schema_revision(c) == "0001"
+    inst_mod.reset_cache()
+    engine = make_engine(empty_db)
+    migrate(engine)
+    with engine.connect() as c:
         assert schema_revision(c) == SCHEMA_HEAD
         assert "ix_runs_started_at" in {i["name"] for i in inspect(c).get_indexes("runs")}
+    engine.dispose()
 
 
 def test_newer_schema_is_refused(instance):
@@ -131,6 +139,7 @@ def test_newer_schema_is_refused(instance):
 
     with instance.engine.begin() as c:
         c.execute(text("UPDATE alembic_version SET version_num='9999'"))
+        c.execute(text("UPDATE instance_meta SET value='9999' WHERE key='schema_floor'"))
     inst_mod.reset_cache()
     with pytest.raises(InstanceError, match="newer than this flowprov knows"):
         fp.Artifact.filter().count()
@@ -217,7 +226,12 @@ def test_run_outputs_are_backfilled_when_upgrading(fp_env, empty_db):
                 f"false, '.txt', 'h', 'blake3', 1, true, false, 1, 7, '{now}', '{now}')"
             )
         )
-    engine.dispose()
-    inst, _ = inst_mod.init(fp_env / "v4", db=empty_db)
+    # read before migrating: the same answer, from the compatibility view
+    inst, _ = inst_mod.init("/data", db=empty_db)
     with inst.engine.connect() as c:
         assert c.execute(text("SELECT run_id, artifact_id FROM run_outputs")).all() == [(7, 3)]
+    inst_mod.reset_cache()
+    migrate(engine)  # a fresh connection: the table itself, filled by the migration
+    with engine.connect() as c:
+        assert c.execute(text("SELECT run_id, artifact_id FROM run_outputs")).all() == [(7, 3)]
+    engine.dispose()

@@ -48,6 +48,13 @@ def init(storage, db, name, storage_options, endpoint_url, region, save_password
     from . import instance
 
     options = _options(storage_options, endpoint_url, region)
+    if save_password:  # before anything is written
+        from sqlalchemy.engine import make_url
+
+        from .errors import ValidationError
+
+        if not db or not make_url(db).password:
+            raise ValidationError("--save-password needs --db with a password in the URL")
     inst, created = instance.init(storage, db=db, name=name, force=force, options=options)
     verb = "created" if created else "connected to existing"
     out = _console()

@@ -320,5 +320,8 @@ def db_error(e: Exception, where: str) -> Exception:
         and "not a database" not in msg
         and "no such table" not in low
     ):
-        return DatabaseUnavailable(f"cannot reach {where}: {msg}")
+        from .pgpass import missing_password_hint
+
+        hint = missing_password_hint(msg)
+        return DatabaseUnavailable(f"cannot reach {where}: {msg}" + (f" — {hint}" if hint else ""))
     return InstanceError(f"{where} is not a readable flowprov database: {msg}")

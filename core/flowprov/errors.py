@@ -69,3 +69,12 @@ class NoCurrentRun(FlowprovError):
 class ContentChanged(FlowprovError):
     """A file or object no longer holds the bytes its record names: reading it as that version
     would record a lie."""
+
+
+def __getattr__(name: str):
+    # the config file errors live with the config code (config.py imports this module)
+    if name in ("ConfigFileError", "CurrentInstanceMissing"):
+        from . import config
+
+        return getattr(config, name)
+    raise AttributeError(f"module 'flowprov.errors' has no attribute {name!r}")

@@ -225,6 +225,8 @@ def test_old_merged_records_survive_the_upgrade(fp_env, empty_db):
             )
         )
     engine.dispose()
+    migrate(engine)  # `flowprov migrate`: opening an instance never upgrades it
+    engine.dispose()
     inst, created = inst_mod.init(root, db=empty_db)
     assert not created
     old = fp.Artifact.get("aaaaaaaaaaaaaaaa0000")

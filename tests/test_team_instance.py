@@ -132,3 +132,44 @@ def test_init_says_when_it_recorded_the_os_account(fp_env, run_flowprov):
     run_flowprov("login", "alice")
     r = _init(run_flowprov, "--storage", str(fp_env / "lab2"))
     assert "OS account" not in r.stdout
+
+
+def test_a_member_whose_config_names_a_moved_root_is_told_and_records_nothing(
+    fp_env, pg_database, run_flowprov
+):
+    """Another member re-pointed the root: a stale config must not bring the old root back."""
+    import subprocess
+    import sys
+
+    lab, moved = fp_env / "lab", fp_env / "lab2"
+    envs = {
+        m: {"FLOWPROV_CONFIG_DIR": str(fp_env / f"config-{m}"), "FLOWPROV_USER": m}
+        for m in ("alice", "bob")
+    }
+    for m, env in envs.items():
+        _init(run_flowprov, "--db", pg_database, "--storage", str(lab), "--name", "lab", env=env)
+    (lab / "a.txt").write_text("a\n")
+    save = "import sys, flowprov as fp; print(fp.Artifact(sys.argv[1], key=None).save().uid)"
+    outside = fp_env / "outside.txt"
+    outside.write_text("copied in\n")
+
+    def py(member, *args):
+        return subprocess.run(
+            [sys.executable, "-c", save, *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **envs[member]},
+        )
+
+    assert py("alice", str(outside)).returncode == 0
+    shutil.move(lab, moved)
+    run_flowprov("storage", "move", str(lab), str(moved), env=envs["alice"])
+    r = py("bob", str(outside))
+    assert r.returncode != 0
+    assert f"was moved to {moved}" in r.stderr and "flowprov init --storage" in r.stderr
+    storages = run_flowprov("ls", "storages", env=envs["alice"]).stdout
+    assert f"{lab} " not in storages  # the old root did not come back
+    _init(
+        run_flowprov, "--db", pg_database, "--storage", str(moved), "--name", "lab", env=envs["bob"]
+    )
+    assert py("bob", str(outside)).returncode == 0

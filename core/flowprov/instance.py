@@ -6,6 +6,7 @@ re-resolved when FLOWPROV_INSTANCE or the current-instance file changes); ``dele
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from .db import (
 )
 from .errors import (
     DatabaseUnavailable,
+    InstanceError,
     InstanceNotEmpty,
     PermissionDenied,
     SchemaOutdated,
@@ -123,6 +125,16 @@ class Instance:
         for r in roots:
             if r.root == self.config.storage:
                 return r
+        if roots:  # read, and the config's root is not among them: moved by another member?
+            from .relocate import moved_to
+
+            new = moved_to(self, self.config.storage)
+            if new is not None:
+                raise InstanceError(
+                    f"the storage root {self.config.storage} of instance {self.name!r} was moved "
+                    f"to {new} (`flowprov storage move`): run `flowprov init --storage {new} "
+                    f"--name {self.name}` (with the same --db) to bring this config along"
+                )
         return StorageRoot(self.config.storage)
 
     @property
@@ -143,8 +155,9 @@ class Instance:
             }
 
     def storages(self, refresh: bool = False) -> dict[int, StorageRoot]:
-        """Every registered storage root by id. Roots are never removed or changed, so the list is
-        cached; it is re-read after 10 s, or on request, to see roots other processes added."""
+        """Every registered storage root by id, cached: re-read after 10 s, or on request, to see
+        roots other processes added. Roots are never removed; `storage move` re-points one, and
+        a process running meanwhile may keep the old place for up to 10 s — move while idle."""
         import time
 
         from . import schema as S
@@ -162,9 +175,7 @@ class Instance:
         except DatabaseUnavailable:
             if cached is None:
                 raise
-            return (
-                cached  # roots never change: the last list stays right while the database is away
-            )
+            return cached  # the last list stays right while the database is away
         self._storages_at = time.monotonic()
         self.__dict__["_storages"] = {r.id: _root(r.root, r.options) for r in rows}
         return self.__dict__["_storages"]
@@ -296,12 +307,14 @@ def init(
                 raise ValidationError(f"cannot create the storage folder {root}: {e}") from e
         migrate(engine, uid=uid)
         state = SchemaState(SCHEMA_HEAD, "current")
-        created, moved_from = True, None
+        created, moved_from, moved_roots = True, None, {}
     else:
         state = open_schema(engine, where)  # an existing instance (or a foreign database: refused)
         created = False
         with read_connection(engine) as conn:
-            uid = read_meta(conn).get("uid") or (old.uid if old is not None else random_uid(12))
+            meta = read_meta(conn)
+            uid = meta.get("uid") or (old.uid if old is not None else random_uid(12))
+            moved_roots = json.loads(meta.get("moved_roots") or "{}")  # by `storage move`
             recorded = _default_root(conn)
             moved_from = _moved_default_root(recorded, root, db_file)
         if recorded is not None and recorded != root and moved_from is None:
@@ -311,7 +324,12 @@ def init(
                 f"--storage {recorded}; then `flowprov storage add {root}` declares another root, "
                 f"or `flowprov storage move {recorded} {root}` re-points it if its data moved"
             )
-    if old is not None and old.storage != root and moved_from != old.storage:
+    if (
+        old is not None
+        and old.storage != root
+        and moved_from != old.storage
+        and (created or moved_roots.get(old.storage) != root)
+    ):
         engine.dispose()
         raise ValidationError(
             f"an instance named {name!r} already exists with storage {old.storage}: choose "

@@ -151,6 +151,26 @@ def test_gc_delete_is_refused_to_a_member_who_may_only_read(
     assert stray.read_text() == "left by a dead batch"
 
 
+def test_an_orphan_reused_by_a_new_record_is_touched_so_a_racing_gc_keeps_it(instance, fp_env):
+    """A batch that finds its bytes already copied in (an old orphan) reuses the object. Until
+    its record commits the object is unreferenced, so a `gc --delete` running then judges it by
+    age alone (re-read just before removing): the batch touches it first, making it young."""
+    import time
+
+    src = write(fp_env / "elsewhere" / "again.csv", "same bytes\n")
+    digest = blake3.blake3(b"same bytes\n").hexdigest()
+    orphan = fp_env / "mydata" / ".flowprov" / "objects" / f"{digest}.csv"
+    write(orphan, "same bytes\n")
+    two_days = time.time() - 2 * 86400
+    os.utime(orphan, (two_days, two_days))
+    assert [o.path for o in gc.scan(instance, min_age=0).deletable] == [str(orphan)]
+    art = fp.Artifact(str(src), key=None).save()
+    assert art.hash == digest and art.existed is False
+    assert time.time() - orphan.stat().st_mtime < 60  # young: gc's --min-age keeps it
+    assert gc.scan(instance).orphans == []
+    assert open(fp.Artifact.get(art.uid).cache(), "rb").read() == b"same bytes\n"
+
+
 def test_gc_arguments(instance, run_flowprov):
     assert gc.parse_age("90s") == 90 and gc.parse_age("2d") == 172800 and gc.parse_age("0") == 0
     with pytest.raises(ValidationError, match="--min-age takes a duration"):

@@ -10,6 +10,7 @@ written are removed again, so a record never points at nothing and nothing is le
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Sequence
@@ -230,12 +231,14 @@ def register(artifacts: Sequence) -> None:
 
     # Bytes first, record second: a record never points at an object that is not there.
     copied: dict[str, str] = {}  # hash → object key we wrote
+    reused: dict[str, tuple[str, str]] = {}  # hash → (object key already there, source)
     try:
-        _copy_in(default, prepared, copied)
+        _copy_in(default, prepared, copied, reused)
         results = inst.store.apply([ArtifactRegistered(**f) for _, _, f in prepared])
     except BaseException:
         _remove_unrecorded(inst, default, copied)
         raise
+    _keep_reused(default, reused)
     for (art, _src, _f), res in zip(prepared, results, strict=True):
         art._set_row(res.row)
         object.__setattr__(art, "existed", res.existed)
@@ -295,15 +298,32 @@ def _refuse_escape(src: str, root: StorageRoot) -> None:
         )
 
 
-def _copy_in(root: StorageRoot, prepared, copied: dict[str, str]) -> None:
+def _copy_in(root: StorageRoot, prepared, copied: dict[str, str], reused: dict) -> None:
     """Copy the managed files not yet in storage. (Serially: a thread pool was measured slower
-    for small files on 2 cores — file creation here is CPU and journal bound, not latency.)"""
+    for small files on 2 cores — file creation here is CPU and journal bound, not latency.)
+
+    An object already there may be an orphan that `flowprov gc --delete` is about to remove: a
+    local one is touched (gc removes only objects unchanged for --min-age), and every reused one
+    is looked for again once the record has committed (_keep_reused)."""
     for _art, src, f in prepared:
-        if f["managed"] and f["hash"] not in copied:
+        if f["managed"] and f["hash"] not in copied and f["hash"] not in reused:
             key = object_key(f["hash"], f["suffix"])
             if not root.exists(key):
                 root.put(src, key)
                 copied[f["hash"]] = key
+            else:
+                if root.is_local:
+                    with contextlib.suppress(OSError):
+                        os.utime(root.path(key))
+                reused[f["hash"]] = (key, src)
+
+
+def _keep_reused(root: StorageRoot, reused: dict[str, tuple[str, str]]) -> None:
+    """Put back a reused object that vanished before its record committed (gc raced us)."""
+    for key, src in reused.values():
+        if not root.exists(key):
+            logger.warning("%s vanished while being recorded (flowprov gc?): copied again", key)
+            root.put(src, key)
 
 
 def _in_place(inst, src: str) -> tuple[StorageRoot, str] | None:

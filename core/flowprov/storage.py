@@ -15,6 +15,15 @@ import secrets
 from pathlib import Path, PurePosixPath
 
 from .errors import FlowprovError, StorageError, ValidationError
+from .storage_check import StorageCheckError
+from .storage_settings import environment_options, validate_options
+
+__all__ = [
+    "StorageCheckError",
+    "StorageRoot",
+    "environment_options",
+    "validate_options",
+]
 
 SYSTEM_DIR = ".flowprov"
 # Local files outside every declared root are recorded where they are, by absolute location,
@@ -67,30 +76,107 @@ def object_key(hash_: str, suffix: str) -> str:
     return f"{OBJECTS_DIR}/{hash_}{suffix}"
 
 
-class StorageRoot:
-    """File operations on one root; local paths use the OS directly, URLs go through fsspec."""
+# The retry budget of everyday S3 calls. Left alone, a server that accepts connections and never
+# answers held one call for 411 s (s3fs's 5 tries × botocore's 5 attempts × a 15 s read timeout).
+# botocore: 3 attempts in its "standard" mode (backoff, retries throttling and 5xx) unless the
+# AWS config or AWS_MAX_ATTEMPTS / AWS_RETRY_MODE say otherwise; s3fs: 2 tries around them.
+S3_MAX_ATTEMPTS = 3
+S3_WRAPPER_RETRIES = 2
 
-    def __init__(self, root: str):
+
+def _s3_budget(flat: dict, for_check: bool) -> None:
+    """Fill in botocore's timeouts and retries (flat `config_kwargs.*` options) in place."""
+    from .storage_check import CHECK_CONNECT_TIMEOUT, CHECK_READ_TIMEOUT
+
+    if for_check:  # one attempt, short timeouts, whatever was configured
+        flat["config_kwargs.connect_timeout"] = CHECK_CONNECT_TIMEOUT
+        flat["config_kwargs.read_timeout"] = CHECK_READ_TIMEOUT
+        for k in [k for k in flat if k.startswith("config_kwargs.retries.")]:
+            del flat[k]
+        flat["config_kwargs.retries.max_attempts"] = 1
+        flat["config_kwargs.retries.mode"] = "standard"
+        return
+    if any(k.startswith("config_kwargs.retries.") for k in flat):
+        return
+    if _botocore_setting("max_attempts") is None and _botocore_setting("retry_mode") is None:
+        flat["config_kwargs.retries.max_attempts"] = S3_MAX_ATTEMPTS
+        flat["config_kwargs.retries.mode"] = "standard"
+
+
+def _botocore_setting(name: str):
+    """A botocore setting from the environment or ~/.aws/config (None when unset)."""
+    try:
+        import botocore.session
+
+        return botocore.session.Session().get_config_variable(name)
+    except Exception:  # noqa: BLE001 - a broken AWS config is botocore's to report, later
+        return None
+
+
+class StorageRoot:
+    """File operations on one root; local paths use the OS directly, URLs go through fsspec,
+    built with the options stored with the instance (endpoint, region...) under the environment
+    variables that override them (see storage_settings)."""
+
+    def __init__(self, root: str, options: dict | None = None):
         self.root = normalize_root(root)
         self.type = storage_type(self.root)
+        self.options: dict = dict(options or {})  # as stored (validated when they were stored)
         self._fs = None
+
+    def __repr__(self) -> str:
+        return (
+            f"StorageRoot({self.root!r}, {self.options!r})"
+            if self.options
+            else (f"StorageRoot({self.root!r})")
+        )
 
     @property
     def is_local(self) -> bool:
         return self.type == "local"
 
+    def effective_options(self) -> dict[str, tuple]:
+        """The options in force, by dotted name ("endpoint_url", "client_kwargs.region_name"):
+        (value, source), source being "instance", "environment VAR" or "fsspec configuration".
+        Credentials the environment gives show as ***. Empty for a local root."""
+        if self.is_local:
+            return {}
+        from .storage_settings import mask, resolve
+
+        return {
+            k: (mask(k, v), src)
+            for k, (v, src) in resolve(self.type, self.root, self.options).items()
+        }
+
+    def build_fs(self, for_check: bool = False):
+        """A new fsspec filesystem with the options in force (`fs` caches one); `for_check`:
+        uncached, with the short timeouts and single attempt of `check`."""
+        import fsspec
+
+        from .storage_settings import nest, resolve
+
+        flat = {k: v for k, (v, _) in resolve(self.type, self.root, self.options).items()}
+        if self.type == "s3":
+            _s3_budget(flat, for_check)
+        kwargs = nest(flat)
+        if for_check:
+            kwargs["skip_instance_cache"] = True
+        try:
+            fs, _ = fsspec.core.url_to_fs(self.root, **kwargs)
+        except (ImportError, ValueError, TypeError) as e:
+            raise StorageError(
+                f"cannot open storage {self.root}: {e}. For s3:// install flowprov[s3], for "
+                "gs:// install flowprov[gcs]"
+            ) from e
+        if self.type == "s3":
+            # s3fs retries on its own around botocore's attempts: keep its loop short
+            fs.retries = 1 if for_check else S3_WRAPPER_RETRIES
+        return fs
+
     @property
     def fs(self):
         if self._fs is None:
-            import fsspec
-
-            try:
-                self._fs, _ = fsspec.core.url_to_fs(self.root)
-            except (ImportError, ValueError) as e:
-                raise StorageError(
-                    f"cannot open storage {self.root}: {e}. For s3:// install flowprov[s3], for "
-                    "gs:// install flowprov[gcs]"
-                ) from e
+            self._fs = self.build_fs()
         return self._fs
 
     def path(self, key: str) -> str:
@@ -116,19 +202,15 @@ class StorageRoot:
         with remote_errors(f"check {self.path(key)}"):
             return self.fs.exists(self.path(key))
 
-    def check(self) -> None:
-        """Fail with a StorageError unless the root can be reached (a bucket that exists)."""
+    def check(self, timeout: float | None = None) -> None:
+        """Fail with a StorageError (a StorageCheckError saying which: unknown key, no permission,
+        no such bucket, endpoint does not speak S3/GCS, cannot connect, no answer) unless the root
+        can be listed; within `timeout` seconds (8 by default) whatever the endpoint does."""
         if self.is_local:
             return
-        bucket = self.root.split("://", 1)[1].split("/", 1)[0]
-        try:
-            with remote_errors(f"reach storage {self.root}"):
-                self.fs.info(bucket)  # `exists` would hide a connection error as False
-        except FileNotFoundError:
-            raise StorageError(
-                f"storage {self.root}: bucket {bucket!r} does not exist or is not visible "
-                "with these credentials"
-            ) from None
+        from .storage_check import CHECK_SECONDS, check_root
+
+        check_root(self, CHECK_SECONDS if timeout is None else timeout)
 
     def put(self, src: str, key: str) -> None:
         """Copy a local file or folder to key, atomically (a partial copy is never visible)."""
@@ -185,8 +267,10 @@ def remote_errors(doing: str):
     except (FileNotFoundError, FlowprovError):
         raise
     except Exception as e:  # noqa: BLE001 - every backend has its own exception types
-        msg = str(e) or type(e).__name__
-        raise StorageError(f"cannot {doing}: {type(e).__name__}: {msg}") from e
+        from .storage_check import store_reason
+
+        msg = store_reason(e) or f"{type(e).__name__}: {str(e) or type(e).__name__}"
+        raise StorageError(f"cannot {doing}: {msg}") from e
 
 
 def object_checksums(fs, path: str) -> dict[str, str]:

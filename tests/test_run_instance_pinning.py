@@ -203,16 +203,26 @@ def test_a_save_after_the_run_is_finished_follows_the_environment(two_instances,
 
 # -- `with Run`, in this process -------------------------------------------------------------------
 def test_a_with_run_block_ends_where_it_started(two_instances, monkeypatch):
+    """A `with Run` block, and a child run started after the switch: a child lives with its
+    parent (the link cannot cross databases)."""
     t = fp.Transform(name="QC", type="pipeline").save()
     with fp.Run(transform=t) as run:
         use("b", monkeypatch)
         out = fp.Artifact(write(two_instances / "qc.txt", "qc ok")).save()
+        step = fp.Transform(name="QC step", type="pipeline")  # saved with its run
+        with fp.Run(transform=step, parent=run) as child:
+            fp.Artifact(write(two_instances / "step.txt", "step ok")).save()
     assert run.status == "completed" and run.finished_at is not None
+    assert child.status == "completed" and step.uid is not None
     assert out.run_id == run.id
     assert fp.Run.filter().count() == 0  # b
+    assert fp.Transform.filter(name="QC step").count() == 0
     use("a", monkeypatch)
     assert fp.Run.get(run.uid).status == "completed"
     assert [a.uid for a in fp.Run.get(run.uid).outputs] == [out.uid]
+    assert fp.Run.get(child.uid).parent == run
+    assert fp.Run.get(child.uid).transform == step
+    assert [a.description for a in fp.Run.get(child.uid).outputs] == [None]
 
 
 def test_artifacts_of_runs_in_two_instances_are_not_saved_together(two_instances, monkeypatch):

@@ -477,13 +477,19 @@ class Run(_HasLineage, Record):
             reference=self.reference,
             reference_type=self.reference_type,
         )
-        inst = current()
+        # a child run lives with its parent (a parent link cannot cross databases)
+        inst = (parent.__dict__.get("_instance") if parent is not None else None) or current()
         res = inst.store.apply([event])
         # the run lives here: its end and outputs come here too (see flowprov.context)
         object.__setattr__(self, "_instance", inst)
         self._refresh_by_uid(res[0].uid, inst)
         if t._row.get("id") is None:
-            t._refresh_by_uid(Transform.filter(id=self.transform_id).one().uid)
+            from .db import read_connection
+
+            with read_connection(inst.engine) as conn:
+                tid = S.transforms.c.id == self.transform_id
+                t_uid = conn.execute(select(S.transforms.c.uid).where(tid)).scalar_one()
+            t._refresh_by_uid(t_uid, inst)
         logger.info("created Run('%s') of Transform('%s')", self.uid, t.uid)
         return self
 

@@ -249,3 +249,49 @@ def start_gcs_emulator() -> Server:
             "--in-memory",
         ],
     )
+
+
+def start_moto_with_auth() -> tuple[Server, dict[str, str]]:
+    """A moto S3 server of its own that checks keys and IAM policies as AWS does. It starts open,
+    an administrator user (every action allowed) is made, then authentication is switched on
+    through moto's /moto-api/reset-auth (what INITIAL_NO_AUTH_ACTION_COUNT=0 does from the
+    start). Returns the server and the administrator's credentials (boto3 client kwargs)."""
+    srv = start_moto()
+    try:
+        import requests
+
+        admin = {
+            "endpoint_url": srv.endpoint,
+            "region_name": "us-east-1",
+            "aws_access_key_id": "setup",
+            "aws_secret_access_key": "setup",
+        }
+        key = moto_user(admin, "flowprov-admin", ["*"])
+        admin.update(aws_access_key_id=key[0], aws_secret_access_key=key[1])
+        r = requests.post(f"{srv.endpoint}/moto-api/reset-auth", data=b"0", timeout=10)
+        r.raise_for_status()
+    except BaseException:
+        srv.stop()
+        raise
+    return srv, admin
+
+
+def moto_user(admin: dict[str, str], name: str, actions: list[str]) -> tuple[str, str]:
+    """An IAM user allowed `actions` (e.g. ["s3:ListBucket"]; [] for none) on every resource:
+    its (access key id, secret access key)."""
+    import json
+
+    import boto3
+
+    iam = boto3.client("iam", **admin)
+    iam.create_user(UserName=name)
+    if actions:
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}],
+        }
+        iam.put_user_policy(
+            UserName=name, PolicyName="flowprov-test", PolicyDocument=json.dumps(policy)
+        )
+    k = iam.create_access_key(UserName=name)["AccessKey"]
+    return k["AccessKeyId"], k["SecretAccessKey"]

@@ -98,19 +98,23 @@ def _s3_budget(flat: dict, for_check: bool) -> None:
         return
     if any(k.startswith("config_kwargs.retries.") for k in flat):
         return
-    if _botocore_setting("max_attempts") is None and _botocore_setting("retry_mode") is None:
+    if not _aws_retries_configured():
         flat["config_kwargs.retries.max_attempts"] = S3_MAX_ATTEMPTS
         flat["config_kwargs.retries.mode"] = "standard"
 
 
-def _botocore_setting(name: str):
-    """A botocore setting from the environment or ~/.aws/config (None when unset)."""
+def _aws_retries_configured() -> bool:
+    """Whether the user set botocore's retries (AWS_MAX_ATTEMPTS / AWS_RETRY_MODE, or the AWS
+    profile in ~/.aws/config): then they are theirs (an explicit botocore Config would win)."""
+    if os.environ.get("AWS_MAX_ATTEMPTS") or os.environ.get("AWS_RETRY_MODE"):
+        return True
     try:
         import botocore.session
 
-        return botocore.session.Session().get_config_variable(name)
+        scoped = botocore.session.Session().get_scoped_config()
     except Exception:  # noqa: BLE001 - a broken AWS config is botocore's to report, later
-        return None
+        return False
+    return "max_attempts" in scoped or "retry_mode" in scoped
 
 
 class StorageRoot:
@@ -125,11 +129,8 @@ class StorageRoot:
         self._fs = None
 
     def __repr__(self) -> str:
-        return (
-            f"StorageRoot({self.root!r}, {self.options!r})"
-            if self.options
-            else (f"StorageRoot({self.root!r})")
-        )
+        opts = f", {self.options!r}" if self.options else ""
+        return f"StorageRoot({self.root!r}{opts})"
 
     @property
     def is_local(self) -> bool:
@@ -163,10 +164,15 @@ class StorageRoot:
             kwargs["skip_instance_cache"] = True
         try:
             fs, _ = fsspec.core.url_to_fs(self.root, **kwargs)
-        except (ImportError, ValueError, TypeError) as e:
+        except ImportError as e:
             raise StorageError(
                 f"cannot open storage {self.root}: {e}. For s3:// install flowprov[s3], for "
                 "gs:// install flowprov[gcs]"
+            ) from e
+        except (ValueError, TypeError) as e:  # an option the filesystem does not take
+            shown = {k: v for k, (v, _) in self.effective_options().items()}
+            raise StorageError(
+                f"cannot open storage {self.root} with the options {shown}: {e}"
             ) from e
         if self.type == "s3":
             # s3fs retries on its own around botocore's attempts: keep its loop short
@@ -205,7 +211,7 @@ class StorageRoot:
     def check(self, timeout: float | None = None) -> None:
         """Fail with a StorageError (a StorageCheckError saying which: unknown key, no permission,
         no such bucket, endpoint does not speak S3/GCS, cannot connect, no answer) unless the root
-        can be listed; within `timeout` seconds (8 by default) whatever the endpoint does."""
+        can be listed; within `timeout` seconds (6 by default) whatever the endpoint does."""
         if self.is_local:
             return
         from .storage_check import CHECK_SECONDS, check_root

@@ -91,7 +91,7 @@ def check_root(root, timeout: float = CHECK_SECONDS) -> None:
             ep,
             "no answer",
             f"nothing came back within {timeout:.0f} s",
-            f"is endpoint_url ({src}) the address of a {_store(root)} server, and is it up?",
+            f"is endpoint_url ({src}) the address of the {_store(root)} store, and is it up?",
             reach=True,
         )
 
@@ -118,7 +118,8 @@ def _endpoint(root, fs=None) -> tuple[str, str]:
     if ep is None:
         ep = {"s3": "the AWS endpoint", "gs": "https://storage.googleapis.com"}.get(root.type, "?")
         src = "the default"
-    return ep, src or "the default"
+    src = {"instance": "from the instance", None: "the default"}.get(src, src)
+    return ep, src if src == "the default" or src.startswith("from ") else f"from {src}"
 
 
 def _fail(root, endpoint: str, kind: str, what: str, todo: str, reach: bool = False):
@@ -156,7 +157,7 @@ def _transport_failure(root, ep: str, src: str, e: BaseException, timeout_s: flo
             ep,
             "no answer",
             f"nothing came back within {timeout_s:.0f} s",
-            f"is endpoint_url ({src}) the address of a {store} server, and is it up?",
+            f"is endpoint_url ({src}) the address of the {store} store, and is it up?",
             reach=True,
         )
     if names & {

@@ -137,13 +137,19 @@ def validate_options(type_: str, options: dict | None) -> dict:
     if known is None:
         raise ValidationError(f"flowprov keeps no options for {type_}:// storage")
     flat = normalize_flat(type_, flatten(nest(options)))
+    for name, value in flat.items():  # secrets first: whatever else is wrong with them
+        _refuse_secret(type_, name, value)
     out: dict[str, Any] = {}
     for name, value in flat.items():
         top = name.split(".", 1)[0]
-        _refuse_secret(type_, name, value)
         if top in _INTERNAL:
             raise ValidationError(f"storage option {name!r} is not a setting flowprov can keep")
         kind = known.get(top)
+        if kind is None and type_ == "gs" and top in ("region", "region_name"):
+            raise ValidationError(
+                f"GCS takes no region (got {name!r}): a bucket's location is its own, and "
+                "reaching it needs none (default_location says where new buckets go)"
+            )
         if kind is None:
             raise ValidationError(
                 f"unknown {type_} storage option {name!r}; known: {', '.join(sorted(known))}"
@@ -178,9 +184,8 @@ def validate_options(type_: str, options: dict | None) -> dict:
 
 
 def _refuse_secret(type_: str, name: str, value) -> None:
-    last = name.rsplit(".", 1)[-1]
     gcs_mode = type_ == "gs" and name == "token" and value in GCS_TOKEN_MODES
-    if is_secret_name(last) and not gcs_mode:
+    if any(is_secret_name(part) for part in name.split(".")) and not gcs_mode:
         raise ValidationError(
             f"storage option {name!r} would hold a credential, and storage options are kept in "
             f"the instance where every member can read them: {secrets_go(type_)}"
@@ -389,18 +394,18 @@ def resolve(type_: str, root: str, stored: dict | None, environ=None) -> dict[st
     # fsspec's configuration minus what the current environment explains: its config files
     conf = {k: v for k, v in _fsspec_conf(type_).items() if k not in fenv}
     layers = [
-        ({k: (v, "fsspec configuration") for k, v in conf.items()}, False),
-        ({k: (v, "instance") for k, v in flatten(stored or {}).items()}, False),
-        ({k: (v, f"environment {var}") for k, (v, var) in sdk.items()}, True),
-        ({k: (v, f"environment {var}") for k, (v, var) in fenv.items()}, True),
+        {k: (v, "fsspec configuration") for k, v in conf.items()},
+        {k: (v, "instance") for k, v in flatten(stored or {}).items()},
+        {k: (v, f"environment {var}") for k, (v, var) in sdk.items()},
+        {k: (v, f"environment {var}") for k, (v, var) in fenv.items()},
     ]
     out: dict[str, tuple[Any, str]] = {}
+    for layer in layers:
+        out.update(_normalize_sourced(type_, layer))
     stored_flat = normalize_flat(type_, flatten(stored or {}))
-    for layer, from_env in layers:
-        for k, (v, src) in _normalize_sourced(type_, layer).items():
-            if from_env and k in stored_flat and stored_flat[k] != v:
-                _warn_override(root, k, stored_flat[k], v, src)
-            out[k] = (v, src)
+    for k, (v, src) in out.items():
+        if src.startswith("environment ") and k in stored_flat and stored_flat[k] != v:
+            _warn_override(root, k, stored_flat[k], v, src)
     return dict(sorted(out.items()))
 
 

@@ -31,11 +31,11 @@ from tests.conftest import service, write
 def iam_s3():
     """moto's S3 server checking keys and IAM policies; bucket `lab`; keys of a writer (s3:*), a
     reader (list and get only) and a user with no permission at all."""
-    import boto3
-
     from tests.services import moto_user, start_moto_with_auth
 
     srv, admin = service(start_moto_with_auth, "moto's S3 server (pip install 'moto[server]')")
+    import boto3
+
     boto3.client("s3", **admin).create_bucket(Bucket="lab")
     keys = {
         "writer": moto_user(admin, "writer", ["s3:*"]),
@@ -49,11 +49,11 @@ def iam_s3():
 @pytest.fixture(scope="module")
 def open_s3():
     """A second moto S3 server, without authentication, with a bucket `lab` of its own."""
-    import boto3
-
     from tests.services import start_moto
 
     srv = service(start_moto, "moto's S3 server (pip install 'moto[server]')")
+    import boto3
+
     creds = {
         "endpoint_url": srv.endpoint,
         "region_name": "us-east-1",

@@ -364,8 +364,8 @@ def store_reason(e: BaseException) -> str | None:
         return f"no such bucket ({code}: {message})"
     if code == "403":
         return (
-            "Forbidden (HTTP 403 to a request that carries no reason: the key is unknown to the "
-            "store or lacks permission; the check `flowprov storage add` runs tells which)"
+            "Forbidden (HTTP 403 to a request that carries no reason: a key the store does not "
+            "know, or one without permission; `flowprov storage add ROOT` checks which)"
         )
     return None
 

@@ -73,7 +73,7 @@ def check_root(root, timeout: float = CHECK_SECONDS) -> None:
 
     def run():
         try:
-            probe(root, deadline)
+            probe(root, deadline, timeout)
         except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
             done["error"] = e
         else:
@@ -212,7 +212,7 @@ def _last_words(e: BaseException) -> str:
 # -- S3 -----------------------------------------------------------------------------------------
 
 
-def _probe_s3(root, deadline: float) -> None:
+def _probe_s3(root, deadline: float, total: float) -> None:
     import asyncio
 
     from fsspec.asyn import sync
@@ -230,7 +230,7 @@ def _probe_s3(root, deadline: float) -> None:
     try:
         out = sync(fs.loop, listing)
     except Exception as e:  # noqa: BLE001 - classified below
-        raise _s3_failure(root, fs, bucket, e, budget) from e
+        raise _s3_failure(root, fs, bucket, e, total) from e
     if "Name" not in out and "IsTruncated" not in out:  # a 200 that is not a bucket listing
         ep, src = _endpoint(root, fs)
         meta = out.get("ResponseMetadata", {})
@@ -256,7 +256,7 @@ def _client_error(e: BaseException):
     return None
 
 
-def _s3_failure(root, fs, bucket: str, e: BaseException, budget: float) -> StorageCheckError:
+def _s3_failure(root, fs, bucket: str, e: BaseException, total: float) -> StorageCheckError:
     ep, src = _endpoint(root, fs)
     ce = _client_error(e)
     if ce is None:
@@ -270,7 +270,7 @@ def _s3_failure(root, fs, bucket: str, e: BaseException, budget: float) -> Stora
                 "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or put the key "
                 "in ~/.aws/credentials (or set the storage option anon=true for a public bucket)",
             )
-        failure = _transport_failure(root, ep, src, e, budget)
+        failure = _transport_failure(root, ep, src, e, total)
         if failure is not None:
             return failure
         return _fail(root, ep, "error", f"{type(e).__name__}: {_last_words(e)}", "see above")
@@ -373,7 +373,7 @@ def store_reason(e: BaseException) -> str | None:
 # -- GCS ----------------------------------------------------------------------------------------
 
 
-def _probe_gcs(root, deadline: float) -> None:
+def _probe_gcs(root, deadline: float, total: float) -> None:
     import asyncio
     import json
 
@@ -412,7 +412,7 @@ def _probe_gcs(root, deadline: float) -> None:
                 "`gcloud auth application-default login` (or set the storage option token=anon "
                 "for a public bucket)",
             ) from e
-        failure = _transport_failure(root, ep, src, e, budget)
+        failure = _transport_failure(root, ep, src, e, total)
         raise (failure or _fail(root, ep, "error", _last_words(e), "see above")) from e
     ep, src = _endpoint(root, fs)
     try:
@@ -471,7 +471,7 @@ def _probe_gcs(root, deadline: float) -> None:
 # -- other fsspec stores ------------------------------------------------------------------------
 
 
-def _probe_other(root, deadline: float) -> None:
+def _probe_other(root, deadline: float, total: float) -> None:
     bucket = root.root.split("://", 1)[1].split("/", 1)[0]
     from .storage import remote_errors
 

@@ -11,6 +11,7 @@ Real scripts in real subprocesses, two real instances on SQLite and on PostgreSQ
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -134,6 +135,39 @@ def test_sigterm_after_the_switch_aborts_the_run_where_it_lives(two_instances, m
     run = fp.Run.get(uid)
     assert run.status == "aborted" and run.error == "terminated by SIGTERM", stderr
     _nothing_in_b(monkeypatch)
+
+
+def test_a_relative_instance_path_still_names_the_instance_after_a_chdir(two_instances):
+    """FLOWPROV_INSTANCE as a path relative to where the script started; the script then changes
+    its working folder: the run still ends, and its output lands, where it started."""
+    script = write(
+        two_instances / "work" / "step.py",
+        """\
+import os
+
+import flowprov as fp
+
+run = fp.track()
+print(run.uid, flush=True)
+os.chdir("/")
+with open(os.path.join(os.path.dirname(__file__), "out.txt"), "w") as f:
+    f.write("made elsewhere")
+print(fp.Artifact(os.path.join(os.path.dirname(__file__), "out.txt")).save().uid, flush=True)
+""",
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=two_instances,
+        env={**os.environ, "FLOWPROV_INSTANCE": "config/instances/a.yaml"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    uid, out_uid = proc.stdout.split()
+    run = fp.Run.get(uid)
+    assert run.status == "completed", proc.stderr
+    assert [a.uid for a in run.outputs] == [out_uid]
 
 
 # -- (d): what the run saves and reads after the switch ------------------------------------------

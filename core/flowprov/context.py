@@ -64,9 +64,9 @@ def record_input(artifact, is_run_input: bool | None) -> None:
         # now: it is not a record of the run's database, so it cannot be the run's input there
         logger.warning(
             "Artifact('%s') was read through instance %r, but Run('%s') lives in instance %r "
-            "(FLOWPROV_INSTANCE changed after the run started): not recorded as its input",
+            "(the current instance changed after the run started): not recorded as its input",
             artifact.uid,
-            os.environ.get("FLOWPROV_INSTANCE") or "(the current one)",
+            _current_name(),
             run.uid,
             home.name,
         )
@@ -106,6 +106,15 @@ def _is_current(inst) -> bool:
     return current().config.uid == inst.config.uid
 
 
+def _current_name() -> str:
+    from .instance import current
+
+    try:
+        return current().name
+    except Exception:  # noqa: BLE001 - only for a message
+        return "(none)"
+
+
 def instance_for_save(artifacts):
     """The instance a batch of artifacts is saved in: that of the run they are outputs of (their
     own `run=`, else the current run), where that run started, else the current instance."""
@@ -130,7 +139,11 @@ def instance_for_save(artifacts):
     return next(iter(homes.values()))
 
 
-_background: dict[str, object] = {}  # instance config path → its Sink
+# instance config path → its Sink; a few at most: a dropped Sink closes its journal (kept on
+# disk for `flowprov replay` if the store was away) and is made again when needed
+_background: dict[str, object] = {}
+_BACKGROUND_SINKS = 4
+_background_lock = threading.Lock()
 
 
 def background_sink(run=None):
@@ -147,9 +160,15 @@ def background_sink(run=None):
         from ._settings import settings
         from .spool import Sink
 
-        spool = settings.cache_dir / "spool" / f"{path.stem}.jsonl"
-        # resolved: a relative FLOWPROV_INSTANCE must still name it after a chdir
-        sink = _background[str(path)] = Sink(spool, source="API", instance=str(path.resolve()))
+        with _background_lock:
+            sink = _background.get(str(path))
+            if sink is None:
+                while len(_background) >= _BACKGROUND_SINKS:
+                    _background.pop(next(iter(_background)))  # the oldest
+                spool = settings.cache_dir / "spool" / f"{path.stem}.jsonl"
+                # resolved: a relative FLOWPROV_INSTANCE must still name it after a chdir
+                sink = Sink(spool, source="API", instance=str(path.resolve()))
+                _background[str(path)] = sink
     return sink
 
 
@@ -340,6 +359,7 @@ def track(
     run = Run(transform=transform, params=params).save()
     # known from the start: reads keep working if the database goes away
     run_instance(run).storages()
+    background_sink(run)  # made now, while a relative FLOWPROV_INSTANCE path still names it
     _tracked = run
     logger.info("tracking %s Transform('%s') in Run('%s')", transform.type, transform.uid, run.uid)
     if transform.type == "script":

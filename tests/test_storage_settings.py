@@ -18,6 +18,7 @@ from types import SimpleNamespace
 # see test_object_storage.py: the emulator does not serve gcsfs's experimental gRPC layer
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
+import flowprov as fp
 import pytest
 from flowprov.errors import StorageError, ValidationError
 from flowprov.storage import StorageCheckError, StorageRoot, validate_options
@@ -520,6 +521,40 @@ def test_options_round_trip_through_the_instance(clean_env, open_s3, fp_env, db_
     }
     p = run_flowprov("info")
     assert f"endpoint_url = {open_s3.endpoint}  (instance)" in " ".join(p.stdout.split("\n"))
+
+
+def test_an_instance_made_with_only_the_variable_remembers_its_server(
+    clean_env, open_s3, fp_env, db_url, run_flowprov
+):
+    """Issue 13: the endpoint came only from FSSPEC_S3_ENDPOINT_URL and the instance silently used
+    another server when the variable changed. `init` keeps what the environment named; without
+    the variable the instance still reaches its server; a different value is shown as an
+    override in `info` (with the warning), never taken silently."""
+    from flowprov import instance as inst_mod
+
+    use_key(clean_env, ("testing", "testing"))
+    bucket = f"fp-{uuid.uuid4().hex[:10]}"
+    import boto3
+
+    s3 = boto3.client("s3", **open_s3.creds)
+    s3.create_bucket(Bucket=bucket)
+    clean_env.setenv("FSSPEC_S3_ENDPOINT_URL", open_s3.endpoint)
+    args = ["init", "--storage", f"s3://{bucket}/flowprov", "--name", "lab"]
+    run_flowprov(*args, *(["--db", db_url] if db_url else []))
+    clean_env.delenv("FSSPEC_S3_ENDPOINT_URL")
+    _forget_filesystems()
+    inst_mod.reset_cache()
+    assert inst_mod.current().storage.options == {"endpoint_url": open_s3.endpoint}
+    src = write(fp_env / "elsewhere" / "sample.csv", "a,b\n")
+    art = fp.Artifact(str(src), key=None).save()  # copied into the instance's own server
+    assert s3.head_object(Bucket=bucket, Key=f"flowprov/.flowprov/objects/{art.hash}.csv")
+    info = " ".join(run_flowprov("info").stdout.split("\n"))
+    assert f"endpoint_url = {open_s3.endpoint}  (instance)" in info
+
+    elsewhere = "http://127.0.0.1:9"
+    r = run_flowprov("info", env={"FSSPEC_S3_ENDPOINT_URL": elsewhere})
+    shown = " ".join(r.stdout.split("\n"))
+    assert f"endpoint_url = {elsewhere}  (environment FSSPEC_S3_ENDPOINT_URL)" in shown
 
 
 # -- GCS ----------------------------------------------------------------------------------------

@@ -146,7 +146,7 @@ def test_a_member_whose_config_names_a_moved_root_is_told_and_records_nothing(
         m: {"FLOWPROV_CONFIG_DIR": str(fp_env / f"config-{m}"), "FLOWPROV_USER": m}
         for m in ("alice", "bob")
     }
-    for m, env in envs.items():
+    for env in envs.values():
         _init(run_flowprov, "--db", pg_database, "--storage", str(lab), "--name", "lab", env=env)
     (lab / "a.txt").write_text("a\n")
     save = "import sys, flowprov as fp; print(fp.Artifact(sys.argv[1], key=None).save().uid)"

@@ -149,16 +149,14 @@ def ref_of(event):
 
 def remote_digest(url: str, algorithm: str):
     """(our Digest, the store's own checksums) of a remote object, hashed by streaming."""
-    import fsspec
-
     from .hashing import hash_url
-    from .storage import object_checksums, remote_errors
+    from .storage import object_checksums, remote_errors, url_fs
 
     digest = hash_url(url, algorithm)
     if digest.hash_type.endswith("-dir"):
         return digest, {}
     with remote_errors(f"read {url}"):
-        fs, p = fsspec.core.url_to_fs(url)
+        fs, p = url_fs(url)
     return digest, object_checksums(fs, p)
 
 

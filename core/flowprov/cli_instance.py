@@ -7,6 +7,33 @@ import click
 from .cli_output import _console
 
 
+def storage_option_flags(f):
+    """--storage-option, --endpoint-url, --region: a root's settings (init, storage add)."""
+    for flag in reversed(_STORAGE_FLAGS):
+        f = flag(f)
+    return f
+
+
+_STORAGE_FLAGS = (
+    click.option(
+        "--storage-option",
+        "storage_options",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="An fsspec option of the storage, kept with the instance for every member (never a "
+        "secret), e.g. endpoint_url=https://s3.lab.org (repeatable).",
+    ),
+    click.option(
+        "--endpoint-url",
+        default=None,
+        help="S3-compatible endpoint (= --storage-option endpoint_url=…).",
+    ),
+    click.option(
+        "--region", default=None, help="Bucket region (= --storage-option region_name=…)."
+    ),
+)
+
+
 @click.command()
 @click.option(
     "--storage",
@@ -17,20 +44,7 @@ from .cli_output import _console
     "--db", default=None, help="SQLAlchemy database URL (default: SQLite inside the storage root)."
 )
 @click.option("--name", default=None, help="Instance name (default: the storage folder's name).")
-@click.option(
-    "--storage-option",
-    "storage_options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="An fsspec option of the storage, kept with the instance for every member (never a "
-    "secret), e.g. endpoint_url=https://s3.lab.org (repeatable).",
-)
-@click.option(
-    "--endpoint-url",
-    default=None,
-    help="S3-compatible endpoint (= --storage-option endpoint_url=…).",
-)
-@click.option("--region", default=None, help="Bucket region (= --storage-option region_name=…).")
+@storage_option_flags
 @click.option(
     "--save-password",
     is_flag=True,
@@ -47,7 +61,7 @@ def init(storage, db, name, storage_options, endpoint_url, region, save_password
 
     from . import instance
 
-    options = _options(storage_options, endpoint_url, region)
+    options = storage_options_of(storage_options, endpoint_url, region)
     if save_password:  # before anything is written
         from sqlalchemy.engine import make_url
 
@@ -75,7 +89,7 @@ def init(storage, db, name, storage_options, endpoint_url, region, save_password
         out.print(f"  note:     {escape(note)}")
 
 
-def _options(pairs, endpoint_url, region) -> dict | None:
+def storage_options_of(pairs, endpoint_url, region) -> dict | None:
     options = {}
     for p in pairs:
         if "=" not in p:

@@ -301,11 +301,20 @@ def verify(uids, sample, seed, workers, show_ok, all_versions):
                 escape(c.detail or ""),
             )
         out.print(t)
-    removed = f", {counts['removed']} deleted on purpose by their engine" if counts["removed"] else ""
+    removed = (
+        f", {counts['removed']} deleted on purpose by their engine" if counts["removed"] else ""
+    )
     out.print(
         f"{len(checks)} checked: {counts['ok']} fine{removed}, {counts['modified']} modified, "
         f"{counts['missing']} missing, {counts['error']} unreadable"
     )
+    if not uids and not sample:  # a whole check: say what lies in storage without a record
+        from .gc import orphans_hint
+        from .instance import current
+
+        hint = orphans_hint(current())
+        if hint:
+            out.print(f"note: {escape(hint)}")
     if not all(c.ok for c in checks):
         sys.exit(1)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import click
 from rich.markup import escape
 
+from .cli_instance import storage_option_flags, storage_options_of
 from .cli_output import _console
 
 
@@ -23,28 +24,55 @@ def storage():
 @storage.command("add")
 @click.argument("root")
 @click.option("--description", default=None, help="What this root holds.")
-@click.option("--region", default=None, help="Cloud region of a bucket.")
-def add(root, description, region):
+@storage_option_flags
+def add(root, description, storage_options, endpoint_url, region):
     """Declare ROOT (a folder, s3://bucket/prefix or gs://bucket/prefix): files inside it are
-    recorded in place, keyed by their path relative to it."""
+    recorded in place, keyed by their path relative to it. Its settings (endpoint, region) are
+    kept with the instance; for a root already declared, the options given change them."""
     from .errors import ValidationError
+    from .events import StorageDeclared
     from .instance import current
-    from .records import Storage
-    from .storage import HOST_ROOT, StorageRoot, normalize_root
+    from .storage import (
+        HOST_ROOT,
+        StorageRoot,
+        environment_options,
+        merge_options,
+        normalize_root,
+        storage_type,
+        validate_options,
+    )
 
     r = normalize_root(root)
     if r == HOST_ROOT:
         raise ValidationError(
             f"{HOST_ROOT} is the host root flowprov keeps for files outside every declared root"
         )
+    kind = storage_type(r)
+    opts = storage_options_of(storage_options, endpoint_url, region if kind == "s3" else None)
+    given = validate_options(kind, opts) if opts else None
     inst = current()
-    StorageRoot(r).check()  # a bucket that is not there fails here, before anything is written
-    known = {s.root for s in inst.storages(refresh=True).values()}
-    s = Storage(r, description=description, region=region).save()
+    known = {s.root: s for s in inst.storages(refresh=True).values()}
+    if r in known:  # the team's settings stay; what is passed explicitly changes them
+        base = known[r].options or {}
+        to_store = merge_options(base, given) if given else None
+    else:  # a new root keeps what the environment names now, under what is passed
+        env = {} if kind == "local" else validate_options(kind, environment_options(kind))
+        base, to_store = env, merge_options(env, given or {}) or None
+    # a bucket that is not there (or a key without rights) fails here, before anything is written
+    StorageRoot(r, merge_options(base, given or {}) or None).check()
+    res = inst.store.apply(
+        [
+            StorageDeclared(
+                root=r, type=kind, region=region, description=description, options=to_store
+            )
+        ]
+    )
     inst.storages(refresh=True)
     out = _console()
     word = "already declared" if r in known else "declared"
-    out.print(f"{word}: {escape(s.root)} ({s.type}, {s.uid})")
+    out.print(f"{word}: {escape(r)} ({kind}, {res[0].uid})")
+    if to_store:
+        out.print(f"  settings kept with the instance: {escape(str(to_store))}")
     outer = [k for k in known if k not in (r, HOST_ROOT) and StorageRoot(k).key_of(r) is not None]
     if outer and r not in known:
         out.print(

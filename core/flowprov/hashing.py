@@ -239,15 +239,14 @@ def hash_stream(chunks, algorithm: str = DEFAULT_ALGORITHM) -> tuple[str, int]:
 
 
 def hash_url(url: str, algorithm: str = DEFAULT_ALGORITHM) -> Digest:
-    """Hash a remote object (or every object under a remote prefix) by streaming it through fsspec."""
-    import fsspec
-
+    """Hash a remote object (or every object under a remote prefix) by streaming it through fsspec
+    (with the instance's storage options: storage.url_fs)."""
     from .errors import StorageError
-    from .storage import remote_errors
+    from .storage import remote_errors, url_fs
 
     try:
         with remote_errors(f"read {url}"):
-            return _hash_remote(fsspec, url, algorithm)
+            return _hash_remote(*url_fs(url), algorithm)
     except FileNotFoundError:
         raise FileMissingError(f"remote object not found: {url}") from None
     except (ImportError, ValueError) as e:
@@ -256,9 +255,8 @@ def hash_url(url: str, algorithm: str = DEFAULT_ALGORITHM) -> Digest:
         ) from e
 
 
-def _hash_remote(fsspec, url: str, algorithm: str) -> Digest:
+def _hash_remote(fs, path: str, algorithm: str) -> Digest:
     """Stream every byte of an object, or of every object under a prefix."""
-    fs, path = fsspec.core.url_to_fs(url)
     if fs.isdir(path):
         files = sorted(f for f in fs.find(path) if not fs.isdir(f))
         pairs, total = [], 0

@@ -177,7 +177,7 @@ class Instance:
                 raise
             return cached  # the last list stays right while the database is away
         self._storages_at = time.monotonic()
-        self.__dict__["_storages"] = {r.id: _root(r.root, r.options) for r in rows}
+        self.__dict__["_storages"] = {r.id: StorageRoot(r.root, r.options) for r in rows}
         return self.__dict__["_storages"]
 
     def close(self) -> None:
@@ -212,10 +212,6 @@ class _UserAwareStore:
             self._user_seen = user.handle
             return results
         return self._store.apply(events)
-
-
-def _root(root: str, options) -> StorageRoot:  # TEMP until StorageRoot takes options
-    return StorageRoot(root, options) if options else StorageRoot(root)
 
 
 _cache: dict[tuple, Instance] = {}
@@ -265,8 +261,12 @@ def init(
     name = name or (Path(root).name if not is_url(root) else root.rstrip("/").rsplit("/", 1)[-1])
     if not name or "/" in name or name.startswith("."):
         raise ValidationError(f"invalid instance name {name!r}: pass --name NAME")
-    options = _storage.validate_options(storage_type(root), options) if options else None
-    local = storage_type(root) == "local"
+    kind = storage_type(root)
+    given = _storage.validate_options(kind, options) if options else None
+    local = kind == "local"
+    # what the environment names now (endpoint, region): kept with a new root, so a changed
+    # variable later is an override that is warned about, never a silent switch of server
+    from_env = {} if local else _storage.validate_options(kind, _storage.environment_options(kind))
     if local:
         default_db = f"sqlite:///{os.path.join(root, SYSTEM_DIR, 'flowprov.sqlite')}"
     else:
@@ -274,7 +274,7 @@ def init(
         default_db = f"sqlite:///{data / (name + '.sqlite')}"
     url = parse_url(db or default_db)
     if not local:  # an unreachable bucket fails here, before anything is written
-        _root(root, options).check()
+        StorageRoot(root, _storage.merge_options(from_env, given or {}) or None).check()
     existing = C.instance_file(name)
     old = None
     if existing.is_file() and not force:
@@ -307,7 +307,7 @@ def init(
                 raise ValidationError(f"cannot create the storage folder {root}: {e}") from e
         migrate(engine, uid=uid)
         state = SchemaState(SCHEMA_HEAD, "current")
-        created, moved_from, moved_roots = True, None, {}
+        created, moved_from, moved_roots, stored = True, None, {}, None
     else:
         state = open_schema(engine, where)  # an existing instance (or a foreign database: refused)
         created = False
@@ -317,6 +317,7 @@ def init(
             moved_roots = json.loads(meta.get("moved_roots") or "{}")  # by `storage move`
             recorded = _default_root(conn)
             moved_from = _moved_default_root(recorded, root, db_file)
+            stored = _stored_options(conn, root)
         if recorded is not None and recorded != root and moved_from is None:
             engine.dispose()
             raise ValidationError(
@@ -348,15 +349,17 @@ def init(
             f"the storage folder moved from {moved_from}: root re-pointed after checking "
             f"{len(report.checks)} sampled files ({report.hashed} re-hashed) are here"
         )
+    if created or stored is None:  # a new root, or one an older flowprov stored no settings for
+        to_store = _storage.merge_options(from_env, given or {}) or None
+        if not created and to_store:
+            notes.append(f"storage settings kept with the instance from now on: {to_store}")
+    else:  # the team's settings stay; what this member passes explicitly is changed
+        to_store = _storage.merge_options(stored, given) if given else None
     if state.writable:
         user = C.current_user_config()
         try:
             inst.store.apply(
-                [
-                    StorageDeclared(
-                        root=root, type=storage_type(root), is_default=True, options=options
-                    )
-                ]
+                [StorageDeclared(root=root, type=kind, is_default=True, options=to_store)]
             )
             if not created:
                 _record_uid(engine, uid)
@@ -384,6 +387,12 @@ def init(
     inst.config_path = path
     _cache.clear()
     return inst, created
+
+
+def _stored_options(conn, root: str) -> dict | None:
+    from . import schema as S
+
+    return conn.execute(select(S.storages.c.options).where(S.storages.c.root == root)).scalar()
 
 
 def _default_root(conn) -> str | None:
@@ -465,7 +474,7 @@ def delete(inst: Instance, force: bool = False) -> dict:
     _drop_database(inst)
     removed = 0
     for row in managed:
-        root = _root(row.root, row.options)
+        root = StorageRoot(row.root, row.options)
         key = object_key(row.hash, row.suffix)
         if root.exists(key):
             root.remove(key)

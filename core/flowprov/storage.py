@@ -264,6 +264,53 @@ class StorageRoot:
             self.fs.get(self.path(key), dst, recursive=recursive)
 
 
+def merge_options(base: dict, over: dict) -> dict:
+    """Nested storage options: `over` wins, key by key."""
+    out = dict(base)
+    for k, v in over.items():
+        both = isinstance(v, dict) and isinstance(out.get(k), dict)
+        out[k] = merge_options(out[k], v) if both else v
+    return out
+
+
+def url_fs(url: str, roots=None):
+    """(filesystem, fsspec path) of a remote URL, built with the options of the instance: those of
+    the longest declared root containing it, else of a declared root on the same kind of store
+    (the default root first) — so an object outside every root is read from the instance's
+    endpoint, not from whatever the environment names. `roots`: the declared StorageRoots
+    (default: the current instance's; none when there is no instance)."""
+    if roots is None:
+        roots = _instance_roots()
+    kind = storage_type(url)
+    best = None
+    for r in roots:
+        if r.type != kind:
+            continue
+        if r.key_of(url) is not None and (best is None or len(r.root) > len(best.root)):
+            best = r
+    if best is None:
+        same = [r for r in roots if r.type == kind]
+        lender = same[0] if same else None
+        bucket = url.split("://", 1)[1].split("/", 1)[0]
+        best = StorageRoot(f"{kind}://{bucket}", lender.options if lender else None)
+    fs = best.fs
+    return fs, type(fs)._strip_protocol(url)
+
+
+def _instance_roots() -> list:
+    from .errors import FlowprovError
+
+    try:
+        from .instance import current
+
+        inst = current()
+        roots = list(inst.storages().values())
+    except FlowprovError:
+        return []
+    default = inst.config.storage
+    return sorted(roots, key=lambda r: r.root != default)  # the default root first
+
+
 @contextlib.contextmanager
 def remote_errors(doing: str):
     """Turn what an fsspec backend raises (botocore, aiohttp, gcsfs HttpError, OSError...) into a

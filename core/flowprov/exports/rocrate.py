@@ -164,9 +164,9 @@ def _clean(props: dict) -> dict:
 def _open(location: str, local: bool):
     if local:
         return open(location, "rb")
-    import fsspec
+    from ..storage import url_fs
 
-    fs, p = fsspec.core.url_to_fs(location)
+    fs, p = url_fs(location)
     return fs.open(p, "rb")
 
 
@@ -178,9 +178,9 @@ def _list(location: str, local: bool) -> list[tuple[str, str]]:
         if not os.path.isdir(location):
             raise FileNotFoundError(f"no such folder: {location}")
         return [(rel, os.path.join(location, rel)) for rel in list_folder(location)]
-    import fsspec
+    from ..storage import url_fs
 
-    fs, base = fsspec.core.url_to_fs(location)
+    fs, base = url_fs(location)
     rels = sorted(f[len(base) :].lstrip("/") for f in fs.find(base))
     if not rels:
         raise FileNotFoundError(f"no such folder: {location}")

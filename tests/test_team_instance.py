@@ -173,3 +173,18 @@ def test_a_member_whose_config_names_a_moved_root_is_told_and_records_nothing(
         run_flowprov, "--db", pg_database, "--storage", str(moved), "--name", "lab", env=envs["bob"]
     )
     assert py("bob", str(outside)).returncode == 0
+
+
+def test_a_corrupt_instance_file_is_named_and_init_force_rewrites_it(fp_env, run_flowprov):
+    lab = fp_env / "lab"
+    _init(run_flowprov, "--storage", str(lab))
+    uid = run_flowprov("info").stdout.split("(uid ", 1)[1].split(")", 1)[0]
+    cfg = fp_env / "config" / "instances" / "lab.yaml"
+    cfg.write_bytes(b"name: [unclosed\n\x00\xff")
+    for cmd in (("info",), ("init", "--storage", str(lab))):
+        r = run_flowprov(*cmd, check=False)
+        assert r.returncode == 1 and str(cfg) in r.stderr and "--force" in r.stderr, cmd
+        assert "Traceback" not in r.stderr
+    r = _init(run_flowprov, "--storage", str(lab), "--force")
+    assert "connected to existing" in r.stdout and f"(uid {uid})" in r.stdout
+    assert f"(uid {uid})" in run_flowprov("info").stdout

@@ -73,6 +73,16 @@ def postgres():
     pg.stop()
 
 
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server, for the session (each test makes its own bucket)."""
+    from tests.services import start_moto
+
+    srv = service(start_moto, "moto's S3 server (pip install 'moto[server]')")
+    yield srv
+    srv.stop()
+
+
 @pytest.fixture
 def pg_database(postgres):
     """A fresh database in the session's cluster, dropped afterwards: its URL (no password)."""
@@ -109,6 +119,25 @@ def instance(fp_env, db_url):
     inst, created = inst_mod.init(fp_env / "mydata", db=db_url)
     assert created
     return inst
+
+
+@pytest.fixture
+def second_instance(instance, fp_env, backend, request, monkeypatch):
+    """A second instance named `b` (its own database and storage folder: yielded) beside the
+    test's; FLOWPROV_INSTANCE names the test's instance."""
+    from flowprov import instance as inst_mod
+
+    pg, b_name, b_db = None, None, None
+    if backend == "postgresql":
+        pg = request.getfixturevalue("postgres")
+        b_name = pg.new_database()
+        b_db = pg.url(b_name)
+    inst_mod.init(fp_env / "b-data", db=b_db, name="b")
+    monkeypatch.setenv("FLOWPROV_INSTANCE", instance.name)
+    yield fp_env / "b-data"
+    if pg is not None:
+        inst_mod.reset_cache()
+        pg.drop_database(b_name)
 
 
 @pytest.fixture

@@ -72,7 +72,10 @@ def test_eight_writers_every_record_once(instance):
         keys = c.execute(select(S.artifacts.c.key)).scalars().all()
         assert len(set(keys)) == WORKERS * files
         assert sorted(keys) == sorted(
-            f"w{w}/r{r}_{i}.txt" for w in range(WORKERS) for r in range(RUNS) for i in range(PER_RUN)
+            f"w{w}/r{r}_{i}.txt"
+            for w in range(WORKERS)
+            for r in range(RUNS)
+            for i in range(PER_RUN)
         )
         per_hash = c.execute(
             select(func.count()).select_from(S.artifacts).group_by(S.artifacts.c.hash)

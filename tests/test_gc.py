@@ -18,7 +18,7 @@ from flowprov import gc
 from flowprov import instance as inst_mod
 from flowprov.errors import PermissionDenied, ValidationError
 
-from tests.conftest import service, wait_until, write
+from tests.conftest import wait_until, write
 
 BATCH = textwrap.dedent(
     """
@@ -181,29 +181,12 @@ def test_gc_arguments(instance, run_flowprov):
     assert r.returncode == 1 and "--min-age takes a duration" in r.stderr
 
 
-@pytest.fixture(scope="module")
-def s3_server():
-    from tests.services import start_moto
-
-    srv = service(start_moto, "moto's S3 server (pip install 'moto[server]')")
-    yield srv
-    srv.stop()
-
-
 def test_gc_in_a_bucket(fp_env, s3_server, monkeypatch):
     import fsspec
 
-    from tests.test_object_storage import point_fsspec_at
+    from tests.test_object_storage import use_moto
 
-    point_fsspec_at(
-        {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "FSSPEC_S3_ENDPOINT_URL": s3_server.endpoint,
-        },
-        monkeypatch,
-    )
+    use_moto(s3_server, monkeypatch)
     bucket = f"s3://fp-{uuid.uuid4().hex[:12]}"
     fs, _ = fsspec.core.url_to_fs(bucket)
     fs.mkdir(bucket[5:])

@@ -22,15 +22,6 @@ from tests.conftest import service, write
 
 
 @pytest.fixture(scope="session")
-def s3_server():
-    from tests.services import start_moto
-
-    srv = service(start_moto, "moto's S3 server (pip install 'moto[server]')")
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="session")
 def gcs_server():
     from tests.services import start_gcs_emulator
 
@@ -52,22 +43,26 @@ def point_fsspec_at(env: dict, monkeypatch) -> None:
     fsspec.AbstractFileSystem.clear_instance_cache()
 
 
+def use_moto(srv, monkeypatch) -> None:
+    """Point fsspec (and subprocesses) at the test's moto S3 server, with its test keys."""
+    point_fsspec_at(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "FSSPEC_S3_ENDPOINT_URL": srv.endpoint,
+        },
+        monkeypatch,
+    )
+
+
 @pytest.fixture(params=["s3", "gs"])
 def bucket(request, monkeypatch, fp_env) -> str:
     """A new, empty bucket on the test's S3 or GCS server: its URL."""
     import fsspec
 
     if request.param == "s3":
-        srv = request.getfixturevalue("s3_server")
-        point_fsspec_at(
-            {
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_DEFAULT_REGION": "us-east-1",
-                "FSSPEC_S3_ENDPOINT_URL": srv.endpoint,
-            },
-            monkeypatch,
-        )
+        use_moto(request.getfixturevalue("s3_server"), monkeypatch)
     else:
         srv = request.getfixturevalue("gcs_server")
         point_fsspec_at(

@@ -292,5 +292,7 @@ def test_copied_file_keeps_its_name(instance, fp_env):
 def test_no_match_says_what_was_looked_for(instance):
     from flowprov.errors import DoesNotExist
 
-    with pytest.raises(DoesNotExist, match=r"no Artifact matches key='nowhere.csv', is_latest=True"):
+    with pytest.raises(
+        DoesNotExist, match=r"no Artifact matches key='nowhere.csv', is_latest=True"
+    ):
         fp.Artifact.filter(key="nowhere.csv", is_latest=True).one()

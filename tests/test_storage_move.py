@@ -15,7 +15,7 @@ from flowprov.errors import PermissionDenied, ValidationError
 from flowprov.relocate import MoveRefused, move_root
 from sqlalchemy import select
 
-from tests.conftest import service, write
+from tests.conftest import write
 
 
 def _roots(inst) -> dict[str, str]:
@@ -274,29 +274,12 @@ def test_a_member_who_may_only_read_is_refused_before_anything(
 # -- a bucket prefix ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def s3_server():
-    from tests.services import start_moto
-
-    srv = service(start_moto, "moto's S3 server (pip install 'moto[server]')")
-    yield srv
-    srv.stop()
-
-
 def test_a_bucket_prefix_is_repointed(sqlite_instance, s3_server, monkeypatch):
     import fsspec
 
-    from tests.test_object_storage import point_fsspec_at
+    from tests.test_object_storage import use_moto
 
-    point_fsspec_at(
-        {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "FSSPEC_S3_ENDPOINT_URL": s3_server.endpoint,
-        },
-        monkeypatch,
-    )
+    use_moto(s3_server, monkeypatch)
     bucket = f"s3://fp-{uuid.uuid4().hex[:12]}"
     fs, _ = fsspec.core.url_to_fs(bucket)
     fs.mkdir(bucket[5:])

@@ -395,18 +395,9 @@ def _sample(inst, ids: dict[int, str], n: int, report: MoveReport) -> None:
     """Check up to n recorded files at their new places: the alphabetically first and last keys
     (often in different folders), then random ones, plus copies flowprov keeps."""
     a = S.artifacts
-    cols = (
-        a.c.id,
-        a.c.uid,
-        a.c.key,
-        a.c.hash,
-        a.c.hash_type,
-        a.c.size,
-        a.c.suffix,
-        a.c.managed,
-        a.c.storage_id,
-        a.c.removed,
-    )
+    from .verify import CHECK_COLUMNS
+
+    cols = CHECK_COLUMNS
     in_place = (
         a.c.storage_id.in_(list(ids)),
         a.c.managed.is_(False),

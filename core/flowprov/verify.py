@@ -59,20 +59,27 @@ def parse_sample(sample: str | int | float | None) -> tuple[int | None, float | 
         ) from None
 
 
+# what check_row needs of an artifact (verify and `storage move`'s sampling select these)
+CHECK_COLUMNS = tuple(
+    S.artifacts.c[n]
+    for n in (
+        "id",
+        "uid",
+        "key",
+        "hash",
+        "hash_type",
+        "size",
+        "suffix",
+        "managed",
+        "storage_id",
+        "removed",
+    )
+)
+
+
 def _select(uids: Iterable[str] | None, sample) -> tuple:
     a = S.artifacts
-    q = select(
-        a.c.id,
-        a.c.uid,
-        a.c.key,
-        a.c.hash,
-        a.c.hash_type,
-        a.c.size,
-        a.c.suffix,
-        a.c.managed,
-        a.c.storage_id,
-        a.c.removed,
-    )
+    q = select(*CHECK_COLUMNS)
     uids = list(uids or ())
     if uids:
         q = q.where(a.c.uid.in_(bindparam("uids", expanding=True)))

@@ -6,30 +6,10 @@ import os
 from pathlib import Path
 
 import flowprov as fp
-import pytest
 from flowprov.prefect import track
 from prefect import flow, task
 
 from tests.conftest import write
-
-
-@pytest.fixture
-def other_instance(instance, workdir, fp_env, backend, request, monkeypatch):
-    """A second instance `b` (its own database and storage folder); FLOWPROV_INSTANCE names the
-    test's instance."""
-    from flowprov import instance as inst_mod
-
-    pg, b_name, b_db = None, None, None
-    if backend == "postgresql":
-        pg = request.getfixturevalue("postgres")
-        b_name = pg.new_database()
-        b_db = pg.url(b_name)
-    inst_mod.init(fp_env / "b-data", db=b_db, name="b")
-    monkeypatch.setenv("FLOWPROV_INSTANCE", instance.name)
-    yield fp_env / "b-data"
-    if pg is not None:
-        inst_mod.reset_cache()
-        pg.drop_database(b_name)
 
 
 @task
@@ -53,9 +33,9 @@ def analysis(sheet: Path) -> Path:
 
 
 def test_a_task_switching_the_instance_leaves_the_flow_run_where_it_started(
-    instance, other_instance, workdir, monkeypatch
+    instance, second_instance, workdir, monkeypatch
 ):
-    sheet = write(other_instance / "sheet.txt", "ifng\n")  # inside b's storage folder
+    sheet = write(second_instance / "sheet.txt", "ifng\n")  # inside b's storage folder
     assert analysis(sheet) == Path("counts.txt")
     monkeypatch.setenv("FLOWPROV_INSTANCE", instance.name)
 
@@ -72,7 +52,7 @@ def test_a_task_switching_the_instance_leaves_the_flow_run_where_it_started(
         "counts.txt",
         "saved inside the task",
     ]
-    assert [s.root for s in fp.Storage.filter(root=str(other_instance.resolve()))] == []
+    assert [s.root for s in fp.Storage.filter(root=str(second_instance.resolve()))] == []
 
     monkeypatch.setenv("FLOWPROV_INSTANCE", "b")
     assert fp.Run.filter().count() == 0 and fp.Artifact.filter().count() == 0

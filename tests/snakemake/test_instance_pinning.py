@@ -3,7 +3,6 @@ points FLOWPROV_INSTANCE at another instance midway in Snakemake's own process (
 under --force-use-threads). See tests/test_run_instance_pinning for scripts."""
 
 import flowprov as fp
-import pytest
 
 SWITCHING = """
 rule all:
@@ -24,27 +23,8 @@ rule after:
 """
 
 
-@pytest.fixture
-def other_instance(instance, fp_env, backend, request, monkeypatch):
-    """A second instance `b` (its own database and storage folder); FLOWPROV_INSTANCE names the
-    test's instance."""
-    from flowprov import instance as inst_mod
-
-    pg, b_name, b_db = None, None, None
-    if backend == "postgresql":
-        pg = request.getfixturevalue("postgres")
-        b_name = pg.new_database()
-        b_db = pg.url(b_name)
-    inst_mod.init(fp_env / "b-data", db=b_db, name="b")
-    monkeypatch.setenv("FLOWPROV_INSTANCE", instance.name)
-    yield "b"
-    if pg is not None:
-        inst_mod.reset_cache()
-        pg.drop_database(b_name)
-
-
 def test_a_job_switching_the_instance_leaves_the_workflow_where_it_started(
-    workflow, other_instance, monkeypatch
+    workflow, second_instance, monkeypatch
 ):
     workflow.write("Snakefile", SWITCHING)
     workflow.run("--force-use-threads")
@@ -62,5 +42,5 @@ def test_a_job_switching_the_instance_leaves_the_workflow_where_it_started(
     assert [a.key for a in jobs["after"].inputs] == ["switched.txt"]
     assert [a.key for a in jobs["after"].outputs] == ["after.txt"]
 
-    monkeypatch.setenv("FLOWPROV_INSTANCE", other_instance)
+    monkeypatch.setenv("FLOWPROV_INSTANCE", "b")
     assert fp.Run.filter().count() == 0 and fp.Artifact.filter().count() == 0

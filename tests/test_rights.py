@@ -97,6 +97,19 @@ def test_delete_force_by_a_member_who_does_not_own_the_database_touches_nothing(
     assert "lab-" in run_flowprov("info", env=env).stdout  # and the member's config stays
 
 
+def test_a_reader_may_log_in_without_recording_anything(team, run_flowprov, postgres):
+    """A reader cannot record a user, but who they are still matters: the login is kept in
+    user.yaml (with the uid the instance already has for that handle) and says so."""
+    env = _connect_as(run_flowprov, postgres, team, team["reader"])
+    before = _snapshot(team["url"])
+    r = run_flowprov("login", "auditor", "--name", "An Auditor", env=env)
+    assert "logged in as auditor" in r.stdout and "not recorded in instance" in r.stdout
+    assert "may only read" in r.stdout
+    assert _snapshot(team["url"]) == before
+    info = run_flowprov("info", env=env).stdout
+    assert "user:      auditor (An Auditor)" in info
+
+
 def test_the_owner_may_delete(team, run_flowprov):
     r = run_flowprov("delete", "--force")
     assert "1 managed files removed" in r.stdout

@@ -21,11 +21,12 @@ def login(handle, name, force):
     """Act as HANDLE from now on (recorded as created_by of new records).
 
     The user is recorded in the current instance first; only when that worked is user.yaml
-    written, so a login that fails changes nothing."""
+    written, so a login that fails changes nothing. A connection that may only read (a reader
+    role, a schema awaiting `flowprov migrate`) keeps the login in user.yaml and says so."""
     from rich.markup import escape
 
     from . import config as C
-    from .errors import ValidationError
+    from .errors import PermissionDenied, SchemaOutdated, ValidationError
     from .events import check_handle
     from .uids import USER_UID, random_uid
 
@@ -50,8 +51,15 @@ def login(handle, name, force):
     user = C.UserConfig(handle=handle, name=name, uid=uid)
 
     inst = _current_instance()
+    unrecorded = None  # why the instance could not take the user (it may only be read)
     if inst is not None:
-        user = user.copy(uid=_record_user(inst, user))  # the instance's uid for a known handle
+        try:
+            user = user.copy(uid=_record_user(inst, user))  # the instance's uid for a known handle
+        except (PermissionDenied, SchemaOutdated) as e:
+            # a reader (or a schema awaiting `migrate`): who this member is still matters for
+            # what they read and for later writes elsewhere; the instance's uid if it has one
+            unrecorded = str(e)
+            user = user.copy(uid=_known_uid(inst, handle) or user.uid)
     C.save_user_config(user)
 
     out = _console()
@@ -67,6 +75,11 @@ def login(handle, name, force):
         out.print(
             "  no instance is set up yet: the user is recorded in the first instance "
             "flowprov writes to (`flowprov init --storage DIR`)"
+        )
+    elif unrecorded:
+        out.print(
+            f"  not recorded in instance {escape(inst.name)!r}, which this connection may not "
+            f"change: {escape(unrecorded)}"
         )
     else:
         out.print(f"  recorded in instance {escape(inst.name)!r}")
@@ -89,6 +102,16 @@ def _current_instance():
         raise  # a broken file is not "no instance": nothing is written until it is fixed
     except NoInstanceError:
         return None
+
+
+def _known_uid(inst, handle: str) -> str | None:
+    from sqlalchemy import select
+
+    from . import schema as S
+    from .db import read_connection
+
+    with read_connection(inst.engine) as conn:
+        return conn.execute(select(S.users.c.uid).where(S.users.c.handle == handle)).scalar()
 
 
 def _record_user(inst, user) -> str:

@@ -135,7 +135,7 @@ def test_exit_codes_are_recorded(sqlite_instance, fp_env, case):
     run = _the_run(script)
     assert run.status == status and run.finished_at is not None, run.error
     assert (run.error is None) if error is None else (error in run.error)
-    assert run.environment["exit"] == exit and run.environment["python"]
+    assert run.runtime == {"exit": exit} and run.environment.interpreter.startswith("CPython")
 
 
 def test_exit_code_on_both_backends(instance, fp_env):
@@ -146,7 +146,7 @@ def test_exit_code_on_both_backends(instance, fp_env):
     assert not list((fp_env / "cache" / "journal").glob("*.jsonl"))  # all applied, none left
     run = _the_run(script)
     assert run.status == "failed" and run.error == "exit code 2"
-    assert run.environment["exit"] == {"code": 2}
+    assert run.runtime["exit"] == {"code": 2}
 
 
 def test_uncaught_exception_and_keyboard_interrupt(sqlite_instance, fp_env):
@@ -155,14 +155,14 @@ def test_uncaught_exception_and_keyboard_interrupt(sqlite_instance, fp_env):
     assert proc.returncode == 1 and "ValueError: no reads" in proc.stderr
     run = _the_run(crash)
     assert run.status == "failed" and "ValueError: no reads" in run.error
-    assert run.environment["exit"] == {"code": 1}
+    assert run.runtime["exit"] == {"code": 1}
 
     ctrl_c = _script(fp_env, "fp.track()\nraise KeyboardInterrupt\n", "ctrl_c.py")
     proc = _run(ctrl_c)
     assert proc.returncode == -signal.SIGINT  # Python dies of SIGINT, as without flowprov
     run = _the_run(ctrl_c)
     assert run.status == "aborted" and run.error.startswith("interrupted by SIGINT")
-    assert run.environment["exit"] == {"signal": "SIGINT"}
+    assert run.runtime["exit"] == {"signal": "SIGINT"}
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
@@ -177,7 +177,7 @@ def test_signals_are_recorded_and_the_process_dies_of_them(instance, fp_env, sig
         assert run.error.startswith("interrupted by SIGINT")
     else:
         assert run.error == f"terminated by {sig.name}"
-    assert run.environment["exit"] == {"signal": sig.name}
+    assert run.runtime["exit"] == {"signal": sig.name}
 
 
 def test_sigint_with_the_default_action(sqlite_instance, fp_env):
@@ -211,7 +211,7 @@ def test_the_programs_own_handler_before_track_is_called(sqlite_instance, fp_env
     assert proc.wait(timeout=60) == 143 and proc.stdout.read() == "cleaning up\n"
     run = _the_run(script)
     assert run.status == "failed" and run.error == "exit code 143 (after SIGTERM)"
-    assert run.environment["exit"] == {"code": 143, "signal_received": "SIGTERM"}
+    assert run.runtime["exit"] == {"code": 143, "signal_received": "SIGTERM"}
 
 
 def test_a_handler_installed_after_track_is_not_broken(sqlite_instance, fp_env):

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"
 
 _EXPORTS = {
     "Artifact": "records",
+    "Environment": "records",
+    "Package": "records",
     "Run": "records",
     "Storage": "records",
     "Transform": "records",

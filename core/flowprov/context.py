@@ -24,7 +24,6 @@ import functools
 import json
 import logging
 import os
-import platform
 import signal
 import sys
 import threading
@@ -172,43 +171,17 @@ def background_sink(run=None):
     return sink
 
 
-def environment(packages: bool = False) -> dict:
-    env = {"python": platform.python_version(), "platform": platform.platform()}
-    if packages:
-        env["packages"] = imported_packages()
-    return env
-
-
-@functools.cache
-def _distributions() -> dict:
-    """Top-level module → distributions, read once per process (scanning site-packages costs
-    ~0.5 s here; what is installed does not change under a running process in practice)."""
-    from importlib.metadata import packages_distributions
-
-    return packages_distributions()
-
-
-@functools.cache
-def _version(dist: str) -> str | None:
-    from importlib.metadata import version
+def environment():
+    """The running interpreter's software (every installed distribution; its conda packages),
+    read once per interpreter. None, with a warning, if it cannot be read: the run is recorded
+    without it rather than not at all."""
+    from .environments import python_environment
 
     try:
-        return version(dist)
-    except Exception:  # noqa: BLE001 - broken metadata must not break a run
+        return python_environment()
+    except Exception as e:  # noqa: BLE001 - a broken package folder must not stop a run
+        logger.warning("flowprov: cannot read this interpreter's installed packages: %s", e)
         return None
-
-
-def imported_packages() -> dict[str, str]:
-    """Versions of the distributions whose top-level modules this process has imported."""
-    dists = _distributions()
-    out: dict[str, str] = {}
-    for mod in list(sys.modules):
-        if "." in mod or mod.startswith("_"):
-            continue
-        for dist in dists.get(mod, ()):
-            if dist not in out and (v := _version(dist)) is not None:
-                out[dist] = v
-    return dict(sorted(out.items()))
 
 
 # -- what is running us ----------------------------------------------------------------------
@@ -616,8 +589,10 @@ def _record_end(
     from .events import RunFinished, RunRef
 
     try:
-        env = {**environment(packages=True), "exit": exit}
-        event = RunFinished(run=RunRef(uid=run.uid), status=status, error=error, environment=env)
+        # the software was recorded when the run started; its end adds how it ended
+        event = RunFinished(
+            run=RunRef(uid=run.uid), status=status, error=error, runtime={"exit": exit}
+        )
         if journal_only:
             from .spool import Sink
 

@@ -8,7 +8,9 @@ so applying the same batch twice changes nothing:
 - a Run is its client-made ``uid``, or (``engine``, ``reference``) when the engine has its own id;
 - an Artifact is a place — (storage root, key) — and its versions are its successive contents,
   told apart by hash; only a file copied in without a key is identified by its hash alone;
-- a run input is (run, artifact version).
+- a run input is (run, artifact version);
+- an Environment is its content (``EnvironmentSpec.digest()``): every run in the same software
+  shares one record.
 
 Events are JSON-serialisable (``model_dump_json``) so they can be spooled to a file and replayed.
 """
@@ -19,8 +21,10 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Annotated, Any, Literal, get_args
 
+import blake3
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 TransformType = Literal[
@@ -87,7 +91,9 @@ class ArtifactRef(_Model):
         if self.uid:
             return self
         if not self.hash:
-            raise ValueError("an ArtifactRef needs a uid, or a hash (with its storage_root and key)")
+            raise ValueError(
+                "an ArtifactRef needs a uid, or a hash (with its storage_root and key)"
+            )
         if (self.storage_root is None) != (self.key is None):
             raise ValueError("an ArtifactRef's place needs both storage_root and key")
         return self
@@ -137,6 +143,105 @@ def utc(t: datetime | None) -> datetime | None:
 UTCTime = Annotated[datetime, AfterValidator(utc)]
 
 
+PackageSource = Literal[
+    "pip",  # a Python distribution (importlib.metadata), not installed by conda
+    "conda",  # a conda package (conda-meta/*.json of the prefix)
+    "container",  # the image itself, or software the image reports
+    "tool",  # a tool's self-reported version (nf-core versions.yml)
+    "module",  # an environment module (Snakemake envmodules:)
+    "spack",  # a spack spec
+    "wrapper",  # a Snakemake wrapper (name = its path, version = its release)
+    "engine",  # the workflow engine running the task (snakemake, nextflow, prefect)
+]
+PACKAGE_SOURCES: tuple[str, ...] = get_args(PackageSource)
+
+
+class Package(_Model):
+    """One piece of software in an environment, as the source that knows it reports it."""
+
+    name: str
+    version: str | None = None
+    build: str | None = None  # conda build string, wheel tag, ...
+    source: PackageSource
+    channel: str | None = None  # conda channel, index or repository it came from
+
+    def sort_key(self) -> tuple:
+        return (self.source, self.name.lower(), self.version or "", self.build or "")
+
+
+class EnvironmentSpec(_Model):
+    """The software a run used, identified by its content (``digest()``): the same software gives
+    the same record, however many runs used it.
+
+    ``deployed`` says how far it can be trusted: True — this is what ran (the running
+    interpreter, a conda prefix the engine created, an image it ran); False — declared in the
+    workflow but the engine did not deploy it (Snakemake without --software-deployment-method:
+    the host's software ran instead); None — not known. ``complete`` says whether ``packages`` is
+    the whole resolved set (an interpreter's installed distributions, a prefix's conda-meta)
+    rather than the few names a source reported (a versions.yml, a container reference)."""
+
+    interpreter: str | None = None  # "CPython 3.11.2"
+    os: str | None = None  # platform.platform(), or the architecture an engine reports
+    packages: tuple[Package, ...] = ()
+    container_image: str | None = None  # the reference as given: "quay.io/biocontainers/x:1.0"
+    container_digest: str | None = None  # "sha256:..." (registry/OCI) or "blake3:..." (image file)
+    container_engine: str | None = None  # docker, singularity, apptainer, podman, ...
+    # the environment file (conda yaml, requirements.txt) as registered: by place and content
+    spec_file: ArtifactRef | None = None
+    deployed: bool | None = None
+    complete: bool = False
+    # what the source says besides (JSON): conda prefix, envmodules, wrapper, spack, engine...
+    details: dict[str, Any] | None = None
+
+    @cached_property
+    def _digest(self) -> str:
+        body = self.model_dump(mode="json", exclude={"packages", "spec_file"})
+        # the spec file counts by its content, not by where it lies
+        body["spec_file"] = self.spec_file.hash if self.spec_file else None
+        body["packages"] = [
+            p.model_dump(mode="json") for p in sorted(set(self.packages), key=Package.sort_key)
+        ]
+        canon = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+        return blake3.blake3(canon.encode()).hexdigest()
+
+    def digest(self) -> str:
+        """blake3 of the canonical JSON (packages sorted and deduplicated): equal content, equal
+        digest, in every process and on every machine."""
+        return self._digest
+
+
+EnvironmentRef = EnvironmentSpec | str  # a spec, or the digest of one sent before
+
+
+def legacy_environment(value: dict) -> tuple[EnvironmentSpec | None, dict | None]:
+    """A run's `environment` as flowprov < 0.3 sent it ({"python", "platform", "packages":
+    {dist: version} of the *imported* distributions only, "exit", "cmd"}) → (the environment,
+    marked incomplete; what is left, the run's runtime facts)."""
+    rest = {k: v for k, v in value.items() if k not in ("python", "platform", "packages")}
+    if not any(k in value for k in ("python", "platform", "packages")):
+        return None, rest or None
+    pkgs = value.get("packages") or {}
+    spec = EnvironmentSpec(
+        interpreter=f"Python {value['python']}" if value.get("python") else None,
+        os=value.get("platform"),
+        packages=tuple(
+            Package(name=str(n), version=None if v is None else str(v), source="pip")
+            for n, v in (pkgs.items() if isinstance(pkgs, dict) else ())
+        ),
+        deployed=True,
+        complete=False,
+        details={"recorded_as": "imported distributions only (flowprov < 0.3)"},
+    )
+    return spec, rest or None
+
+
+def _is_legacy_environment(value) -> bool:
+    return isinstance(value, dict) and (
+        any(k in value for k in ("python", "platform", "exit", "cmd"))
+        or isinstance(value.get("packages"), dict)
+    )
+
+
 class _Event(_Model):
     at: UTCTime = Field(default_factory=now)
     created_by: Handle | None = None  # user handle; the store's current user when None
@@ -171,7 +276,9 @@ class RunStarted(_Event):
     transform: TransformSpec | str  # a spec (saved if new) or an existing transform's uid
     name: str | None = None
     params: dict[str, Any] | None = None
-    environment: dict[str, Any] | None = None
+    environment: EnvironmentRef | None = None
+    # how it ran, beyond the software: exit code or signal, command line, host (JSON)
+    runtime: dict[str, Any] | None = None
     parent: RunRef | None = None
     engine: str | None = None
     reference: str | None = None
@@ -181,13 +288,29 @@ class RunStarted(_Event):
     finished_at: UTCTime | None = None
     error: str | None = None
 
+    _legacy = model_validator(mode="before")(lambda data: _upgrade_legacy(data))
+
+
+def _upgrade_legacy(data):
+    """Events spooled by flowprov < 0.3 keep replaying: their `environment` dict is split into
+    the environment and the runtime facts."""
+    if isinstance(data, dict) and _is_legacy_environment(data.get("environment")):
+        spec, rest = legacy_environment(data["environment"])
+        data = {**data, "environment": spec}
+        if rest and not data.get("runtime"):
+            data["runtime"] = rest
+    return data
+
 
 class RunFinished(_Event):
     kind: Literal["run_finished"] = "run_finished"
     run: RunRef
     status: RunStatus = "completed"
     error: str | None = None
-    environment: dict[str, Any] | None = None
+    environment: EnvironmentRef | None = None  # given: it replaces the one the run started with
+    runtime: dict[str, Any] | None = None  # given: it replaces the stored runtime facts
+
+    _legacy = model_validator(mode="before")(lambda data: _upgrade_legacy(data))
 
 
 class ArtifactRegistered(_Event):

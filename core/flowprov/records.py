@@ -416,6 +416,7 @@ class Run(_HasLineage, Record):
         "children": Rel("rev", "Run", "parent_id"),
         "outputs": Rel("m2m", "Artifact", None, S.run_outputs, "run_id", "artifact_id"),
         "inputs": Rel("m2m", "Artifact", None, S.run_inputs, "run_id", "artifact_id"),
+        "environment": Rel("fk", "Environment", "environment_id"),
     }
     _search_fields = ("name", "reference")
     _repr_fields = ("uid", "transform_id", "status", "started_at", "finished_at", "created_by_id")
@@ -495,7 +496,6 @@ class Run(_HasLineage, Record):
 
     def finish(self, status: str = "completed", error: str | None = None) -> Run:
         """Record the end of the run: status 'completed' (or 'failed' with the error), finished_at."""
-        from .context import environment
         from .events import RUN_STATUSES, RunFinished, RunRef
         from .instance import current
 
@@ -511,7 +511,6 @@ class Run(_HasLineage, Record):
                     run=RunRef(uid=self.uid),
                     status=status,
                     error=error,
-                    environment=environment(packages=True),
                 )
             ]
         )
@@ -553,6 +552,11 @@ class Run(_HasLineage, Record):
     @property
     def inputs(self) -> QuerySet:
         return Artifact.filter(input_of=self)
+
+    @property
+    def environment(self) -> Environment | None:
+        """The software this run used (None when it is not known)."""
+        return self._related(Environment, self._row.get("environment_id"))
 
     @property
     def outputs(self) -> QuerySet:
@@ -791,10 +795,67 @@ def _remove_quietly(path: Path) -> None:
         pass
 
 
+class Environment(Record):
+    """The software runs used — interpreter, OS, packages, container — shared by every run that
+    used the same (identified by content). Recorded by flowprov and the engine plugins, never
+    made by hand."""
+
+    _table = S.environments
+    _relations = {
+        "packages": Rel("rev", "Package", "environment_id"),
+        "runs": Rel("rev", "Run", "environment_id"),
+        "created_by": Rel("fk", "User", "created_by_id"),
+        "spec_file": Rel("fk", "Artifact", "spec_file_id"),
+    }
+    _search_fields = ("interpreter", "container_image")
+    _repr_fields = ("uid", "interpreter", "container_image", "n_packages", "deployed", "complete")
+
+    def __init__(self, *a, **k):
+        raise ValidationError("environments are recorded with the runs that use them")
+
+    @property
+    def packages(self) -> QuerySet:
+        return Package.filter(environment=self).order_by("source", "name")
+
+    @property
+    def runs(self) -> QuerySet:
+        return Run.filter(environment=self)
+
+    @property
+    def spec_file(self) -> Artifact | None:
+        """The environment file (conda yaml, requirements) the software was made from."""
+        return self._related(Artifact, self._row.get("spec_file_id"))
+
+
+class Package(Record):
+    """One piece of software of an environment: name, version, build, and the source that
+    reported it (pip, conda, container, tool, module, spack, wrapper, engine)."""
+
+    _table = S.packages
+    _relations = {"environment": Rel("fk", "Environment", "environment_id")}
+    _search_fields = ("name",)
+    _repr_fields = ("name", "version", "build", "source")
+
+    def __init__(self, *a, **k):
+        raise ValidationError("packages are recorded with their environment")
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and self.id is not None and self.id == other.id
+
+    def __hash__(self) -> int:
+        return hash(("Package", self.id))
+
+    @property
+    def environment(self) -> Environment:
+        return self._related(Environment, self.environment_id)
+
+
 MODELS: dict[str, type[Record]] = {
     "User": User,
     "Storage": Storage,
     "Transform": Transform,
     "Run": Run,
     "Artifact": Artifact,
+    "Environment": Environment,
+    "Package": Package,
 }

@@ -9,7 +9,9 @@ Idempotency is enforced by the database, not by Python checks alone, so that con
 - artifacts: one row per version of a place — (storage, key, hash) — so the same bytes at two
   places are two artifacts with equal hashes; a file copied in without a key (key NULL) is its
   content: one row per hash among those;
-- run_inputs, run_outputs: one row per (run, artifact version).
+- run_inputs, run_outputs: one row per (run, artifact version);
+- environments: one row per content digest (the software of every run that used it), its
+  packages as rows.
 
 An artifact row is one version of a place (all versions share its `stem`; `is_latest` marks the
 content the place holds now). Its `run_id` is the run that first produced that version;
@@ -114,7 +116,11 @@ runs = Table(
     _ts("finished_at"),
     Column("status", String(16), nullable=False, index=True),
     Column("params", JSON),
-    Column("environment", JSON),
+    # how the run ran beyond its software: exit code or signal, command line (JSON). Until 0008
+    # this was `environment` and also held the Python version, platform and imported packages,
+    # now an environment record.
+    Column("runtime", JSON),
+    Column("environment_id", Integer, ForeignKey("environments.id"), index=True),
     Column("error", Text),
     Column("parent_id", Integer, ForeignKey("runs.id"), index=True),
     Column("engine", String(32)),
@@ -124,6 +130,41 @@ runs = Table(
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),
     UniqueConstraint("engine", "reference"),
+)
+
+# The software a run used, identified by content: `hash` is EnvironmentSpec.digest() (events.py)
+environments = Table(
+    "environments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uid", String(16), nullable=False, unique=True),  # the digest's first 16 characters
+    Column("hash", String(128), nullable=False, unique=True),
+    Column("interpreter", String(255)),
+    Column("os", String(255)),
+    Column("container_image", String(1024), index=True),
+    Column("container_digest", String(255)),
+    Column("container_engine", String(32)),
+    # not a foreign key: artifacts → runs → environments → artifacts would be a cycle of them
+    Column("spec_file_id", Integer, index=True),
+    Column("deployed", Boolean),  # True: what ran; False: declared, not deployed; NULL: unknown
+    Column("complete", Boolean, nullable=False, default=False),  # packages is the whole set
+    Column("n_packages", Integer, nullable=False, default=0),
+    Column("details", JSON),
+    Column("created_by_id", Integer, ForeignKey("users.id")),
+    _ts("created_at", nullable=False),
+)
+
+packages = Table(
+    "packages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("environment_id", Integer, ForeignKey("environments.id"), nullable=False, index=True),
+    Column("name", String(255), nullable=False),
+    Column("version", String(255)),
+    Column("build", String(255)),
+    Column("source", String(16), nullable=False),
+    Column("channel", String(1024)),
+    Index("ix_packages_name_version", "name", "version"),
 )
 
 artifacts = Table(

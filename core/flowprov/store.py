@@ -7,6 +7,7 @@ retried and then finds that record instead of duplicating it.
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import time
@@ -21,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from . import schema as S
 from .db import db_error, write_transaction
+from .environments import known_spec
 from .errors import DatabaseUnavailable, ValidationError
 from .events import (
     Applied,
@@ -28,6 +30,7 @@ from .events import (
     ArtifactRegistered,
     ArtifactRemoved,
     ArtifactUsed,
+    EnvironmentSpec,
     RunFinished,
     RunRef,
     RunStarted,
@@ -47,6 +50,7 @@ from .uids import (
     version_suffix,
 )
 
+_log = logging.getLogger("flowprov.store")
 _RETRIES = 8
 # SQLite's busy lock, PostgreSQL's deadlock and serialization failures: retry the whole batch
 _TRANSIENT = re.compile(r"locked|deadlock detected|could not serialize", re.IGNORECASE)
@@ -94,11 +98,13 @@ _FINISH_VALUES = dict(
     updated_at=bindparam("updated_at"),
 )
 _FINISH_RUN = update(_R).where(_R.c.id == bindparam("rid")).values(**_FINISH_VALUES)
-_FINISH_RUN_WITH_ENV = (
-    update(_R)
-    .where(_R.c.id == bindparam("rid"))
-    .values(**_FINISH_VALUES, environment=bindparam("environment"))
+_SET_RUN_RUNTIME = update(_R).where(_R.c.id == bindparam("rid")).values(runtime=bindparam("rt"))
+_SET_RUN_ENVIRONMENT = (
+    update(_R).where(_R.c.id == bindparam("rid")).values(environment_id=bindparam("eid"))
 )
+_E = S.environments
+_ENV_ID_BY_HASH = select(_E.c.id).where(_E.c.hash == bindparam("hash"))
+_INSERT_PACKAGES = S.packages.insert()
 
 
 def source_hash(source_code: str) -> str:
@@ -125,6 +131,7 @@ class Store:
         self._run_ids: dict[str, int] = {}  # run uid → id (ids never change once committed)
         self._ref_ids: dict[tuple[str, str], int] = {}  # (engine, reference) → run id
         self._transform_uids: dict[TransformSpec, str] = {}  # (frozen, hashable) spec → uid
+        self._env_ids: dict[str, int] = {}  # environment digest → id
         self._declared: list[StorageRoot] = []  # local declared roots, first declared first
         self._declared_at = -1e9
 
@@ -185,6 +192,7 @@ class Store:
             if len(self._transform_uids) > 10_000:
                 self._transform_uids.clear()
             self._transform_uids.update(batch.new_transform_uids)
+            self._env_ids.update(batch.new_env_ids)
             return results
         raise AssertionError("unreachable")
 
@@ -198,6 +206,7 @@ class _Batch:
         self.new_run_ids: dict[str, int] = {}
         self.new_ref_ids: dict[tuple[str, str], int] = {}
         self.new_transform_uids: dict[TransformSpec, str] = {}
+        self.new_env_ids: dict[str, int] = {}
         self.transform_ids: dict[str, int] = {}  # uid → id, within this transaction
         # artifact versions known in this transaction: every version of a place by (storage id,
         # key), oldest first; keyless artifacts (files copied in without a key) by hash
@@ -593,7 +602,8 @@ class _Batch:
             finished_at=e.finished_at,
             status=e.status,
             params=e.params,
-            environment=e.environment,
+            runtime=e.runtime,
+            environment_id=self.environment_id(e.environment, e.created_by, e.at),
             error=e.error,
             parent_id=parent_id,
             engine=e.engine,
@@ -671,12 +681,76 @@ class _Batch:
     def _run_finished(self, e: RunFinished) -> Applied:
         rid = self.run_id(e.run)
         values = dict(rid=rid, status=e.status, finished_at=e.at, error=e.error, updated_at=e.at)
-        if e.environment is None:
-            self.conn.execute(_FINISH_RUN, values)
-        else:
-            self.conn.execute(_FINISH_RUN_WITH_ENV, {**values, "environment": e.environment})
+        self.conn.execute(_FINISH_RUN, values)
+        if e.runtime is not None:
+            self.conn.execute(_SET_RUN_RUNTIME, {"rid": rid, "rt": e.runtime})
+        if e.environment is not None:
+            eid = self.environment_id(e.environment, e.created_by, e.at)
+            if eid is not None:
+                self.conn.execute(_SET_RUN_ENVIRONMENT, {"rid": rid, "eid": eid})
         uid = e.run.uid or self.conn.execute(_RUN_UID_BY_ID, {"id": rid}).scalar()
         return Applied(kind=e.kind, uid=uid, existed=True)
+
+    def environment_id(self, env, created_by: str | None, at) -> int | None:
+        """The id of an environment (a spec, or the digest of one sent before), inserted with its
+        packages if new. A digest this database and this process do not know (its spec was lost
+        with a batch applied elsewhere) links nothing, with a warning: never a guess."""
+        if env is None:
+            return None
+        digest = env if isinstance(env, str) else env.digest()
+        eid = self.store._env_ids.get(digest) or self.new_env_ids.get(digest)
+        if eid is None:
+            eid = self.conn.execute(_ENV_ID_BY_HASH, {"hash": digest}).scalar()
+        if eid is None:
+            spec = env if isinstance(env, EnvironmentSpec) else known_spec(digest)
+            if spec is None:
+                _log.warning(
+                    "environment %s is not known in %s: the run is recorded without it",
+                    digest[:16],
+                    self.store.where,
+                )
+                return None
+            eid = self._insert_environment(spec, digest, created_by, at)
+        self.new_env_ids[digest] = eid
+        return eid
+
+    def _insert_environment(self, spec: EnvironmentSpec, digest: str, created_by, at) -> int:
+        packages = sorted(set(spec.packages), key=lambda p: p.sort_key())
+        row = dict(
+            uid=digest[:16],
+            hash=digest,
+            interpreter=spec.interpreter,
+            os=spec.os,
+            container_image=spec.container_image,
+            container_digest=spec.container_digest,
+            container_engine=spec.container_engine,
+            spec_file_id=(
+                self.artifact_row(self.placed_ref(spec.spec_file)).id if spec.spec_file else None
+            ),
+            deployed=spec.deployed,
+            complete=spec.complete,
+            n_packages=len(packages),
+            details=spec.details,
+            created_by_id=self.user_id(created_by, at),
+            created_at=at,
+        )
+        eid = self.conn.execute(_E.insert(), row).inserted_primary_key[0]
+        if packages:
+            self.conn.execute(
+                _INSERT_PACKAGES,
+                [
+                    dict(
+                        environment_id=eid,
+                        name=p.name,
+                        version=p.version,
+                        build=p.build,
+                        source=p.source,
+                        channel=p.channel,
+                    )
+                    for p in packages
+                ],
+            )
+        return eid
 
     def _new_artifact_row(
         self, e: ArtifactRegistered, stem: str, n: int, sid: int, by: int
@@ -769,13 +843,18 @@ class _Batch:
             if found is not None:
                 return e.model_copy(update={"storage_root": found[0], "key": found[1]})
         elif e.kind in ("artifact_used", "artifact_removed"):
-            ref = e.artifact
-            if ref.storage_root == HOST_ROOT and ref.key:
-                found = self._declared_place(ref.key)
-                if found is not None:
-                    ref = ref.model_copy(update={"storage_root": found[0], "key": found[1]})
-                    return e.model_copy(update={"artifact": ref})
+            ref = self.placed_ref(e.artifact)
+            if ref is not e.artifact:
+                return e.model_copy(update={"artifact": ref})
         return e
+
+    def placed_ref(self, ref: ArtifactRef) -> ArtifactRef:
+        """The same for a reference to an artifact."""
+        if ref.storage_root == HOST_ROOT and ref.key:
+            found = self._declared_place(ref.key)
+            if found is not None:
+                return ref.model_copy(update={"storage_root": found[0], "key": found[1]})
+        return ref
 
     def _declared_place(self, host_key: str) -> tuple[str, str] | None:
         store = self.store

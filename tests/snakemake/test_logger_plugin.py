@@ -61,9 +61,9 @@ def test_every_job_with_its_files(workflow):
         and wf_run.params == {"samples": ["a", "b"]}
     )
     assert wf_run.engine == "snakemake" and len(wf_run.reference) == 36  # Snakemake's workflow id
-    assert "--logger flowprov" in wf_run.environment["cmd"] and wf_run.environment[
-        "snakemake"
-    ].startswith("9.")
+    assert "--logger flowprov" in wf_run.runtime["cmd"] and wf_run.runtime["snakemake"].startswith(
+        "9."
+    )
 
     rules = {t.name: t for t in fp.Transform.filter(type="rule")}
     assert set(rules) == {"upper", "summarize", "all"}

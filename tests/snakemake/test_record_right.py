@@ -336,7 +336,7 @@ def test_an_interrupted_workflow_is_recorded_as_it_ended(workflow, sig, whole_gr
     name = sig.name
     wf_run = fp.Run.filter(transform__type="pipeline").one()
     assert wf_run.status == "aborted" and name in wf_run.error, (wf_run.status, wf_run.error)
-    assert wf_run.environment["exit"] == {"signal": name} and wf_run.finished_at
+    assert wf_run.runtime["exit"] == {"signal": name} and wf_run.finished_at
     jobs = {j.transform.name: j for j in wf_run.children}
     assert "c" not in jobs  # never started
     assert jobs["a"].status == "completed" and keys(jobs["a"].outputs) == ["a.txt"]
@@ -396,5 +396,5 @@ def test_a_signal_that_kills_snakemake_outright_is_recorded(workflow, sig):
     assert proc.returncode == -sig  # died of it, as without flowprov
     wf_run = fp.Run.filter(transform__type="pipeline").one()
     assert wf_run.status == "aborted" and wf_run.error == f"terminated by {sig.name}"
-    assert wf_run.environment["exit"] == {"signal": sig.name} and wf_run.finished_at
+    assert wf_run.runtime["exit"] == {"signal": sig.name} and wf_run.finished_at
     assert wf_run.children.count() == 0 and not (workflow.root / "a.txt").exists()

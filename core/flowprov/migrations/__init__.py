@@ -13,7 +13,7 @@ Compatibility rule (README "Upgrading an existing instance"):
 """
 
 # The newest migration this flowprov knows; a test checks it equals Alembic's head.
-SCHEMA_HEAD = "0007"
+SCHEMA_HEAD = "0008"
 
 # revision -> (flowprov release that brought it, whether clients of the previous revision may
 # keep using the database after it)
@@ -25,6 +25,8 @@ COMPATIBILITY: dict[str, tuple[str, bool]] = {
     "0005": ("0.1.0", False),  # run_outputs: older writers would not fill it
     "0006": ("0.1.0", False),  # an artifact is a place: older writers merge places
     "0007": ("0.2.0", True),  # instance_meta, storages.options: both optional
+    # environments, packages; runs.environment (JSON) renamed runtime: older clients read it
+    "0008": ("0.3.0", False),
 }
 
 

@@ -286,11 +286,8 @@ class Translator:
         self.sink = Sink(spool, source="snakemake", instance=self.instance)
         self.wf_spec = self._workflow_spec(r, wf)
         config = jsonable(wf.config or {})
-        self.environment = {
+        self.runtime = {
             "snakemake": getattr(r, "snakemake_version", None) or snakemake_version(),
-            # "3.12.1 (main, ...)" in recent Snakemake 9 releases; absent or empty in older ones
-            "python": next(iter(str(getattr(r, "python_version", "") or "").split()), None),
-            "platform": getattr(r, "platform", None),
             "host": getattr(r, "host", None),
             # older Snakemake 9 releases do not report the command line: this process's is it
             "cmd": getattr(r, "cmd", None) or shlex.join(sys.argv),
@@ -307,8 +304,8 @@ class Translator:
                     reference=self.wf_id,
                     reference_type="snakemake workflow_id",
                     params=config,
-                    environment=self.environment,
-                    name=self.environment["cmd"][:255],
+                    runtime=self.runtime,
+                    name=self.runtime["cmd"][:255],
                     created_by=self.user,
                     at=at,
                 ),
@@ -521,11 +518,11 @@ class Translator:
                 else:
                     self._finish(job, at, "aborted", "Snakemake ended before this job finished")
             self._send(self._removed_events(at))
-            environment = None
+            runtime = None
             if signal is not None:
                 status = "aborted"
                 error = "\n".join([ending, *self.errors])
-                environment = {**self.environment, "exit": {"signal": signal}}
+                runtime = {**self.runtime, "exit": {"signal": signal}}
             else:
                 status = "failed" if workflow_failed else "completed"
                 error = "\n".join(self.errors) or (
@@ -537,7 +534,7 @@ class Translator:
                         run=RunRef(uid=self.wf_run_uid),
                         status=status,
                         error=error,
-                        environment=environment,
+                        runtime=runtime,
                         created_by=self.user,
                         at=at,
                     )

@@ -337,12 +337,21 @@ _add_engine_commands()
 
 
 def _add_lineage_commands() -> None:
+    from .cli_diff import COMMANDS as DIFF_COMMANDS
+    from .cli_envs import COMMANDS as ENV_COMMANDS
     from .cli_instance import COMMANDS as INSTANCE_COMMANDS
     from .cli_lineage import COMMANDS
     from .cli_storage import COMMANDS as STORAGE_COMMANDS
     from .cli_user import COMMANDS as USER_COMMANDS
 
-    for command in INSTANCE_COMMANDS + USER_COMMANDS + COMMANDS + STORAGE_COMMANDS:
+    for command in (
+        INSTANCE_COMMANDS
+        + USER_COMMANDS
+        + COMMANDS
+        + STORAGE_COMMANDS
+        + ENV_COMMANDS
+        + DIFF_COMMANDS
+    ):
         cli.add_command(command)
 
 

@@ -118,7 +118,8 @@ def _find(uid: str):
 
     found = []
     for model in MODELS.values():
-        found += model.filter(uid__startswith=uid).all()[:2]
+        if "uid" in model._table.c:  # packages have none: they are shown with their environment
+            found += model.filter(uid__startswith=uid).all()[:2]
     if not found:
         raise DoesNotExist(f"no record has uid {uid!r}")
     exact = [r for r in found if r.uid == uid]

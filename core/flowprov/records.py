@@ -833,7 +833,9 @@ class Package(Record):
 
     _table = S.packages
     _relations = {"environment": Rel("fk", "Environment", "environment_id")}
-    _search_fields = ("name",)
+    # not in the search across records: one row per package per environment (found through
+    # `flowprov envs` and queries instead)
+    _search_fields = ()
     _repr_fields = ("name", "version", "build", "source")
 
     def __init__(self, *a, **k):

@@ -73,6 +73,8 @@ def search_all(query: str, limit: int = 10, min_score: float = 50.0) -> list[tup
 
     hits = []
     for model in MODELS.values():
+        if not model._search_fields:
+            continue
         res = search_records(model, query, limit=limit, min_score=min_score)
         hits.extend(zip(res.scores, res, strict=True))
     hits.sort(key=lambda h: -h[0])

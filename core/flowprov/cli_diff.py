@@ -1,0 +1,3 @@
+"""CLI: flowprov diff (issue 14; being built)."""
+
+COMMANDS: tuple = ()

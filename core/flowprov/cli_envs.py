@@ -1,0 +1,3 @@
+"""CLI: flowprov envs (issue 14; being built)."""
+
+COMMANDS: tuple = ()

@@ -9,6 +9,10 @@ transform), ``parent`` (transform → transform: the consumer read what the prod
 source's place — see walk.copy_source). A run's enclosing run (a Snakemake job's
 workflow run, a Prefect task's flow run) is kept as ``Node.group``, not as an edge, so pictures
 draw it as a box around its members.
+
+The software environments of the graph's runs are kept once each in ``Graph.environments`` (by
+environment uid, with their packages), and a run's record names its environment by uid: 10,000
+runs in one environment carry one copy of its package list.
 """
 
 from __future__ import annotations
@@ -45,6 +49,30 @@ class Edge:
 
 
 @dataclass
+class EnvironmentInfo:
+    """A software environment as the graph shows it (see flowprov.events.EnvironmentSpec)."""
+
+    uid: str
+    hash: str
+    interpreter: str | None
+    os: str | None
+    container_image: str | None
+    container_digest: str | None
+    container_engine: str | None
+    deployed: bool | None  # True: what ran; False: declared, not deployed; None: unknown
+    complete: bool  # packages is the whole resolved set
+    n_packages: int
+    details: dict[str, Any] | None
+    # the environment file: {"uid", "key", "name", "node"}; node is its artifact's node id when the
+    # artifact is in the graph, else None
+    spec_file: dict[str, Any] | None
+    # (name, version, build, source, channel), sorted as Package.sort_key sorts them
+    packages: list[tuple[str, str | None, str | None, str, str | None]] = field(
+        default_factory=list
+    )
+
+
+@dataclass
 class Graph:
     nodes: dict[str, Node] = field(default_factory=dict)
     edges: list[Edge] = field(default_factory=list)
@@ -52,6 +80,9 @@ class Graph:
     direction: str = "upstream"
     depth: int | None = None
     groups: dict[str, Node] = field(default_factory=dict)  # enclosing runs, by node id
+    # the software environments of the runs and enclosing runs, by uid (a run's record names its
+    # environment's uid as "environment")
+    environments: dict[str, EnvironmentInfo] = field(default_factory=dict)
 
     # -- as records ----------------------------------------------------------------------------
     def _of(self, kind: str) -> list[Node]:
@@ -77,6 +108,12 @@ class Graph:
             if n.uid == uid:
                 return n
         raise KeyError(uid)
+
+    def environment_of(self, node_id: str) -> EnvironmentInfo | None:
+        """The software environment of a run (or enclosing run) node, if one was recorded."""
+        n = self.nodes.get(node_id) or self.groups.get(node_id)
+        uid = n.record.get("environment") if n is not None and n.kind != "artifact" else None
+        return self.environments.get(uid) if uid else None
 
     def predecessors(self, node_id: str) -> list[str]:
         return [e.source for e in self.edges if e.target == node_id]
@@ -291,7 +328,7 @@ def _run_query():
     ids = bindparam("ids", expanding=True)
     return (
         select(
-            *(c for c in r.c if c.name != "environment"),  # big, and not shown
+            *(c for c in r.c if c.name != "runtime"),  # not shown
             u.c.handle,
             t.c.uid.label("t_uid"),
             t.c.name.label("t_name"),
@@ -395,11 +432,14 @@ def build(
     for row in _rows(conn, _artifact_query(), artifact_set):
         g.nodes[f"a{row['id']}"] = artifact_node(row)
     run_of: dict[str, int] = {}  # the transforms the runs ran: run → transform ("run_of")
+    env_of: dict[str, int] = {}  # run (and enclosing run) node → its environment's id
     for row in _rows(conn, _run_query(), run_set):
         n = run_node(row)
         n.depth = run_depth.get(row["id"])
         g.nodes[n.id] = n
         run_of[n.id] = row["transform_id"]
+        if row["environment_id"] is not None:
+            env_of[n.id] = row["environment_id"]
     for row in _rows(conn, _transform_query(), set(run_of.values())):
         n = transform_node(row)
         g.nodes[n.id] = n
@@ -413,6 +453,8 @@ def build(
             n = run_node(row)
             n.kind = "group"
             g.groups[n.id] = n
+            if row["environment_id"] is not None:
+                env_of[n.id] = row["environment_id"]
     g.edges = (
         [Edge(f"a{a}", f"r{r}", "used") for a, r in sorted(used)]
         + [Edge(f"r{r}", f"a{a}", "generated") for r, a in sorted(made)]
@@ -420,6 +462,7 @@ def build(
         + [Edge(r, f"t{t}", "run_of") for r, t in sorted(run_of.items())]
     )
     g.start = [f"a{a}" for a in sorted(a_start)] + [f"r{r}" for r in sorted(r_start)]
+    _attach_environments(conn, g, env_of)
     if depth is None:  # an unlimited walk does not count steps in SQL; count them here
         _count_steps(g)
     name_artifacts(g)
@@ -429,6 +472,78 @@ def build(
             if r == highlight_run:
                 g.nodes[f"a{a}"].highlight = True
     return g
+
+
+@cache
+def _environment_query():
+    e, a = S.environments, S.artifacts
+    ids = bindparam("ids", expanding=True)
+    return (
+        select(
+            *(c for c in e.c if c.name not in ("created_by_id", "created_at")),
+            a.c.uid.label("spec_uid"),
+            a.c.key.label("spec_key"),
+            a.c.file_name.label("spec_file_name"),
+        )
+        .select_from(e.outerjoin(a, a.c.id == e.c.spec_file_id))
+        .where(e.c.id.in_(ids))
+    )
+
+
+@cache
+def _packages_query():
+    p = S.packages
+    ids = bindparam("ids", expanding=True)
+    return select(
+        p.c.environment_id, p.c.name, p.c.version, p.c.build, p.c.source, p.c.channel
+    ).where(p.c.environment_id.in_(ids))
+
+
+def _package_order(p: tuple) -> tuple:  # Package.sort_key, on (name, version, build, source, _)
+    return (p[3], p[0].lower(), p[1] or "", p[2] or "")
+
+
+def _attach_environments(conn, g: Graph, env_of: dict[str, int]) -> None:
+    """Read the environments of the graph's runs (one statement for them, one for their packages,
+    chunked) into g.environments, and name each run's environment in its record."""
+    if not env_of:
+        return
+    uid_of: dict[int, str] = {}
+    for row in _rows(conn, _environment_query(), set(env_of.values())):
+        spec = None
+        if row["spec_file_id"] is not None:
+            node = f"a{row['spec_file_id']}"
+            spec = {
+                "uid": row["spec_uid"],  # None if the artifact is gone
+                "key": row["spec_key"],
+                "name": row["spec_key"] or row["spec_file_name"] or row["spec_uid"],
+                "node": node if node in g.nodes else None,
+            }
+        g.environments[row["uid"]] = EnvironmentInfo(
+            uid=row["uid"],
+            hash=row["hash"],
+            interpreter=row["interpreter"],
+            os=row["os"],
+            container_image=row["container_image"],
+            container_digest=row["container_digest"],
+            container_engine=row["container_engine"],
+            deployed=row["deployed"],
+            complete=bool(row["complete"]),
+            n_packages=row["n_packages"],
+            details=_json(row["details"]) if isinstance(row["details"], dict) else None,
+            spec_file=spec,
+        )
+        uid_of[row["id"]] = row["uid"]
+    for row in _rows(conn, _packages_query(), set(uid_of)):
+        g.environments[uid_of[row["environment_id"]]].packages.append(
+            (row["name"], row["version"], row["build"], row["source"], row["channel"])
+        )
+    for env in g.environments.values():
+        env.packages.sort(key=_package_order)
+    for node_id, eid in env_of.items():
+        for n in (g.nodes.get(node_id), g.groups.get(node_id)):  # a box's run can be both
+            if n is not None and eid in uid_of:
+                n.record["environment"] = uid_of[eid]
 
 
 @cache

@@ -90,6 +90,13 @@ def _old_instance(fp_env, db_url, rev: str) -> dict:
                 "finished_at": NOW,
                 "status": "completed",
                 "created_by_id": 1,
+                # what flowprov < 0.3 kept: the imported distributions only, and the exit
+                "environment": {
+                    "python": "3.10.4",
+                    "platform": "Linux-5.15.0-x86_64-with-glibc2.35",
+                    "packages": {"numpy": "1.26.4", "pandas": "2.1.0"},
+                    "exit": {"code": 0},
+                },
                 **stamp,
             }
         ],
@@ -180,6 +187,16 @@ def test_an_older_instance_is_read_as_it_is_and_written_only_after_migrate(
     assert [a.key for a in out.run.inputs] == ["in.txt"]
     fp.Artifact(str(old["root"] / "new.txt"), description="new").save()
     assert fp.Artifact.filter(key="new.txt").count() == 1
+    # the old environment JSON: an environment record, marked as the partial list it was
+    env = out.run.environment
+    assert (env.interpreter, env.os) == ("Python 3.10.4", "Linux-5.15.0-x86_64-with-glibc2.35")
+    assert not env.complete and "imported" in env.details["recorded_as"]
+    assert {(p.name, p.version, p.source) for p in env.packages} == {
+        ("numpy", "1.26.4", "pip"),
+        ("pandas", "2.1.0", "pip"),
+    }
+    assert out.run.runtime == {"exit": {"code": 0}}
+    assert fp.Run.filter(environment__packages__name="numpy").count() == 1
     assert "nothing to do" in run_flowprov("migrate").stdout
     verify = run_flowprov("verify", check=False)
     assert verify.returncode == 0, verify.stdout + verify.stderr
@@ -234,7 +251,7 @@ def test_a_newer_compatible_schema_is_used_and_an_incompatible_one_names_the_rel
 
     with instance.engine.connect() as conn:
         meta = read_meta(conn)
-    assert meta["schema_floor"] == "0006" and meta["min_flowprov"] == "0.1.0"
+    assert meta["schema_floor"] == "0008" and meta["min_flowprov"] == "0.3.0"
     assert meta["uid"] == instance.config.uid
     url = instance.config.db
     f = fp_env / "x.txt"

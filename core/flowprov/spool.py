@@ -37,6 +37,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .environments import Announcer
 from .events import EventBatch
 
 try:
@@ -468,6 +469,7 @@ class Sink:
         self._journal_failed = False
         self._recovered = False
         self._closed = False
+        self._announced: tuple[int, Announcer] | None = None  # (pid, its environments sent)
         _live_sinks.add(self)
 
     @property
@@ -479,6 +481,7 @@ class Sink:
             return
         with self._lock:
             if events:
+                events = self._announce(events)
                 self._journal_append(events)
                 self._buffer.extend(events)
             due = len(self._buffer) >= 1000 or time.monotonic() - self._last_flush >= FLUSH_SECONDS
@@ -503,6 +506,24 @@ class Sink:
             if self._journal is not None and not self._journal.pending:
                 self._journal.close()
                 self._journal = None
+
+    def _announce(self, events: Sequence) -> Sequence:
+        """An environment goes to the journal (and the store) in full once per process, then by
+        its digest: a flow of 1,000 tasks in one interpreter carries its packages once."""
+        if self._announced is None or self._announced[0] != os.getpid():
+            self._announced = (os.getpid(), Announcer())
+        announce = self._announced[1]
+        out = None
+        for i, e in enumerate(events):
+            env = getattr(e, "environment", None)
+            if env is None or isinstance(env, str):
+                continue
+            ref = announce(env)
+            if ref is not env:
+                if out is None:
+                    out = list(events)
+                out[i] = e.model_copy(update={"environment": ref})
+        return events if out is None else out
 
     # -- the journal -----------------------------------------------------------------------------
     def _journal_append(self, events: Sequence) -> None:

@@ -404,3 +404,34 @@ def test_a_file_a_task_returns_and_its_flow_passes_up_is_the_tasks(workdir):
     figure = fp.Artifact.filter(key__endswith="normalized.tsv").one()
     assert list(figure.output_of) == [task_run] and figure.run == task_run
     assert flow_run.outputs.count() == 0 and rel(flow_run.inputs, workdir) == ["counts.tsv"]
+
+
+def test_flow_and_task_runs_share_the_interpreters_environment(workdir, fp_env):
+    """Every flow and task run of one interpreter links the same environment record: its whole
+    installed software (prefect among it), not only what the flow imported; the journal carries
+    its packages once, not once per task."""
+    from importlib.metadata import version
+
+    from flowprov.environments import python_environment
+    from flowprov.spool import Sink
+    from flowprov.events import EnvironmentSpec
+
+    Path("counts.tsv").write_text("gene\tn\nifng\t3\n")
+    Path("hits.tsv").write_text("IFNG\n")
+    sent = []
+    original = Sink._journal_append
+    Sink._journal_append = lambda self, events: (sent.extend(events), original(self, events))[1]
+    try:
+        integrated_analysis(Path("counts.tsv"), Path("hits.tsv"))
+    finally:
+        Sink._journal_append = original
+    runs = list(fp.Run.filter(engine="prefect"))
+    assert len(runs) == 6  # the flow, normalize, 3 × score, combine
+    envs = {r.environment for r in runs}
+    assert len(envs) == 1
+    env = envs.pop()
+    assert env.hash == python_environment().digest() and env.complete and env.deployed
+    assert ("prefect", version("prefect")) in {(p.name, p.version) for p in env.packages}
+    assert fp.Environment.filter().count() == 1
+    full = [e for e in sent if isinstance(getattr(e, "environment", None), EnvironmentSpec)]
+    assert len(full) == 1

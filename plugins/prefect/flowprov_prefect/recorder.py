@@ -227,6 +227,7 @@ def _on_flow_state(engine, state) -> None:
 
 def _start_flow(engine, flow_run, fid, options, parent) -> None:
     from flowprov.config import current_user_config
+    from flowprov.context import environment
     from flowprov.events import RunRef, RunStarted, TransformSpec
     from flowprov.uids import RUN_UID, random_uid
 
@@ -255,6 +256,9 @@ def _start_flow(engine, flow_run, fid, options, parent) -> None:
                 name=flow_run.name,
                 params=jsonable(params),
                 parent=RunRef(uid=parent.uid) if parent else None,
+                # the interpreter's software (read once per process; the sink sends it in full
+                # once, then by digest)
+                environment=environment(),
                 created_by=user,
             )
         ]
@@ -394,7 +398,7 @@ def _on_task_state(engine, state) -> None:
 
 
 def _start_task(engine, task_run, tid, rec: FlowRec) -> None:
-    from flowprov.context import _current_run
+    from flowprov.context import _current_run, environment
     from flowprov.events import RunRef, RunStarted, TransformSpec
     from flowprov.uids import RUN_UID, random_uid
 
@@ -422,6 +426,7 @@ def _start_task(engine, task_run, tid, rec: FlowRec) -> None:
         reference_type="prefect task run",
         name=task_run.name,
         params={"parameters": jsonable(params), **({"upstream": upstream} if upstream else {})},
+        environment=environment(),
         created_by=rec.user,
     )
     rec.sink.send([started], buffered=True)

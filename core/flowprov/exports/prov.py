@@ -15,6 +15,21 @@ entities carry the same uid as `identifier`):
                                    fp:name, fp:params (JSON text), fp:engine, fp:reference
     agent(fp:user/<uid>)           a user, prov:type prov:Person: prov:label (handle), fp:handle,
                                    fp:name
+    entity(fp:environment/<uid>)   a software environment, prov:type prov:Collection and
+                                   fp:Environment: prov:label, fp:uid, fp:hash, fp:interpreter,
+                                   fp:os, fp:container_image, fp:container_digest,
+                                   fp:container_engine, fp:deployed, fp:complete, fp:n_packages,
+                                   fp:spec_file (its key), fp:details (JSON text)
+    entity(fp:package/<id>)        one package of an environment, prov:type fp:Package:
+                                   prov:label, fp:name, fp:version, fp:build, fp:source,
+                                   fp:channel. <id> is <source>/<name>/<version>[/<build>] when
+                                   those are plain names (letters, digits, . _ -) and there is
+                                   no channel, else a digest of them all: one entity per package,
+                                   shared by the environments that hold it
+
+A run's activity also carries its environment's fields (fp:environment = its uid,
+fp:interpreter, fp:os, fp:container_*, fp:deployed, fp:complete), so a reader of one activity
+needs no join.
 
     used(run, artifact)                        the run read the artifact
     wasGeneratedBy(artifact, run)              the run wrote it
@@ -24,6 +39,20 @@ entities carry the same uid as `identifier`):
                                                its workflow run, a Prefect task in its flow run),
                                                as CWLProv records a workflow's steps; the
                                                enclosing run is an activity too
+    used(run, environment)                     the software the run ran with (deployed: this is
+                                               what ran)
+    wasInfluencedBy(run, environment)          the environment was declared for the run but not
+                                               deployed (the host's software ran), or whether it
+                                               was is not known: influence, not use
+    hadMember(environment, package)            the environment's packages
+    wasDerivedFrom(environment, artifact)      the environment file (conda yaml, requirements)
+                                               it was made from
+
+Why an environment is an entity (a prov:Collection of package entities) and not a prov:Plan or a
+prov:SoftwareAgent: the plan a run followed is its transform (its code), and the agent
+responsible is its user; the installed software is a thing the run used — like an input, it can
+be shared by many runs and compared between them — and a collection is what PROV-DM offers for
+"a set of entities", each package then being an entity other documents can refer to.
 
 Records are added grouped by kind (entities, activities, agents, then each relation), the order
 PROV-JSON keeps, so PROV-N of a document and of its PROV-JSON read back are the same text.
@@ -36,6 +65,7 @@ import os
 import re
 from pathlib import Path
 
+import blake3
 from prov.constants import PROV, PROV_LABEL, PROV_LOCATION, PROV_TYPE
 from prov.identifier import Identifier
 from prov.model import ProvDocument
@@ -65,6 +95,28 @@ def user_id(uid: str) -> str:
     return f"{PREFIX}:user/{uid}"
 
 
+def environment_id(uid: str) -> str:
+    return f"{PREFIX}:environment/{uid}"
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def package_id(package: tuple) -> str:
+    """fp:package/<source>/<name>/<version>[/<build>] when every part is a plain name and no
+    channel sets the package apart, else fp:package/<digest of all five>: distinct packages never
+    share an identifier, and no name can make an invalid one."""
+    name, version, build, source, channel = package
+    parts = [source, name, version or "-"] + ([build] if build else [])
+    readable = channel is None and all(
+        _PLAIN.fullmatch(p) for p in (source, name, version, build) if p is not None
+    )
+    if readable:
+        return f"{PREFIX}:package/{'/'.join(parts)}"
+    body = json.dumps([name, version, build, source, channel], separators=(",", ":"))
+    return f"{PREFIX}:package/{blake3.blake3(body.encode()).hexdigest()[:32]}"
+
+
 def _attrs(pairs: dict) -> dict:
     """fp:<name> attributes, leaving out empty values."""
     return {
@@ -92,7 +144,7 @@ def _artifact(doc: ProvDocument, a: ArtifactInfo) -> None:
     doc.entity(artifact_id(a.uid), _attrs(attrs))
 
 
-def _run(doc: ProvDocument, r: RunInfo) -> None:
+def _run(doc: ProvDocument, r: RunInfo, env) -> None:
     t = r.transform
     attrs = {
         PROV_LABEL: f"{t.name} run {r.uid}",
@@ -103,7 +155,55 @@ def _run(doc: ProvDocument, r: RunInfo) -> None:
         "engine": r.engine,
         "reference": r.reference,
     }
+    if env is not None:
+        attrs.update(
+            environment=env.uid,
+            interpreter=env.interpreter,
+            os=env.os,
+            container_image=env.container_image,
+            container_digest=env.container_digest,
+            container_engine=env.container_engine,
+            deployed=env.deployed,
+            complete=env.complete,
+        )
     doc.activity(run_id(r.uid), r.started_at, r.finished_at, _attrs(attrs))
+
+
+def _environment(doc: ProvDocument, env) -> None:
+    attrs = {
+        PROV_LABEL: f"software environment {env.uid}",
+        "uid": env.uid,
+        "hash": env.hash,
+        "interpreter": env.interpreter,
+        "os": env.os,
+        "container_image": env.container_image,
+        "container_digest": env.container_digest,
+        "container_engine": env.container_engine,
+        "deployed": env.deployed,
+        "complete": env.complete,
+        "n_packages": env.n_packages,
+        "spec_file": (env.spec_file or {}).get("name"),
+        "details": json.dumps(env.details, sort_keys=True) if env.details else None,
+    }
+    types = [
+        (PROV_TYPE, PROV["Collection"]),
+        (PROV_TYPE, doc.valid_qualified_name("fp:Environment")),
+    ]
+    doc.entity(environment_id(env.uid), types + list(_attrs(attrs).items()))
+
+
+def _package(doc: ProvDocument, package: tuple) -> None:
+    name, version, build, source, channel = package
+    attrs = {
+        PROV_TYPE: doc.valid_qualified_name("fp:Package"),
+        PROV_LABEL: f"{name} {version}" if version else name,
+        "name": name,
+        "version": version,
+        "build": build,
+        "source": source,
+        "channel": channel,
+    }
+    doc.entity(package_id(package), _attrs(attrs))
 
 
 def prov_document(graph, info: Details | None = None) -> ProvDocument:
@@ -130,9 +230,19 @@ def prov_document(graph, info: Details | None = None) -> ProvDocument:
             "reference": t.reference,
         }
         doc.entity(transform_id(t.uid), _attrs(attrs))
+    # the runs' software environments and their packages (each once)
+    env_of = {nid: graph.environment_of(nid) for nid in runs}
+    envs = {e.uid: e for e in env_of.values() if e is not None}
+    packages: dict[str, tuple] = {}
+    for env in envs.values():
+        _environment(doc, env)
+        for p in env.packages:
+            packages.setdefault(package_id(p), p)
+    for p in packages.values():
+        _package(doc, p)
     # activities, then agents
-    for r in runs.values():
-        _run(doc, r)
+    for nid, r in runs.items():
+        _run(doc, r, env_of[nid])
     people = [*(r.user for r in runs.values()), *(a.user for a in arts.values())]
     for u in {u.uid: u for u in people if u is not None}.values():
         attrs = {
@@ -147,6 +257,9 @@ def prov_document(graph, info: Details | None = None) -> ProvDocument:
     used = [(e.source, e.target) for e in graph.edges if e.kind == "used"]
     for a, r in sorted(used, key=lambda pair: (_db_id(pair[0]), _db_id(pair[1]))):
         doc.used(run_id(runs[r].uid), artifact_id(arts[a].uid))
+    for nid, r in runs.items():  # the software that ran
+        if env_of[nid] is not None and env_of[nid].deployed is True:
+            doc.used(run_id(r.uid), environment_id(env_of[nid].uid))
     made = [(e.source, e.target) for e in graph.edges if e.kind == "generated"]
     for r, a in sorted(made, key=lambda pair: (_db_id(pair[1]), _db_id(pair[0]))):
         doc.wasGeneratedBy(artifact_id(arts[a].uid), run_id(runs[r].uid))
@@ -159,6 +272,15 @@ def prov_document(graph, info: Details | None = None) -> ProvDocument:
     for r in runs.values():
         if r.parent in runs:
             doc.wasStartedBy(run_id(r.uid), None, run_id(runs[r.parent].uid), r.started_at)
+    for nid, r in runs.items():  # declared, or not known to have been deployed
+        if env_of[nid] is not None and env_of[nid].deployed is not True:
+            doc.wasInfluencedBy(run_id(r.uid), environment_id(env_of[nid].uid))
+    for env in envs.values():
+        for p in env.packages:
+            doc.hadMember(environment_id(env.uid), package_id(p))
+    for env in envs.values():
+        if env.spec_file and env.spec_file.get("uid"):
+            doc.wasDerivedFrom(environment_id(env.uid), artifact_id(env.spec_file["uid"]))
     return doc
 
 

@@ -158,18 +158,57 @@ def parents(uid, depth, output):
 
 
 @click.command()
-@click.argument("uid")
+@click.argument("uid", required=False)
+@click.option(
+    "--package",
+    metavar="NAME[==VERSION]",
+    help="Instead of a UID: what runs using this package (this version exactly, or any) made, "
+    "and everything downstream of it.",
+)
 @click.option("--depth", type=click.IntRange(min=0), default=None, help="Steps; default: all.")
-def impact(uid, depth):
-    """Everything downstream of a record: the runs, artifacts and transforms that depend on it."""
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(min=0),
+    default=None,
+    help="With --package: runs and artifacts listed per section (default 50; with --format json "
+    "all). 0 = all. Counts are always of everything.",
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def impact(uid, package, depth, limit, fmt):
+    """Everything downstream of a record: the runs, artifacts and transforms that depend on it.
+    With --package samtools==1.17 instead: every result made by a run whose environment holds
+    that version, and everything downstream of those results."""
+    from .errors import ValidationError
+
+    if (uid is None) == (package is None):
+        raise ValidationError(
+            "impact takes a UID or --package NAME[==VERSION]"
+            + (", not both" if uid is not None else "")
+        )
+    if package is not None:
+        _package_impact(package, depth, limit, fmt)
+        return
     from rich.table import Table
 
     rec = _lineage_record(uid)
     g = rec.lineage("downstream", depth)
-    out = _console()
     runs = sorted(g.runs, key=lambda n: (n.depth or 0, n.record["started_at"] or ""))
     arts = [n for n in g.artifacts if n.id not in g.start]
     tfs = {n.uid: n for n in g.transforms}
+    if fmt == "json":
+        import json
+
+        data = {
+            "start": {"type": type(rec).__name__, "uid": rec.uid},
+            "depth": depth,
+            "runs": [{**n.record, "step": n.depth} for n in runs],
+            "artifacts": [n.record for n in arts],
+            "transforms": [n.record for n in tfs.values()],
+        }
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    out = _console()
     out.print(
         f"[bold]Downstream of {type(rec).__name__} {rec.uid}[/]: {len(runs)} runs, "
         f"{len(arts)} artifacts, {len(tfs)} transforms"
@@ -206,6 +245,148 @@ def impact(uid, depth):
             or "none"
         )
     )
+
+
+def _package_impact(package: str, depth, limit, fmt) -> None:
+    """impact --package: the runs that used it (by transform), what they made, what is downstream."""
+    import json
+
+    from rich.table import Table
+    from rich.text import Text
+
+    from . import software_queries as Q
+    from .db import read_connection
+    from .instance import current
+
+    spec = Q.parse_package(package)
+    if limit is None:
+        limit = 0 if fmt == "json" else 50
+    with read_connection(current().engine) as conn:
+        res = Q.package_impact(conn, spec, depth, limit or None)
+    if fmt == "json":
+        sys.stdout.write(json.dumps(Q.json_ready(res), indent=2) + "\n")
+        return
+    out = _console()
+    if not res["names"]:
+        out.print(f"no package named {escape(spec.name)!r} is recorded in any environment")
+        return
+    used, made, down = res["used"], res["made"], res["downstream"]
+    if not used["total"]:
+        versions = ", ".join(v or "(no version)" for v in res["versions_recorded"])
+        held = "holds it" if spec.version is None else f"holds {spec}"
+        out.print(
+            escape(
+                f"no run used {spec}: {res['environments']} environment(s) {held}; "
+                f"{', '.join(res['names'])} is recorded at {versions}"
+            )
+        )
+        return
+    what = escape(f"{spec.name} {spec.version}" if spec.version else f"{spec.name} (any version)")
+    out.print(
+        f"[bold]Impact of {what}[/]: {used['total']:,} runs in {res['environments']:,} "
+        f"environment(s) made {made['total']:,} artifacts; downstream of them "
+        f"{down['runs_total']:,} runs made {down['artifacts_total']:,} artifacts"
+        + (f" (at most {depth} steps)" if depth is not None else "")
+    )
+    if res["names"] != [spec.name]:
+        out.print(f"  names matched: {escape(', '.join(res['names']))}")
+    unsure = {k: n for k, n in used["by_deployed"].items() if k != "what ran" and n}
+    if unsure:
+        out.print(
+            "  [yellow]note:[/] "
+            + escape(
+                "; ".join(f"{n:,} runs' environment: {k}" for k, n in unsure.items())
+                + " — the package is what was declared; the software that ran may differ"
+            )
+        )
+
+    def table(title, columns, rows):
+        t = Table(title=title, title_justify="left", pad_edge=False)
+        for c in columns:
+            t.add_column(c, overflow="fold")
+        for r in rows:
+            t.add_row(*(Text(str(c)) for c in r))
+        out.print(t)
+
+    def transform(d, prefix=""):
+        version = f" {d[prefix + 'version']}" if d.get(prefix + "version") else ""
+        return f"{d[prefix + 'name']}{version} [{d[prefix + 'type']}]"
+
+    def more(shown, total, what):
+        if shown < total:
+            out.print(f"  … {total - shown:,} more {what} (-n 0 or --format json lists all)")
+
+    table(
+        f"runs that used {spec.name}, by transform",
+        ("transform", "uid", "version", "runs", "not known deployed", "last used"),
+        [
+            (
+                transform(d),
+                d["uid"],
+                d["package_version"] or "?",
+                f"{d['runs']:,}",
+                f"{d['not_known_deployed']:,}" if d["not_known_deployed"] else "",
+                _fmt(d["last_used"]),
+            )
+            for d in used["by_transform"]
+        ],
+    )
+    run_columns = ("uid", "transform", "status", "by", "started_at", "environment")
+
+    def run_row(r):
+        return (
+            r["uid"],
+            f"{r['transform']} [{r['transform_type']}]",
+            r["status"],
+            r["created_by"] or "",
+            _fmt(r["started_at"]),
+            r["environment"] or "",
+        )
+
+    table(
+        f"runs that used {spec.name} ({used['total']:,}, newest first)",
+        run_columns,
+        [run_row(r) for r in used["runs"]],
+    )
+    more(len(used["runs"]), used["total"], "runs")
+    art_columns = ("uid", "key", "description", "size", "made by run", "by")
+
+    def art_row(a):
+        return (
+            a["uid"],
+            a["key"] or a["file_name"] or "",
+            a["description"] or "",
+            _fmt(a["size"]),
+            a["run"] or "(copy)",
+            a["created_by"] or "",
+        )
+
+    table(
+        f"artifacts they made ({made['total']:,})",
+        art_columns,
+        [art_row(a) for a in made["artifacts"]],
+    )
+    more(len(made["artifacts"]), made["total"], "artifacts")
+    if down["runs_total"] or down["artifacts_total"]:
+        table(
+            "downstream runs, by transform",
+            ("transform", "uid", "runs"),
+            [(transform(d), d["uid"], f"{d['runs']:,}") for d in down["by_transform"]],
+        )
+        table(
+            f"downstream runs ({down['runs_total']:,}, oldest first)",
+            ("step", *run_columns),
+            [(r["step"] if r["step"] is not None else "", *run_row(r)) for r in down["runs"]],
+        )
+        more(len(down["runs"]), down["runs_total"], "downstream runs")
+        table(
+            f"downstream artifacts ({down['artifacts_total']:,})",
+            art_columns,
+            [art_row(a) for a in down["artifacts"]],
+        )
+        more(len(down["artifacts"]), down["artifacts_total"], "downstream artifacts")
+    else:
+        out.print("nothing recorded is downstream of them")
 
 
 @click.command()

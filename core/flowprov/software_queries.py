@@ -1,0 +1,583 @@
+"""What the software records answer, in SQL: which environments there are and which runs used
+them (`flowprov envs`), which environments hold a package, and what a package version made and
+everything downstream of it (`flowprov impact --package`).
+
+Counts and groupings are aggregated by the database (GROUP BY), never by loading every run into
+Python: an environment used by 100,000 runs is one row with its count. Only what is shown — a
+page of environments, the first runs of a list — is read row by row.
+
+Package names match as pip compares them (case, and `-` `_` `.` alike: "PyYAML" is "pyyaml",
+"scikit_learn" is "scikit-learn"); versions match exactly ("1.17" is not "1.17.0").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, bindparam, case, func, select, true
+
+from . import schema as S
+from .errors import DoesNotExist, MultipleResultsFound, ValidationError
+
+# how far an environment can be trusted, and how much of it is known, in words
+DEPLOYED_WORDS = {True: "what ran", False: "declared, not deployed", None: "unknown"}
+COMPLETE_WORDS = {True: "complete list", False: "partial"}
+# sources whose packages are what a workflow named (a rule's tool, an image), not the hundreds of
+# libraries a resolver pulled in: an environment's summary shows these
+MAIN_SOURCES = ("tool", "container", "module", "spack", "wrapper")
+_SMALL = 5  # an environment of at most this many packages is summarised by all of them
+
+
+# -- package specs ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PackageSpec:
+    name: str
+    version: str | None = None  # None: any version
+
+    def __str__(self) -> str:
+        return f"{self.name}=={self.version}" if self.version is not None else self.name
+
+    @property
+    def normal(self) -> str:
+        return normal_name(self.name)
+
+
+def normal_name(name: str) -> str:
+    """A package name as pip compares names (PEP 503): lower case, runs of - _ . as one -."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+_SPEC = re.compile(r"^\s*(?P<name>[^=<>!~\s]+)\s*(?:==\s*(?P<version>\S+))?\s*$")
+
+
+def parse_package(text: str, where: str = "--package") -> PackageSpec:
+    """`samtools==1.17` (that version exactly) or `samtools` (any version)."""
+    m = _SPEC.match(text or "")
+    if m is None or (m.group("version") is not None and "=" in m.group("version")):
+        raise ValidationError(
+            f"{where}: {text!r} is not NAME or NAME==VERSION (e.g. samtools==1.17; versions are "
+            "matched exactly, so ranges and conda's NAME=VERSION are not accepted)"
+        )
+    return PackageSpec(m.group("name"), m.group("version"))
+
+
+def _normal_sql(col):
+    """normal_name() in SQL, for the separators and case names differ by in practice."""
+    return func.lower(func.replace(func.replace(col, "_", "-"), ".", "-"))
+
+
+def matching_names(conn, spec: PackageSpec) -> list[str]:
+    """The package names recorded that are `spec`'s name (as spelled in each record). Read from
+    the (name, version) index alone."""
+    p = S.packages
+    q = select(p.c.name).where(_normal_sql(p.c.name) == spec.normal).distinct()
+    return sorted(n for (n,) in conn.execute(q) if normal_name(n) == spec.normal)
+
+
+def _package_clause(names: list[str], spec: PackageSpec):
+    p = S.packages
+    clause = p.c.name.in_(names)
+    if spec.version is not None:
+        clause = and_(clause, p.c.version == spec.version)
+    return clause
+
+
+def environments_with(names: list[str], spec: PackageSpec):
+    """SELECT the ids of environments holding the package (once each, however many sources list
+    it)."""
+    p = S.packages
+    return select(p.c.environment_id).where(_package_clause(names, spec)).distinct()
+
+
+def recorded_versions(conn, names: list[str]) -> list[str | None]:
+    """Every version recorded for these package names, for a message when none matched."""
+    p = S.packages
+    rows = conn.execute(select(p.c.version).where(p.c.name.in_(names)).distinct())
+    return sorted((v for (v,) in rows), key=lambda v: (v is None, _version_key(v or "")))
+
+
+def _version_key(v: str) -> tuple:
+    return tuple((0, int(x), "") if x.isdigit() else (1, 0, x) for x in re.split(r"[.\-+_]", v))
+
+
+# -- environments --------------------------------------------------------------------------------
+def _run_stats(env_ids=None):
+    """Per environment: how many runs used it, when it was last (and first) used."""
+    r = S.runs
+    q = select(
+        r.c.environment_id.label("eid"),
+        func.count().label("n_runs"),
+        func.max(r.c.started_at).label("last_used"),
+        func.min(r.c.started_at).label("first_used"),
+    ).where(r.c.environment_id.is_not(None))
+    if env_ids is not None:
+        q = q.where(r.c.environment_id.in_(env_ids))
+    return q.group_by(r.c.environment_id).subquery("rs")
+
+
+def _environment_select(env_ids=None):
+    e, a = S.environments, S.artifacts
+    stats = _run_stats(env_ids)
+    q = select(
+        e.c.id,
+        e.c.uid,
+        e.c.hash,
+        e.c.interpreter,
+        e.c.os,
+        e.c.container_image,
+        e.c.container_digest,
+        e.c.container_engine,
+        e.c.deployed,
+        e.c.complete,
+        e.c.n_packages,
+        e.c.details,
+        e.c.created_at,
+        a.c.uid.label("spec_file_uid"),
+        a.c.key.label("spec_file_key"),
+        func.coalesce(stats.c.n_runs, 0).label("n_runs"),
+        stats.c.last_used,
+        stats.c.first_used,
+    ).select_from(
+        e.outerjoin(stats, stats.c.eid == e.c.id).outerjoin(a, a.c.id == e.c.spec_file_id)
+    )
+    if env_ids is not None:
+        q = q.where(e.c.id.in_(env_ids))
+    return q, stats
+
+
+def list_environments(
+    conn, package: PackageSpec | None = None, limit: int | None = 50
+) -> dict[str, Any]:
+    """The environments (those holding `package`, if given), most recently used first, each with
+    its run count, the transforms that ran in it, when it was last used, and a summary of its
+    software. {"total": how many match, "environments": [...] (at most `limit`), and with a
+    package: "package", "names" matched}."""
+    out: dict[str, Any] = {}
+    env_ids = None
+    if package is not None:
+        names = matching_names(conn, package)
+        out.update(package=str(package), names=names)
+        env_ids = environments_with(names, package)
+    q, stats = _environment_select(env_ids)
+    never = case((stats.c.last_used.is_(None), 1), else_=0)
+    q = q.order_by(never, stats.c.last_used.desc(), S.environments.c.id.desc())
+    if limit:
+        q = q.limit(limit)
+    rows = conn.execute(q).mappings().all()
+    total = conn.execute(
+        select(func.count())
+        .select_from(S.environments)
+        .where(S.environments.c.id.in_(env_ids) if env_ids is not None else true())
+    ).scalar()
+    ids = [r["id"] for r in rows]
+    transforms = _transforms_of(conn, ids)
+    main = _main_packages(conn, [r["id"] for r in rows if r["n_packages"]], rows)
+    matched = _matched_packages(conn, ids, out["names"], package) if package is not None else {}
+    envs = []
+    for r in rows:
+        env = _environment_dict(r)
+        env["main_packages"] = main.get(r["id"], [])
+        env["transforms"] = transforms.get(r["id"], [])
+        if package is not None:
+            env["matched_packages"] = matched.get(r["id"], [])
+        envs.append(env)
+    out.update(total=total, environments=envs)
+    if package is not None and not total:
+        out["versions_recorded"] = recorded_versions(conn, out["names"]) if out["names"] else []
+    return out
+
+
+def _environment_dict(r) -> dict[str, Any]:
+    return {
+        "uid": r["uid"],
+        "hash": r["hash"],
+        "interpreter": r["interpreter"],
+        "os": r["os"],
+        "container_image": r["container_image"],
+        "container_digest": r["container_digest"],
+        "container_engine": r["container_engine"],
+        "spec_file": (
+            {"uid": r["spec_file_uid"], "key": r["spec_file_key"]} if r["spec_file_uid"] else None
+        ),
+        "n_packages": r["n_packages"],
+        "deployed": r["deployed"],
+        "deployed_words": DEPLOYED_WORDS[r["deployed"]],
+        "complete": bool(r["complete"]),
+        "complete_words": COMPLETE_WORDS[bool(r["complete"])],
+        "details": r["details"],
+        "runs": r["n_runs"],
+        "first_used": r["first_used"],
+        "last_used": r["last_used"],
+        "created_at": r["created_at"],
+    }
+
+
+def _chunks(ids, n: int = 5000):
+    ids = sorted(ids)
+    for i in range(0, len(ids), n):
+        yield ids[i : i + n]
+
+
+def _transforms_of(conn, env_ids: list[int]) -> dict[int, list[dict]]:
+    """Per environment: the transforms whose runs used it, with run counts, most runs first."""
+    r, t = S.runs, S.transforms
+    q = (
+        select(
+            r.c.environment_id,
+            t.c.uid,
+            t.c.name,
+            t.c.type,
+            t.c.version,
+            func.count().label("runs"),
+            func.max(r.c.started_at).label("last_used"),
+        )
+        .select_from(r.join(t, t.c.id == r.c.transform_id))
+        .where(r.c.environment_id.in_(bindparam("ids", expanding=True)))
+        .group_by(r.c.environment_id, t.c.id, t.c.uid, t.c.name, t.c.type, t.c.version)
+    )
+    out: dict[int, list[dict]] = {}
+    for part in _chunks(env_ids):
+        for row in conn.execute(q, {"ids": part}).mappings():
+            d = {k: row[k] for k in ("uid", "name", "type", "version", "runs", "last_used")}
+            out.setdefault(row["environment_id"], []).append(d)
+    for lst in out.values():
+        lst.sort(key=lambda d: (-d["runs"], d["name"], d["uid"]))
+    return out
+
+
+def _main_packages(conn, env_ids: list[int], rows) -> dict[int, list[dict]]:
+    """Per environment: its main packages (MAIN_SOURCES), or all of a small environment's."""
+    p = S.packages
+    small = [r["id"] for r in rows if r["n_packages"] <= _SMALL]
+    q = (
+        select(p.c.environment_id, p.c.name, p.c.version, p.c.source)
+        .where(p.c.environment_id.in_(bindparam("ids", expanding=True)))
+        .where(
+            p.c.source.in_(MAIN_SOURCES)
+            | p.c.environment_id.in_(bindparam("small", expanding=True))
+        )
+        .order_by(p.c.environment_id, p.c.name, p.c.source)
+    )
+    out: dict[int, list[dict]] = {}
+    for part in _chunks(env_ids):
+        for row in conn.execute(q, {"ids": part, "small": small or [-1]}).mappings():
+            lst = out.setdefault(row["environment_id"], [])
+            d = {"name": row["name"], "version": row["version"], "source": row["source"]}
+            # the same tool reported by two sources (conda and versions.yml) is one entry
+            if not any(x["name"] == d["name"] and x["version"] == d["version"] for x in lst):
+                lst.append(d)
+    return out
+
+
+def _matched_packages(conn, env_ids, names, spec) -> dict[int, list[dict]]:
+    p = S.packages
+    q = (
+        select(p.c.environment_id, p.c.name, p.c.version, p.c.build, p.c.source, p.c.channel)
+        .where(p.c.environment_id.in_(bindparam("ids", expanding=True)))
+        .where(_package_clause(names, spec))
+        .order_by(p.c.environment_id, p.c.source)
+    )
+    out: dict[int, list[dict]] = {}
+    for part in _chunks(env_ids):
+        for row in conn.execute(q, {"ids": part}).mappings():
+            out.setdefault(row["environment_id"], []).append(
+                {k: row[k] for k in ("name", "version", "build", "source", "channel")}
+            )
+    return out
+
+
+def find_environment(conn, uid: str) -> int:
+    """The id of the environment whose uid (or digest) starts with `uid`."""
+    e = S.environments
+    text = (uid or "").strip().lower()
+    if len(text) < 4 or not re.fullmatch(r"[0-9a-f]+", text):
+        raise ValidationError(
+            f"{uid!r} is not an environment uid (hexadecimal, at least 4 characters; "
+            "`flowprov envs` lists them)"
+        )
+    found = conn.execute(
+        select(e.c.id, e.c.uid).where(func.substr(e.c.hash, 1, len(text)) == text).limit(3)
+    ).all()
+    if not found:
+        raise DoesNotExist(f"no environment has uid {uid!r} (`flowprov envs` lists them)")
+    if len(found) > 1:
+        raise MultipleResultsFound(
+            f"{uid!r} is the start of several environment uids: "
+            f"{', '.join(u for _, u in found)}; give more characters"
+        )
+    return found[0][0]
+
+
+def environment_detail(conn, uid: str, runs_limit: int | None = 20) -> dict[str, Any]:
+    """One environment in full: every package (version, build, source, channel), its spec file,
+    the transforms that ran in it (all, with counts) and its runs (the newest `runs_limit`)."""
+    eid = find_environment(conn, uid)
+    q, _ = _environment_select(select(S.environments.c.id).where(S.environments.c.id == eid))
+    row = conn.execute(q).mappings().one()
+    env = _environment_dict(row)
+    p = S.packages
+    env["packages"] = [
+        dict(m)
+        for m in conn.execute(
+            select(p.c.name, p.c.version, p.c.build, p.c.source, p.c.channel)
+            .where(p.c.environment_id == eid)
+            .order_by(p.c.source, func.lower(p.c.name), p.c.version, p.c.build)
+        ).mappings()
+    ]
+    env["transforms"] = _transforms_of(conn, [eid]).get(eid, [])
+    r, t, u = S.runs, S.transforms, S.users
+    runs = (
+        select(
+            r.c.uid,
+            r.c.status,
+            r.c.started_at,
+            r.c.finished_at,
+            r.c.engine,
+            r.c.reference,
+            t.c.uid.label("transform_uid"),
+            t.c.name.label("transform"),
+            t.c.type.label("transform_type"),
+            u.c.handle.label("created_by"),
+        )
+        .select_from(
+            r.join(t, t.c.id == r.c.transform_id).outerjoin(u, u.c.id == r.c.created_by_id)
+        )
+        .where(r.c.environment_id == eid)
+        .order_by(r.c.started_at.desc(), r.c.id.desc())
+    )
+    if runs_limit:
+        runs = runs.limit(runs_limit)
+    env["run_list"] = [dict(m) for m in conn.execute(runs).mappings()]
+    return env
+
+
+# -- impact of a package ---------------------------------------------------------------------------
+def package_impact(
+    conn, spec: PackageSpec, depth: int | None = None, limit: int | None = None
+) -> dict[str, Any]:
+    """What runs whose environment holds `spec` made, and everything downstream of it.
+
+    - "used": the runs whose environment holds the package, grouped by transform and version
+      and counted by how sure it is that the package ran (`by_deployed`: an environment
+      "declared, not deployed" means the host's software may have run instead);
+    - "made": the artifacts those runs produced, with their producer-less copies (a published
+      copy holds the same bytes);
+    - "downstream": the runs reachable from them through what they produced (one recursive SQL
+      walk from all of them at once, lineage/walk.py), at most `depth` steps, and the artifacts
+      those runs produced (and their copies), apart from those already under "made".
+
+    Each list holds at most `limit` items (None: all); the totals count everything."""
+    from .lineage import walk as W
+
+    names = matching_names(conn, spec)
+    out: dict[str, Any] = {"package": str(spec), "name": spec.name, "version": spec.version}
+    out["names"] = names
+    out["versions_recorded"] = recorded_versions(conn, names) if names else []
+    env_ids = environments_with(names, spec)
+    out["environments"] = conn.execute(
+        select(func.count()).select_from(env_ids.subquery())
+    ).scalar()
+    r = S.runs
+    used_sel = select(r.c.id).where(r.c.environment_id.in_(env_ids))
+    used = {i for (i,) in conn.execute(used_sel)}
+    out["used"] = {
+        "total": len(used),
+        "by_deployed": _runs_by_deployed(conn, env_ids),
+        "by_transform": _used_by_transform(conn, names, spec),
+        "runs": _run_items(conn, used, limit, newest_first=True),
+    }
+    made = _outputs(conn, used)
+    made |= _copies(conn, made)
+    out["made"] = {"total": len(made), "artifacts": _artifact_items(conn, made, limit)}
+    walked: dict[int, int | None] = {}
+    if used and depth != 0:
+        seeds = W.seed_runs("downstream", None, used_sel)
+        for rid, dep in conn.execute(W.walk_runs("downstream", seeds, depth)):
+            if rid not in walked or (dep is not None and dep < (walked[rid] or 0)):
+                walked[rid] = dep
+    down = {rid: dep for rid, dep in walked.items() if rid not in used}
+    down_arts = _outputs(conn, set(down))
+    down_arts |= _copies(conn, down_arts)
+    down_arts -= made
+    out["downstream"] = {
+        "depth": depth,
+        "runs_total": len(down),
+        "by_transform": _runs_by_transform(conn, set(down)),
+        "runs": _run_items(conn, set(down), limit, newest_first=False, steps=down),
+        "artifacts_total": len(down_arts),
+        "artifacts": _artifact_items(conn, down_arts, limit),
+    }
+    return out
+
+
+def _runs_by_deployed(conn, env_ids) -> dict[str, int]:
+    """How many of the runs were in an environment that is what ran, declared but not deployed,
+    or not known to be either (words of DEPLOYED_WORDS as keys)."""
+    r, e = S.runs, S.environments
+    q = (
+        select(e.c.deployed, func.count())
+        .select_from(r.join(e, e.c.id == r.c.environment_id))
+        .where(e.c.id.in_(env_ids))
+        .group_by(e.c.deployed)
+    )
+    counts = dict.fromkeys(DEPLOYED_WORDS.values(), 0)
+    for deployed, n in conn.execute(q):
+        counts[DEPLOYED_WORDS[deployed]] += n
+    return counts
+
+
+def _used_by_transform(conn, names, spec) -> list[dict]:
+    """The runs using the package per transform and package version (a run whose environment
+    lists two versions of it counts under both), and how many of them ran in an environment
+    not known to be deployed (declared only, or unknown: the host's software may have run)."""
+    r, t, p, e = S.runs, S.transforms, S.packages, S.environments
+    unsure = case((e.c.deployed.is_not(True), r.c.id), else_=None)
+    q = (
+        select(
+            t.c.uid,
+            t.c.name,
+            t.c.type,
+            t.c.version,
+            p.c.version.label("package_version"),
+            func.count(r.c.id.distinct()).label("runs"),
+            func.count(unsure.distinct()).label("not_known_deployed"),
+            func.max(r.c.started_at).label("last_used"),
+        )
+        .select_from(
+            p.join(e, e.c.id == p.c.environment_id)
+            .join(r, r.c.environment_id == e.c.id)
+            .join(t, t.c.id == r.c.transform_id)
+        )
+        .where(_package_clause(names, spec))
+        .group_by(t.c.id, t.c.uid, t.c.name, t.c.type, t.c.version, p.c.version)
+    )
+    rows = [dict(m) for m in conn.execute(q).mappings()]
+    rows.sort(key=lambda d: (-d["runs"], d["name"], d["uid"], d["package_version"] or ""))
+    return rows
+
+
+def _runs_by_transform(conn, run_ids: set[int]) -> list[dict]:
+    r, t = S.runs, S.transforms
+    q = (
+        select(t.c.uid, t.c.name, t.c.type, t.c.version, func.count().label("runs"))
+        .select_from(r.join(t, t.c.id == r.c.transform_id))
+        .where(r.c.id.in_(bindparam("ids", expanding=True)))
+        .group_by(t.c.id, t.c.uid, t.c.name, t.c.type, t.c.version)
+    )
+    merged: dict[str, dict] = {}
+    for part in _chunks(run_ids):
+        for m in conn.execute(q, {"ids": part}).mappings():
+            d = merged.setdefault(m["uid"], {**dict(m), "runs": 0})
+            d["runs"] += m["runs"]
+    return sorted(merged.values(), key=lambda d: (-d["runs"], d["name"], d["uid"]))
+
+
+def _outputs(conn, run_ids: set[int]) -> set[int]:
+    ro = S.run_outputs
+    q = select(ro.c.artifact_id).where(ro.c.run_id.in_(bindparam("ids", expanding=True)))
+    out: set[int] = set()
+    for part in _chunks(run_ids):
+        out |= {a for (a,) in conn.execute(q, {"ids": part})}
+    return out
+
+
+def _copies(conn, artifact_ids: set[int]) -> set[int]:
+    """Producer-less copies of these artifacts' non-empty bytes elsewhere (walk.copies_of)."""
+    from .lineage.walk import copies_of
+
+    made, cp = S.artifacts.alias("made"), S.artifacts.alias("cp")
+    q = (
+        select(cp.c.id)
+        .select_from(made.join(cp, and_(copies_of(made, cp), cp.c.id != made.c.id)))
+        .where(made.c.id.in_(bindparam("ids", expanding=True)))
+    )
+    out: set[int] = set()
+    for part in _chunks(artifact_ids):
+        out |= {a for (a,) in conn.execute(q, {"ids": part})}
+    return out - artifact_ids
+
+
+def _run_items(
+    conn, run_ids: set[int], limit: int | None, newest_first: bool, steps=None
+) -> list[dict]:
+    """Rows of these runs, by start time (newest or oldest first), at most `limit` of them
+    (chosen by the database in each chunk of ids)."""
+    r, t, u, e = S.runs, S.transforms, S.users, S.environments
+    frm = (
+        r.join(t, t.c.id == r.c.transform_id)
+        .outerjoin(u, u.c.id == r.c.created_by_id)
+        .outerjoin(e, e.c.id == r.c.environment_id)
+    )
+    order = (r.c.started_at.desc(), r.c.id.desc()) if newest_first else (r.c.started_at, r.c.id)
+    q = (
+        select(
+            r.c.id,
+            r.c.uid,
+            r.c.status,
+            r.c.started_at,
+            r.c.finished_at,
+            t.c.uid.label("transform_uid"),
+            t.c.name.label("transform"),
+            t.c.type.label("transform_type"),
+            u.c.handle.label("created_by"),
+            e.c.uid.label("environment"),
+        )
+        .select_from(frm)
+        .where(r.c.id.in_(bindparam("ids", expanding=True)))
+        .order_by(*order)
+    )
+    if limit:
+        q = q.limit(limit)
+    rows = []
+    for part in _chunks(run_ids):
+        rows += conn.execute(q, {"ids": part}).mappings().all()
+    rows.sort(key=lambda m: (m["started_at"], m["id"]), reverse=newest_first)
+    items = []
+    for m in rows[:limit] if limit else rows:
+        d = {k: m[k] for k in m.keys() if k != "id"}
+        if steps is not None:
+            d["step"] = steps.get(m["id"])
+        items.append(d)
+    return items
+
+
+def _artifact_items(conn, artifact_ids: set[int], limit: int | None) -> list[dict]:
+    a, u, r = S.artifacts, S.users, S.runs
+    chosen = sorted(artifact_ids)[:limit] if limit else sorted(artifact_ids)
+    q = (
+        select(
+            a.c.id,
+            a.c.uid,
+            a.c.key,
+            a.c.file_name,
+            a.c.description,
+            a.c.size,
+            a.c.hash,
+            a.c.is_latest,
+            r.c.uid.label("run"),
+            u.c.handle.label("created_by"),
+        )
+        .select_from(a.outerjoin(u, u.c.id == a.c.created_by_id).outerjoin(r, r.c.id == a.c.run_id))
+        .where(a.c.id.in_(bindparam("ids", expanding=True)))
+    )
+    by_id = {}
+    for part in _chunks(chosen):
+        by_id.update({m["id"]: m for m in conn.execute(q, {"ids": part}).mappings()})
+    return [{k: v for k, v in by_id[i].items() if k != "id"} for i in chosen]
+
+
+def json_ready(value: Any) -> Any:
+    """A result of this module as JSON can hold it (times as ISO 8601 text, in UTC: SQLite
+    gives them without a zone, PostgreSQL in the session's)."""
+    from datetime import UTC, datetime
+
+    if isinstance(value, datetime):
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [json_ready(v) for v in value]
+    return value

@@ -17,6 +17,11 @@ do apply):
   id (a handle for users), ``__in`` a list of them, ``__isnull``, or ``__<field>__<lookup>`` on
   the related record, to any depth.
 
+Lookups through one relation in one ``filter()`` call hold for the same related record, as in
+Django: ``Run.filter(environment__packages__name="samtools", environment__packages__version=
+"1.17")`` is a run whose environment has samtools 1.17; chained ``.filter().filter()`` calls may
+each match a different package.
+
 Lookups mean the same on SQLite and PostgreSQL: contains, startswith and endswith respect case
 (SQLite's LIKE would not); the i-variants ignore the case of ASCII letters everywhere (PostgreSQL
 also folds other letters, as its locale says). ``regex`` is the database's: Python's ``re`` on
@@ -309,12 +314,56 @@ def _as_id(value: Any) -> Any:
     return value
 
 
-def lookup_clause(model: type[Record], lookup: str, value: Any) -> ColumnElement:
+def _split(lookup: str) -> tuple[list[str], str]:
     parts = lookup.split("__")
     op = "exact"
     if len(parts) > 1 and parts[-1] in OPS:
         op = parts.pop()
+    return parts, op
+
+
+def lookup_clause(model: type[Record], lookup: str, value: Any) -> ColumnElement:
+    parts, op = _split(lookup)
     return _clause(model, parts, op, value, lookup)
+
+
+def lookups_clauses(model: type[Record], lookups: dict[str, Any]) -> list[ColumnElement]:
+    """The clauses of one filter() call. Lookups through the same relation hold for the SAME
+    related record, as in Django: `environment__packages__name="samtools",
+    environment__packages__version="1.17"` is one package that is samtools 1.17 — not an
+    environment with samtools (any version) and something else at 1.17."""
+    items = []
+    for k, v in lookups.items():
+        parts, op = _split(k)
+        items.append((parts, op, v, k))
+    return _grouped(model, items)
+
+
+def _grouped(model: type[Record], items: list) -> list[ColumnElement]:
+    table = model._table
+    out: list[ColumnElement] = []
+    groups: dict[str, list] = {}
+    for parts, op, value, where in items:
+        if parts[0] in model._aliases:
+            parts = model._aliases[parts[0]] + parts[1:]
+        name = parts[0]
+        if name not in table.c and name in model._relations and len(parts) > 1:
+            groups.setdefault(name, []).append((parts[1:], op, value, where))
+        else:
+            out.append(_clause(model, parts, op, value, where))
+    for name, sub in groups.items():
+        if len(sub) == 1:  # alone: the usual path (and its messages)
+            parts, op, value, where = sub[0]
+            out.append(_clause(model, [name, *parts], op, value, where))
+            continue
+        rel = model._relations[name]
+        target = _registry()[rel.target]
+        inner = and_(*_grouped(target, sub))
+        if rel.kind == "fk":
+            out.append(table.c[rel.column].in_(select(target._table.c.id).where(inner)))
+        else:
+            out.append(table.c.id.in_(_linked_ids(table, rel, target, inner)))
+    return out
 
 
 def _clause(
@@ -411,8 +460,8 @@ class QuerySet:
     def filter(self, *clauses, **lookups) -> QuerySet:
         new = list(self._where) + list(clauses)
         said = list(self._said) + ["(a condition)"] * len(clauses)
+        new += lookups_clauses(self.model, lookups)
         for k, v in lookups.items():
-            new.append(lookup_clause(self.model, k, v))
             said.append(f"{k}={v.uid if hasattr(v, 'uid') else v!r}")
         return QuerySet(self.model, tuple(new), self._order, self._limit, tuple(said))
 

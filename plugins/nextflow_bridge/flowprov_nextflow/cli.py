@@ -81,6 +81,7 @@ def _details(out, report) -> None:
         ("skipped", report.skipped),
         ("not ingested", report.not_ingested),
         ("note", report.notes),
+        ("warning", report.warnings),
     ):
         for item in items:
             out.print(f"  [yellow]{label}[/] {escape(item)}", highlight=False)

@@ -20,6 +20,11 @@ failed (a later row of that name submitted after the failure ended is its next a
 `error_action` column, when present, says RETRY or IGNORE outright). Failed attempts stay failed
 runs, with the exit status and error strategy as their error.
 
+Software: each task links to the environment it ran in (software.py): the trace's `container`
+column and, with the work folder, its `.command.run` (engine, image, conda/spack prefix, modules)
+and the `versions.yml` nf-core modules write. A file that cannot be read is named in
+`IngestReport.warnings` and adds nothing.
+
 Task params keep the trace's figures in fixed units: `*_ms` durations, `*_bytes` memory and I/O,
 `cpu_percent`/`mem_percent` (100 = one core / all memory), dates as the wall time written in the
 trace; started_at/finished_at are those wall times read in the run's time zone.
@@ -36,6 +41,7 @@ from flowprov.errors import ValidationError
 
 from . import workdir as W
 from .mapping import Mapping
+from .software import Environments
 from .trace import (
     DATE_FIELDS,
     MEM_FIELDS,
@@ -62,6 +68,7 @@ class IngestReport:
     new_artifacts: int = 0
     skipped: list[str] = field(default_factory=list)  # bad rows left out (--skip-bad-rows)
     notes: list[str] = field(default_factory=list)  # what was recorded other than asked, and why
+    warnings: list[str] = field(default_factory=list)  # files that could not be read, and so
     not_ingested: list[str] = field(default_factory=list)  # lineage records left out, and why
 
     def absorb(self, counts: dict) -> None:
@@ -323,6 +330,7 @@ def ingest_trace(
     def events():
         specs: dict = {}
         report.tasks, report.skipped[:], report.notes[:] = 0, [], []
+        envs = Environments(work)  # per task: the software it ran, built once per distinct facts
         started, last_end, attempts = False, None, _Attempts()
         cached, reused, own = _Cached(pl), 0, []
         short_refs: set[str] = set()
@@ -387,7 +395,9 @@ def ingest_trace(
                 name=v.get("name"),
                 params=task_params(v, tag),
                 status=status,
-                environment=None,
+                environment=envs.for_trace_task(
+                    process, v.get("container"), task.path if task else None
+                ),
                 at=start or datetime.now(UTC),
                 finished_at=end,
                 created_by=None,
@@ -405,6 +415,7 @@ def ingest_trace(
             report.notes.append(f"{reused} CACHED row(s) reuse the task runs recorded before")
         for text in own:
             report.notes.append(f"CACHED row recorded as its own run: {text}")
+        report.warnings[:] = envs.warnings()
         yield RunFinished(
             run=wf_ref,
             status="failed" if attempts.pending else "completed",

@@ -19,6 +19,11 @@ it cannot hash is given the other's content hash — Nextflow's record says one 
 other — provided the sizes Nextflow recorded agree, and agree with the file that is there now.
 Each file keeps its own Nextflow checksum beside (`artifact.checksums["nextflow"]`).
 
+Software: a task's environment is its TaskRun's container, conda and spack environments and
+architecture, with the container engine and Nextflow version its WorkflowRun's metadata names;
+a conda prefix that exists here adds its resolved packages (software.py). A pipeline run's
+environment is Nextflow itself, when the metadata gives its version.
+
 Times come from the records: a file's `createdAt`; a task runs from its first output's
 `createdAt` (Nextflow records no start time) to its TaskOutput's `createdAt`, else its last
 output's `modifiedAt`; a pipeline run spans its records. A run with no evidence of its end (a
@@ -39,6 +44,7 @@ from flowprov.errors import ValidationError
 
 from .ingest import ENGINE, IngestReport
 from .mapping import Mapping
+from .software import Environments, Wrapper
 from .trace import split_name
 
 _TASK_KEY = re.compile(r"^[0-9a-f]{32}$")
@@ -106,6 +112,20 @@ def _checksum(spec: dict) -> dict | None:
     return c if isinstance(c, dict) and c.get("value") else None
 
 
+def _engine(workflow: dict) -> tuple[str | None, str | None]:
+    """(Nextflow's version, the container engine) a WorkflowRun's metadata names."""
+    meta = workflow.get("metadata") if isinstance(workflow, dict) else None
+    if not isinstance(meta, dict):
+        return None, None
+    nxf = meta.get("nextflow")
+    version = nxf.get("version") if isinstance(nxf, dict) else None
+    engine = meta.get("containerEngine")
+    return (
+        str(version) if version else None,
+        str(engine) if isinstance(engine, str) and engine else None,
+    )
+
+
 def task_reference(key: str) -> str:
     """A TaskRun's lid key is the task's full hash: `862df5…` → `86/2df5…` (as in a trace)."""
     return f"{key[:2]}/{key[2:]}" if _TASK_KEY.match(key) else _lid(key)
@@ -136,6 +156,7 @@ class _Ingest:
                 why = _WHY_NOT.get(kind, f"a {kind} record: flowprov does not read this kind")
                 report.not_ingested.append(f"{_lid(key)}: {why}")
         self.workflows = self.by_kind.get("WorkflowRun", {})
+        self.envs = Environments()
         self.tasks = self.by_kind.get("TaskRun", {})
         self.files = {k: _File(k, s) for k, s in self.by_kind.get("FileOutput", {}).items()}
         self.files_of: dict[str, list[_File]] = {}  # task or workflow lid → its FileOutputs
@@ -223,6 +244,9 @@ class _Ingest:
                     status=status,
                     at=start or self._mtime(key),
                     finished_at=end,
+                    environment=self.envs.spec(
+                        Wrapper(), engine_version=_engine(spec)[0], ran=True
+                    ),
                 )
             )
         return out
@@ -291,6 +315,9 @@ class _Ingest:
                     status=status,
                     at=start or self._mtime(key),
                     finished_at=end,
+                    environment=self.envs.for_lineage_task(
+                        spec, *_engine(self.workflows.get(_key(wf_lid) or "", {}))
+                    ),
                 )
             )
         return out
@@ -471,6 +498,7 @@ def ingest_lineage(
     job = _Ingest(base, records, Mapping.load(mapping), pipeline, version, report)
     events = job.events()
     report.tasks = len(job.tasks)
+    report.warnings = job.envs.warnings()
     report.absorb(count_by_kind(current().store.apply(events), {}))
     report.pipeline_run = next(iter(job.wf_specs), None)
     return report

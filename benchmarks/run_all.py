@@ -24,6 +24,7 @@ BENCHMARKS = [
     "bench_nextflow.py",
     "bench_prefect.py",
     "bench_lineage.py",
+    "bench_environment.py",
     "bench_concurrency.py",
 ]
 

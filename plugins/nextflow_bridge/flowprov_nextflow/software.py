@@ -265,6 +265,7 @@ class Environments:
     def __init__(self, workdir: Path | None = None):
         self.workdir = workdir
         self._specs: dict[tuple, EnvironmentSpec | None] = {}
+        self._by_container: dict[str | None, EnvironmentSpec | None] = {}
         self._conda: dict[str, tuple[Package, ...] | None] = {}
         self._tools: dict[tuple[str, bytes], tuple[tuple[Package, ...], str | None]] = {}
         self.problems: list[tuple[str, str, str]] = []  # (file, why, what is left out)
@@ -274,6 +275,12 @@ class Environments:
         self, process: str, container: str | None, task_dir: Path | None
     ) -> EnvironmentSpec | None:
         """A trace row's environment: its container column, and its work folder when known."""
+        if task_dir is None:  # the trace alone: one lookup per row (a 100,000-row trace)
+            try:
+                return self._by_container[container]
+            except KeyError:
+                spec = self._by_container[container] = self.spec(Wrapper(container=container))
+                return spec
         wrapper, tools = None, ()
         if task_dir is not None:
             wrapper = self._wrapper(task_dir)

@@ -480,3 +480,35 @@ def test_the_lineage_store(instance, fp_env):
     again = ingest_lineage(store)
     assert again.new_runs == 0
     assert (fp.Environment.filter().count(), fp.Package.filter().count()) == before
+
+
+def test_the_wrapper_is_what_ran_when_the_trace_disagrees(tmp_path):
+    from flowprov_nextflow.software import Environments
+
+    d = tmp_path / "work" / "ab" / ("cd" * 15)
+    d.mkdir(parents=True)
+    (d / ".command.run").write_text(_wrapper_text(d, SAMTOOLS_IMAGE))
+    envs = Environments(tmp_path / "work")
+    spec = envs.for_trace_task("P:SORT", "biocontainers/samtools:1.16.1--h6899075_1", d)
+    assert (spec.container_image, spec.container_engine) == (SAMTOOLS_IMAGE, "docker")
+    assert envs.warnings() == [
+        f"{d}/.command.run: runs image {SAMTOOLS_IMAGE}, the trace says "
+        "biocontainers/samtools:1.16.1--h6899075_1; recorded the image the wrapper ran"
+    ]
+
+
+def test_a_staged_versions_file_is_another_tasks(tmp_path):
+    from flowprov_nextflow.software import Environments
+
+    upstream = tmp_path / "versions.yml"
+    upstream.write_bytes((FIX / "versions_yml" / "samtools_sort.versions.yml").read_bytes())
+    d = tmp_path / "task"
+    d.mkdir()
+    (d / "versions.yml").symlink_to(upstream)  # staged in as an input (a symlink)
+    envs = Environments()
+    assert envs.for_trace_task("SAMTOOLS_SORT", None, d) is None and envs.warnings() == []
+    (d / "versions.yml").unlink()
+    (d / "versions.yml").write_bytes(upstream.read_bytes())  # written by the task itself
+    spec = envs.for_trace_task("SAMTOOLS_SORT", None, d)
+    assert [(p.name, p.version) for p in spec.packages] == [("samtools", "1.17")]
+    assert (spec.deployed, spec.complete, spec.container_image) == (True, False, None)

@@ -2,8 +2,9 @@
 
 Snakemake 9 finds it by its module name (snakemake_logger_plugin_*). It records the workflow as a
 pipeline Transform and Run, each rule as a rule Transform, each job as a Run with the files it
-read and wrote (hashed in full, registered in place). The translation lives in `translate.py`;
-this module is only the logger-plugin surface.
+read and wrote (hashed in full, registered in place) and the software it ran with (`software.py`:
+conda env, container, modules, wrapper, deployed or only declared). The translation lives in
+`translate.py`; this module is only the logger-plugin surface.
 """
 
 import logging

@@ -285,6 +285,20 @@ class Translator:
         )
         self.sink = Sink(spool, source="snakemake", instance=self.instance)
         self.wf_spec = self._workflow_spec(r, wf)
+        from flowprov.environments import Announcer
+
+        from .software import Software
+
+        # one Announcer per Sink: each environment goes in full once, by digest after
+        self.announce = Announcer()
+        self.software = Software(
+            wf,
+            roots=self.roots,
+            user=self.user,
+            snakemake_version=snakemake_version(),
+            warn=self._warn,
+        )
+        env, env_events = self.software.workflow_environment(self.snakefiles, at)
         config = jsonable(wf.config or {})
         self.runtime = {
             "snakemake": getattr(r, "snakemake_version", None) or snakemake_version(),
@@ -297,6 +311,7 @@ class Translator:
         self.started = True
         self._send(
             [
+                *env_events,
                 RunStarted(
                     uid=self.wf_run_uid,
                     transform=self.wf_spec,
@@ -305,6 +320,7 @@ class Translator:
                     reference_type="snakemake workflow_id",
                     params=config,
                     runtime=self.runtime,
+                    environment=self.announce(env),
                     name=self.runtime["cmd"][:255],
                     created_by=self.user,
                     at=at,
@@ -323,6 +339,7 @@ class Translator:
             cwd, str(getattr(r, "snakefile_main", None) or getattr(r, "snakefile", "Snakefile"))
         ).resolve()
         files = {main}
+        self.snakefiles = [main]
         for sf in wf.included:
             try:
                 p = (
@@ -334,6 +351,7 @@ class Translator:
                 continue
             if p.is_file():
                 files.add(p.resolve())
+                self.snakefiles.append(p.resolve())
         parts = []
         for p in sorted(files):
             parts.append(f"# {os.path.relpath(p, main.parent)}\n{p.read_text(errors='replace')}")
@@ -404,7 +422,11 @@ class Translator:
             "local": getattr(r, "local", None),
             "is_checkpoint": getattr(r, "is_checkpoint", None),
         }
+        env, events, runtime = self.software.job_environment(
+            jid, job.rule, getattr(r, "wildcards", None), at
+        )
         events = [
+            *events,
             RunStarted(
                 uid=job.run_uid,
                 transform=self._rule_spec(job.rule),
@@ -413,10 +435,12 @@ class Translator:
                 reference=f"{self.wf_id}/{jid}",
                 reference_type="snakemake jobid",
                 params=params,
+                environment=self.announce(env),
+                runtime=runtime,
                 name=f"{job.rule} {jid}",
                 created_by=self.user,
                 at=self.job_started_at.pop(jid, at),
-            )
+            ),
         ]
         if self.register_inputs:
             inputs = getattr(r, "input", []) or []

@@ -12,8 +12,19 @@ is the recorded lineage itself. The crate holds (entity ids in brackets):
   [#transform-<uid>], which the workflow lists in `hasPart`;
 - per run, a CreateAction [#run-<uid>]: instrument = its transform's SoftwareApplication,
   object = input files, result = output files, agent = a Person [#user-<uid>], startTime,
-  endTime, actionStatus (error when it failed), the params in `description`; and a
-  ControlAction [#control-<uid>]: instrument = the step, object = the CreateAction;
+  endTime, actionStatus (error when it failed), the params and its software environment in
+  `description`, containerImage = a ContainerImage [#container-<digest of its fields>] when the
+  run ran in that image; and a ControlAction [#control-<uid>]: instrument = the step, object =
+  the CreateAction;
+- the software a run used, as the Process Run Crate says it: its tool's (the transform's
+  SoftwareApplication's) `softwareRequirements` = one SoftwareApplication per package
+  [#software/<source>/<name>/<version>/<build>/<channel>, percent-encoded, empty parts dropped
+  from the end] with `name`, `softwareVersion`, `url` (the PyPI or anaconda.org project page
+  when the package came from there), and the interpreter [#software/interpreter/<name>]. When
+  the runs of one transform used different environments, each environment gets its own tool
+  [#transform-<uid>/environment-<environment uid>] and step, so no tool claims software one of
+  its runs did not have; a step's `buildInstructions` is the environment file when it is a file
+  of the crate;
 - per enclosing run (a Snakemake workflow run, a Prefect flow run), a CreateAction of its own
   transform; its members' descriptions name it;
 - a workflow-level CreateAction [#lineage]: instrument = the main workflow, object = the files no
@@ -38,6 +49,7 @@ import hashlib
 import json
 import mimetypes
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -46,6 +58,7 @@ from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from io import BytesIO
 from pathlib import Path
+from urllib.parse import quote
 
 import blake3
 from rocrate.model import ComputerLanguage, ContextEntity, Person, SoftwareApplication
@@ -86,6 +99,11 @@ FORMATS = {  # suffixes Python's mimetypes does not know
     ".h5ad": "application/x-hdf5",
 }
 COMPRESSED = {"gzip": "application/gzip", "bzip2": "application/x-bzip2", "xz": "application/x-xz"}
+WFRUN = "https://w3id.org/ro/terms/workflow-run#"  # DockerImage, SIFImage
+BUILD_INSTRUCTIONS = "https://codemeta.github.io/terms/buildInstructions"  # not in RO-Crate 1.1
+SIF_ENGINES = ("singularity", "apptainer")
+DOCKER_ENGINES = ("docker", "podman", "sarus", "shifter", "charliecloud")
+REGISTRIES = {"library": "cloud.sylabs.io", "shub": "singularity-hub.org"}
 _RESERVED = {"ro-crate-metadata.json", "ro-crate-preview.html", WORKFLOW_FILE}
 _BLOCK = 1 << 20
 
@@ -230,6 +248,8 @@ class _Builder:
         self.ids: set[str] = set()  # absolute URIs already used as ids
         self.inputs: dict[str, list[str]] = {}  # run node id → artifact node ids, and back
         self.outputs: dict[str, list[str]] = {}
+        self.software: dict[str, object] = {}  # package and interpreter entities, by @id
+        self.containers: dict[str, object] = {}  # ContainerImage entities, by @id
         for e in graph.edges:
             if e.kind == "used":
                 self.inputs.setdefault(e.target, []).append(e.source)
@@ -259,25 +279,27 @@ class _Builder:
         runs = {n.id: info.runs[n.id] for n in sorted(self.g.runs, key=lambda n: _db_id(n.id))}
         enclosing = {i: info.runs[i] for i in sorted(self.g.groups, key=_db_id) if i not in runs}
         people = self._people([*runs.values(), *enclosing.values()])
-        apps = {
-            r.transform.uid: self._transform_app(r.transform)
-            for r in [*runs.values(), *enclosing.values()]
-        }
+        tools = self._tool_keys({**runs, **enclosing})
+        apps = {}
+        for nid, r in [*runs.items(), *enclosing.items()]:
+            if tools[nid] not in apps:
+                env = self.g.environment_of(nid)
+                apps[tools[nid]] = self._transform_app(r.transform, env, tools[nid])
         flowprov_app = crate.add(
             SoftwareApplication(crate, "#flowprov", {"name": "flowprov", "version": __version__})
         )
         named = {r.engine for r in [*runs.values(), *enclosing.values()]} - {None}
         engines = [self._engine(e) for e in sorted(named)]
 
-        workflow, steps = self._workflow(runs, apps)
+        workflow, steps = self._workflow(runs, apps, tools)
         actions, controls = [], []
         for nid, r in [*runs.items(), *enclosing.items()]:
-            action = self._run_action(nid, r, apps[r.transform.uid], people)
+            action = self._run_action(nid, r, apps[tools[nid]], people)
             actions.append(action)
             if nid in runs:
                 controls.append(
                     crate.add_action(
-                        steps[r.transform.uid],
+                        steps[tools[nid]],
                         f"#control-{r.uid}",
                         object=action,
                         properties={
@@ -316,7 +338,22 @@ class _Builder:
                 out[u.uid] = self.crate.add(Person(self.crate, f"#user-{u.uid}", _clean(props)))
         return out
 
-    def _transform_app(self, t: TransformInfo) -> SoftwareApplication:
+    def _tool_keys(self, runs: dict[str, RunInfo]) -> dict[str, str]:
+        """Run node id → the key of its tool: the transform's uid, or, when the transform's runs
+        in the graph used different environments (or some none), "<uid>/environment-<env uid>"
+        for those with one."""
+        envs: dict[str, set] = {}
+        for nid, r in runs.items():
+            env = self.g.environment_of(nid)
+            envs.setdefault(r.transform.uid, set()).add(env.uid if env else None)
+        out = {}
+        for nid, r in runs.items():
+            env = self.g.environment_of(nid)
+            split = len(envs[r.transform.uid]) > 1 and env is not None
+            out[nid] = f"{r.transform.uid}/environment-{env.uid}" if split else r.transform.uid
+        return out
+
+    def _transform_app(self, t: TransformInfo, env, key: str) -> SoftwareApplication:
         url = (
             t.reference if t.reference and t.reference.startswith(("http://", "https://")) else None
         )
@@ -327,15 +364,49 @@ class _Builder:
             "identifier": t.uid,
             "applicationCategory": t.type,
             "url": url,
+            "softwareRequirements": self._requirements(env) if env is not None else None,
         }
-        return self.crate.add(SoftwareApplication(self.crate, f"#transform-{t.uid}", _clean(props)))
+        if key != t.uid:  # one of several environments its runs used
+            props["alternateName"] = f"{t.name} in software environment {env.uid}"
+        app = SoftwareApplication(self.crate, f"#transform-{key}", _clean(props))
+        return self.crate.add(app)
+
+    # -- software --------------------------------------------------------------------------------
+    def _requirements(self, env) -> list:
+        """The SoftwareApplications of an environment: its interpreter and packages."""
+        out = []
+        if env.interpreter:
+            name, version = _name_version(env.interpreter)
+            out.append(
+                self._software(
+                    f"#software/interpreter/{quote(env.interpreter, safe='')}",
+                    {"name": name, "softwareVersion": version, "description": "interpreter"},
+                )
+            )
+        for p in env.packages:
+            out.append(self._software(software_id(p), _package_props(p)))
+        return out
+
+    def _software(self, sid: str, props: dict):
+        if sid not in self.software:
+            self.software[sid] = self.crate.add(SoftwareApplication(self.crate, sid, _clean(props)))
+        return self.software[sid]
+
+    def _container(self, env):
+        """The ContainerImage entity of an environment's image (Process Run Crate 0.5)."""
+        key = json.dumps([env.container_image, env.container_digest, env.container_engine])
+        cid = f"#container-{blake3.blake3(key.encode()).hexdigest()[:16]}"
+        if cid not in self.containers:
+            props = {"@type": "ContainerImage", **container_props(env)}
+            self.containers[cid] = self.crate.add(ContextEntity(self.crate, cid, _clean(props)))
+        return self.containers[cid]
 
     def _engine(self, name: str) -> SoftwareApplication:
         slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
         props = {"name": name, "url": ENGINES.get(name.lower())}
         return self.crate.add(SoftwareApplication(self.crate, f"#engine-{slug}", _clean(props)))
 
-    def _workflow(self, runs: dict[str, RunInfo], apps: dict[str, SoftwareApplication]):
+    def _workflow(self, runs: dict[str, RunInfo], apps: dict[str, SoftwareApplication], tools):
         crate, info = self.crate, self.info
         from .prov import prov_document
 
@@ -369,14 +440,20 @@ class _Builder:
             },
         )
         steps = {}
-        order, acyclic = _step_order(self.g, runs)
-        for i, t_uid in enumerate(order):
-            app = apps[t_uid]
-            props = {"@type": "HowToStep", "name": app["name"], "workExample": app}
+        order, acyclic = _step_order(self.g, {nid: tools[nid] for nid in runs})
+        env_of = {tools[nid]: self.g.environment_of(nid) for nid in runs}
+        for i, key in enumerate(order):
+            app = apps[key]
+            name = app.get("alternateName") or app["name"]
+            props = {"@type": "HowToStep", "name": name, "workExample": app}
             if acyclic:
                 props["position"] = i
-            steps[t_uid] = crate.add(ContextEntity(crate, f"#step-{t_uid}", props))
-            workflow.append_to("step", steps[t_uid])
+            spec = (env_of[key].spec_file or {}) if env_of[key] is not None else {}
+            if spec.get("node") in self.data:  # the environment file is a file of the crate
+                props["buildInstructions"] = self.data[spec["node"]]
+                self.crate.metadata.extra_terms["buildInstructions"] = BUILD_INSTRUCTIONS
+            steps[key] = crate.add(ContextEntity(crate, f"#step-{key}", props))
+            workflow.append_to("step", steps[key])
             workflow.append_to("hasPart", app)
         return workflow, steps
 
@@ -389,6 +466,9 @@ class _Builder:
         parent = self.info.runs.get(r.parent) if r.parent else None
         if parent is not None:
             notes.append(f"inside run {parent.uid} of {parent.transform.name} (#run-{parent.uid})")
+        env = self.g.environment_of(nid)
+        if env is not None:
+            notes.append(environment_note(env))
         failed = STATUS.get(r.status) is None
         props = {
             "@type": "CreateAction",
@@ -400,6 +480,12 @@ class _Builder:
             "actionStatus": _status(r.status),
             "error": (r.error or "")[-2000:] if failed else None,
             "agent": people.get(r.user.uid) if r.user else None,
+            # only an image the run is known to have run in; a declared one is in the description
+            "containerImage": (
+                self._container(env)
+                if env is not None and env.container_image and container_ran(env)
+                else None
+            ),
         }
         ins = [self.data[a] for a in self.inputs.get(nid, [])]
         outs = [self.data[a] for a in self.outputs.get(nid, [])]
@@ -530,26 +616,139 @@ class _Builder:
         return path in self.taken or path in self.dirs or any(p in self.taken for p in prefixes)
 
 
+# -- software ----------------------------------------------------------------------------------
+
+
+def _name_version(text: str) -> tuple[str, str | None]:
+    """("CPython", "3.11.2") from "CPython 3.11.2"; (text, None) when it ends in no version."""
+    name, _, last = text.rpartition(" ")
+    if name and last[:1].isdigit():
+        return name, last
+    return text, None
+
+
+def software_id(p: tuple) -> str:
+    """#software/<source>/<name>/<version>/<build>/<channel> of a package (name, version, build,
+    source, channel): each part percent-encoded, missing ones empty, empty ones at the end left
+    off — distinct packages never share an @id."""
+    name, version, build, source, channel = p
+    parts = [quote(x or "", safe="") for x in (source, name, version, build, channel)]
+    while not parts[-1]:
+        parts.pop()
+    return "#software/" + "/".join(parts)
+
+
+_CHANNEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _package_props(p: tuple) -> dict:
+    name, version, build, source, channel = p
+    url = None
+    if source == "pip" and channel is None:  # from an index, not a URL or folder (PEP 610)
+        url = f"https://pypi.org/project/{quote(name, safe='')}/"
+    elif source == "conda" and channel and _CHANNEL.fullmatch(channel):  # an anaconda.org name
+        url = f"https://anaconda.org/{channel}/{quote(name, safe='')}"
+    how = f"{source} package" + (f", build {build}" if build else "")
+    how += f", from {channel}" if channel else ""
+    return {"name": name, "softwareVersion": version, "url": url, "description": how}
+
+
+def container_ran(env) -> bool:
+    """Whether the run is known to have run in the environment's container image: the whole
+    environment was deployed, or its parts' record says the container part was."""
+    if env.deployed is True:
+        return True
+    parts = (env.details or {}).get("deployed")
+    return isinstance(parts, dict) and parts.get("container") is True
+
+
+def container_props(env) -> dict:
+    """additionalType, registry, name, tag and sha256 of an image reference ("docker://quay.io/
+    biocontainers/samtools:1.17--h00cdaf9_0", "ubuntu:22.04", "library://u/c/img:1",
+    "/images/tool.sif"), as the Process Run Crate's ContainerImage has them."""
+    ref, engine = env.container_image, (env.container_engine or "").lower()
+    scheme, sep, rest = ref.partition("://")
+    if not sep:
+        scheme, rest = "", ref
+    is_file = ref.startswith(("/", "./", "../")) or ref.endswith((".sif", ".simg"))
+    sif = engine in SIF_ENGINES or scheme in REGISTRIES or is_file
+    out: dict = {
+        "additionalType": {"@id": WFRUN + ("SIFImage" if sif else "DockerImage")},
+        "alternateName": ref,
+        "description": f"run with {engine}" if engine else None,
+    }
+    digest = env.container_digest or None
+    if is_file or scheme not in ("", "docker", *REGISTRIES):
+        out["name"] = ref
+    else:
+        if "@" in rest:
+            rest, digest_in_ref = rest.split("@", 1)
+            digest = digest or digest_in_ref
+        first, _, path = rest.partition("/")
+        if scheme in REGISTRIES:
+            registry, path = REGISTRIES[scheme], rest
+        elif path and ("." in first or ":" in first or first == "localhost"):
+            registry = first
+        else:
+            registry, path = "docker.io", rest
+        head, _, last = path.rpartition("/")
+        tag = None
+        if ":" in last:
+            last, tag = last.split(":", 1)
+        path = f"{head}/{last}" if head else last
+        if registry == "docker.io" and "/" not in path:
+            path = f"library/{path}"  # Docker's own spelling of an official image
+        out.update(registry=registry, name=path, tag=tag)
+    if digest and digest.startswith("sha256:"):
+        out["sha256"] = digest.split(":", 1)[1]
+    elif digest:
+        out["identifier"] = digest  # another algorithm's digest (an image file's blake3)
+    return out
+
+
+def environment_note(env) -> str:
+    """The software environment of a run, in a sentence for an action's description."""
+    what = [x for x in (env.interpreter, env.os) if x]
+    if env.container_image:
+        how = (
+            "ran"
+            if container_ran(env)
+            else ("declared, not deployed" if env.deployed is False else "deployment unknown")
+        )
+        engine = f"{env.container_engine}, " if env.container_engine else ""
+        digest = f" {env.container_digest}" if env.container_digest else ""
+        what.append(f"container {env.container_image}{digest} ({engine}{how})")
+    count = f"{env.n_packages} packages" + (" (complete)" if env.complete else " (partial)")
+    what.append(count)
+    if env.spec_file:
+        what.append(f"environment file {env.spec_file.get('name')}")
+    state = {True: "deployed", False: "declared, not deployed (the host's software ran)"}
+    return (
+        f"software environment {env.uid}: {', '.join(what)}; "
+        f"{state.get(env.deployed, 'deployment unknown')}"
+    )
+
+
 # -- step order --------------------------------------------------------------------------------
 
 
-def _transform_edges(graph, runs: dict[str, RunInfo]) -> dict[str, set[str]]:
-    """Transform uid → uids of the transforms whose runs made what its runs read."""
+def _tool_edges(graph, tools: dict[str, str]) -> dict[str, set[str]]:
+    """Tool key → the keys of the tools whose runs made what its runs read."""
     maker = {e.target: e.source for e in graph.edges if e.kind == "generated"}
-    deps: dict[str, set[str]] = {r.transform.uid: set() for r in runs.values()}
+    deps: dict[str, set[str]] = {key: set() for key in tools.values()}
     for e in graph.edges:
-        if e.kind == "used" and e.target in runs and maker.get(e.source) in runs:
-            before = runs[maker[e.source]].transform.uid
-            after = runs[e.target].transform.uid
+        if e.kind == "used" and e.target in tools and maker.get(e.source) in tools:
+            before, after = tools[maker[e.source]], tools[e.target]
             if before != after:
                 deps[after].add(before)
     return deps
 
 
-def _step_order(graph, runs: dict[str, RunInfo]) -> tuple[list[str], bool]:
-    """Transforms in data-flow order, and whether there is one (transforms can form a cycle:
-    A's run made x, B's run read x and made y, a later run of A read y); else first-run order."""
-    deps = _transform_edges(graph, runs)
+def _step_order(graph, tools: dict[str, str]) -> tuple[list[str], bool]:
+    """The tools (steps) of the runs (run node id → tool key) in data-flow order, and whether
+    there is one (transforms can form a cycle: A's run made x, B's run read x and made y, a later
+    run of A read y); else first-run order."""
+    deps = _tool_edges(graph, tools)
     try:
         return list(TopologicalSorter(deps).static_order()), True
     except CycleError:

@@ -556,9 +556,18 @@ def to_html(
         records[n.id] = record(n, "collapsed files" if n.kind == "group" else n.kind)
     for gid in h.groups:  # the boxes are clickable too
         records[f"box_{gid}"] = records[gid]
-    # what the page's script needs besides the records (not shown as fields of a record)
-    data = json.dumps({"title": title or "", "nodes": records, "start": h.start}, default=str)
-    data = data.replace("</", "<\\/")  # never close the script element early
+    # what the page's script needs besides the records (not shown as fields of a record); the
+    # runs' environments once each, which run records name by uid
+    data = json.dumps(
+        {
+            "title": title or "",
+            "nodes": records,
+            "start": h.start,
+            "environments": {uid: _page_environment(e) for uid, e in h.environments.items()},
+        },
+        default=str,
+    )
+    data = script_safe(data)
     page = files("flowprov.lineage").joinpath("page.html").read_text(encoding="utf-8")
     from html import escape
 
@@ -568,6 +577,32 @@ def to_html(
         .replace("{{SVG}}", svg)
         .replace("{{DATA}}", data)
     )
+
+
+def script_safe(text: str) -> str:
+    """JSON text that stays inert inside a <script> element: no `</script>` closes it early, no
+    `<!--` switches the parser into an escaped state that would swallow the rest of the page.
+    <, > and & occur in JSON only inside strings, where \\u escapes mean the same characters."""
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def _page_environment(e) -> dict:
+    """An environment for the page: its fields, packages as [name, version, build, source,
+    channel] rows (a few hundred of them; names once per environment, not per run)."""
+    return {
+        "uid": e.uid,
+        "interpreter": e.interpreter,
+        "os": e.os,
+        "container_image": e.container_image,
+        "container_digest": e.container_digest,
+        "container_engine": e.container_engine,
+        "deployed": e.deployed,
+        "complete": e.complete,
+        "n_packages": e.n_packages,
+        "details": e.details,
+        "spec_file": e.spec_file,
+        "packages": [list(p) for p in e.packages],
+    }
 
 
 # -- files -------------------------------------------------------------------------------------

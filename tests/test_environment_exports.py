@@ -730,3 +730,61 @@ def test_runs_of_one_rule_in_two_environments_get_a_tool_each(story, tmp_path):
     # the other readers of the bam: one step each (one environment each)
     names = [st["workExample"]["name"] for st in steps.values()]
     assert sorted(names) == ["FASTQC", "call", "index", "index", "report.py"]
+
+
+@pytest.mark.parametrize(
+    "image, engine, expected",
+    [
+        (
+            "ubuntu:22.04",
+            None,
+            {
+                "type": "DockerImage",
+                "registry": "docker.io",
+                "name": "library/ubuntu",
+                "tag": "22.04",
+            },
+        ),
+        (
+            "localhost:5000/lab/aligner:2.1@sha256:" + "ab" * 32,
+            "podman",
+            {
+                "type": "DockerImage",
+                "registry": "localhost:5000",
+                "name": "lab/aligner",
+                "tag": "2.1",
+                "sha256": "ab" * 32,
+            },
+        ),
+        (
+            "docker://biocontainers/bwa:v0.7.17_cv1",
+            "apptainer",  # converted to a SIF file, which is what ran
+            {
+                "type": "SIFImage",
+                "registry": "docker.io",
+                "name": "biocontainers/bwa",
+                "tag": "v0.7.17_cv1",
+            },
+        ),
+        (
+            "library://sylabsed/examples/lolcow:latest",
+            None,
+            {
+                "type": "SIFImage",
+                "registry": "cloud.sylabs.io",
+                "name": "sylabsed/examples/lolcow",
+                "tag": "latest",
+            },
+        ),
+        ("/images/tools.sif", "singularity", {"type": "SIFImage", "name": "/images/tools.sif"}),
+    ],
+)
+def test_container_references_read_as_the_workflow_run_crate_has_them(image, engine, expected):
+    from flowprov.exports.rocrate import container_props
+
+    env = EnvironmentSpec(container_image=image, container_engine=engine)
+    props = {k: v for k, v in container_props(env).items() if v is not None}
+    assert props.pop("additionalType") == {"@id": WFRUN + expected.pop("type")}
+    assert props.pop("alternateName") == image
+    props.pop("description", None)
+    assert props == expected

@@ -207,7 +207,7 @@ def _env(samtools: str, build: str, extra, spec_file=None):
                 channel="bioconda",
             ),
             Package(name="numpy", version="1.26.4", source="pip"),
-            extra,
+            *([extra] if extra else []),
         ),
         spec_file=spec_file,
         deployed=True,
@@ -215,21 +215,22 @@ def _env(samtools: str, build: str, extra, spec_file=None):
     )
 
 
-def _align_run(instance, uid: str, env_file, env, out, reads):
-    """A run of align.py in `env` (its environment file registered just before), reading
-    `reads` and writing `out`: the events an engine would send."""
+def _align_run(instance, uid: str, env_file, env, out, reads, params=None):
+    """A run of align.py in `env` (its environment file registered just before, when given),
+    reading `reads` and writing `out`: the events an engine would send."""
     from flowprov.artifacts import in_place_event, input_events, ref_of
     from flowprov.events import RunFinished, RunRef, RunStarted, TransformSpec
 
     roots = [instance.storage]
-    spec = in_place_event(str(env_file), roots=roots)
-    env = env(ref_of(spec))
+    spec = [in_place_event(str(env_file), roots=roots)] if env_file else []
+    env = env(ref_of(spec[0]) if spec else None)
     run = RunRef(uid=uid)
     align = TransformSpec(name="align.py", type="script", key="align.py", source_code="align()")
+    params = {"threads": 4} if params is None else params
     instance.store.apply(
         [
-            spec,
-            RunStarted(uid=uid, transform=align, params={"threads": 4}, environment=env),
+            *spec,
+            RunStarted(uid=uid, transform=align, params=params, environment=env),
             *input_events(str(reads), run=run, roots=roots),
             in_place_event(str(out), roots=roots, run=run),
             RunFinished(run=run),
@@ -369,3 +370,37 @@ def test_inputs_are_paired_by_place_then_path_then_content_then_what_is_left():
         and not only_a
         and not only_b
     )
+
+
+def test_what_the_records_cannot_explain_and_histories_that_part_under_equal_content(
+    instance, fp_env
+):
+    """Two runs that agree in everything recorded yet wrote different bytes: said so (not
+    reproducible, or something unrecorded differed). Two outputs with equal bytes whose runs had
+    different params: their histories still part (exit status 1), and the diff says where."""
+    from tests.conftest import write
+
+    data = fp_env / "mydata"
+    reads = write(data / "reads.fq", "@r1\nACGT\n+\nIIII\n")
+    env = lambda _: _env("1.17", "h00cdaf9_0", None)  # noqa: E731
+    outs = {}
+    for i, (text, params) in enumerate(
+        [("r1 100\n", {"threads": 4}), ("r1 101\n", {"threads": 4}), ("r1 100\n", {"threads": 8})]
+    ):
+        outs[i] = write(data / f"out/{i}.sam", text)
+        _align_run(instance, f"alignrun00000000000{i}", None, env, outs[i], reads, params)
+    arts = [fp.Artifact.filter(key=f"out/{i}.sam").one() for i in range(3)]
+
+    d = diff(arts[0], arts[1])
+    assert not d.identical and d.steps[0].differences == []
+    assert [(o.step, o.kind) for o in d.origins] == [(1, "unexplained")]
+    assert "agree in everything recorded" in d.origins[0].summary
+    assert "-r1 100\n+r1 101\n" in d.start.text_diff
+
+    d = diff(arts[0], arts[2])
+    assert d.start.content == "same" and not d.identical
+    assert d.steps[0].differences == ["params"]
+    assert (
+        d.steps[0].params.changed["threads"].a == 4 and d.steps[0].params.changed["threads"].b == 8
+    )
+    assert [(o.step, o.kind) for o in d.origins] == [(1, "params")]

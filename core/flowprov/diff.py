@@ -400,6 +400,10 @@ class _Walker:
         self._packages: dict[int, dict] = {}
         self._run_uids: dict[int, str] = {}
         self._producer_ids: dict[str, int | None] = {}  # artifact uid → its producing run's id
+        self._pending_text: list = []  # (FilePair, row a, row b) awaiting their text diff
+        from ._settings import settings
+
+        self._cache_dir = settings.cache_dir
 
     # -- starts --------------------------------------------------------------------------
     def artifacts(self, a_id: int, b_id: int) -> Diff:
@@ -407,6 +411,7 @@ class _Walker:
         ra, rb = rows[a_id], rows[b_id]
         self._producers([ra, rb])
         pair = self._file_pair(ra, rb, "start", need_text=a_id != b_id)
+        self._text_diffs()
         # the start's producers are compared even when the contents agree: it is their
         # histories that are asked about
         self._walk(self._follow(pair, step=None, depth=0) if a_id != b_id else [])
@@ -470,6 +475,7 @@ class _Walker:
                 self.steps.append(step)
                 for p in step.inputs.different:
                     level += self._follow(p, n, depth)
+            self._text_diffs()
             depth += 1
 
     def _follow(self, pair: FilePair, step: int | None, depth: int) -> list:
@@ -606,7 +612,7 @@ class _Walker:
                 "their contents cannot be compared by hash"
             )
         if content != "same" and need_text:
-            pair.text_diff, pair.text_diff_note = self._text_diff(ra, rb)
+            self._pending_text.append((pair, ra, rb))  # filled in by _text_diffs, in a batch
         return pair
 
     def _artifact_side(self, row) -> ArtifactSide:
@@ -625,40 +631,41 @@ class _Walker:
     def _producer_of(self, side: ArtifactSide) -> int | None:
         return self._producer_ids.get(side.uid)
 
-    def _text_diff(self, ra, rb) -> tuple[str | None, str | None]:
-        ta, why_a = self._version_text(ra)
-        tb, why_b = self._version_text(rb)
-        if ta is None or tb is None:
-            whys = [f"A: {why_a}" if why_a else None, f"B: {why_b}" if why_b else None]
-            if why_a and why_a == why_b:
-                whys = [f"both: {why_a}"]
-            return None, "no text diff — " + "; ".join(w for w in whys if w)
-        label_a = f"a/{ra['key'] or ra['file_name'] or ra['uid']} ({ra['uid']})"
-        label_b = f"b/{rb['key'] or rb['file_name'] or rb['uid']} ({rb['uid']})"
-        return unified(ta, tb, label_a, label_b), None
+    def _text_diffs(self) -> None:
+        """Fill in the text diffs of the file pairs made since the last call: every side's bytes
+        from its own place first, then — one query for all the rest — from other places
+        recorded with the same content."""
+        pending, self._pending_text = self._pending_text, []
+        fit = []
+        for pair, ra, rb in pending:
+            why_a, why_b = _unfit(ra), _unfit(rb)
+            if why_a or why_b:
+                pair.text_diff_note = _no_text(why_a, why_b)
+            else:
+                fit.append((pair, ra, rb))
+        rows = {r["id"]: r for _, ra, rb in fit for r in (ra, rb)}
+        got: dict[int, tuple[bytes | None, str | None]] = {
+            i: self._own_bytes(r) for i, r in rows.items()
+        }
+        missing = [rows[i] for i, (data, _) in got.items() if data is None]
+        for row, places in self._same_content_places(missing):
+            for storage_id, key in places:
+                data, _ = self._read_checked(row, storage_id, key)
+                if data is not None:
+                    got[row["id"]] = (data, None)
+                    break
+        for pair, ra, rb in fit:
+            ta, why_a = _decoded(ra, *got[ra["id"]])
+            tb, why_b = _decoded(rb, *got[rb["id"]])
+            if ta is None or tb is None:
+                pair.text_diff_note = _no_text(why_a, why_b)
+                continue
+            label_a = f"a/{ra['key'] or ra['file_name'] or ra['uid']} ({ra['uid']})"
+            label_b = f"b/{rb['key'] or rb['file_name'] or rb['uid']} ({rb['uid']})"
+            pair.text_diff = unified(ta, tb, label_a, label_b)
 
-    def _version_text(self, row) -> tuple[str | None, str | None]:
-        """(the text of exactly this version, None) or (None, why it cannot be shown)."""
-        if row["n_objects"] != 1 or row["hash_type"].endswith("-dir"):
-            return None, "a folder"
-        size = row["size"]
-        if size is None or size > TEXT_DIFF_MAX:
-            shown = "unknown size" if size is None else f"{size:,} bytes"
-            return None, f"larger than {TEXT_DIFF_MAX // 1024} KiB ({shown})"
-        data, why = self._version_bytes(row)
-        if data is None:
-            return None, why
-        if b"\0" in data:
-            return None, "binary content"
-        try:
-            return data.decode("utf-8"), None
-        except UnicodeDecodeError:
-            return None, "not UTF-8 text"
-
-    def _version_bytes(self, row) -> tuple[bytes | None, str | None]:
-        """The bytes of this version, from a place whose bytes hash to it as they are read: its
-        own file, the object cache's copy, or another place recorded with the same content."""
-        from ._settings import settings
+    def _own_bytes(self, row) -> tuple[bytes | None, str | None]:
+        """The bytes of this version from its own place (or the object cache's copy), checked."""
         from .storage import object_key
 
         own = object_key(row["hash"], row["suffix"]) if row["managed"] else row["key"]
@@ -669,24 +676,36 @@ class _Walker:
                 return data, None
         if row["removed"]:
             why = f"its file was deleted by its engine ({row['removed']})"
-        cached = settings.cache_dir / "objects" / f"{row['hash']}{row['suffix']}"
-        data, _ = self._read_checked(row, None, str(cached))
-        if data is not None:
-            return data, None
-        others = self.conn.execute(
-            select(_A.c.storage_id, _A.c.key, _A.c.managed, _A.c.suffix)
-            .where(_A.c.hash == row["hash"], _A.c.hash_type == row["hash_type"])
-            .where(_A.c.id != row["id"], _A.c.n_objects == 1)
-            .order_by(_A.c.id)
-            .limit(_SAME_BYTES_TRIED)
-        ).all()
-        for o in others:
-            key = object_key(row["hash"], o.suffix) if o.managed else o.key
-            if key is not None:
-                data, _ = self._read_checked(row, o.storage_id, key)
-                if data is not None:
-                    return data, None
+        cached = self._cache_dir / "objects" / f"{row['hash']}{row['suffix']}"
+        if cached.exists():
+            data, _ = self._read_checked(row, None, str(cached))
+            if data is not None:
+                return data, None
         return None, f"the bytes of {row['uid']} are not available ({why or 'no copy found'})"
+
+    def _same_content_places(self, rows: list[dict]) -> list[tuple[dict, list]]:
+        """(row, [(storage_id, key)]): up to a few other places recorded with each row's
+        content, in the order they were recorded."""
+        from .storage import object_key
+
+        by_hash = defaultdict(list)
+        for r in rows:
+            by_hash[(r["hash"], r["hash_type"])].append(r)
+        out: dict = {}
+        for chunk in _chunks({h for h, _ in by_hash}):
+            q = (
+                select(_A.c.id, _A.c.hash, _A.c.hash_type, _A.c.storage_id, _A.c.key)
+                .add_columns(_A.c.managed, _A.c.suffix)
+                .where(_A.c.hash.in_(chunk), _A.c.n_objects == 1)
+                .order_by(_A.c.id)
+            )
+            for o in self.conn.execute(q):
+                key = object_key(o.hash, o.suffix) if o.managed else o.key
+                for r in by_hash.get((o.hash, o.hash_type), ()):
+                    places = out.setdefault(r["id"], (r, []))[1]
+                    if o.id != r["id"] and key is not None and len(places) < _SAME_BYTES_TRIED:
+                        places.append((o.storage_id, key))
+        return list(out.values())
 
     def _read_checked(self, row, storage_id, key) -> tuple[bytes | None, str | None]:
         """Read at most size + 1 bytes of a place (storage_id None: a local path) and keep them
@@ -710,11 +729,10 @@ class _Walker:
             return None, f"{key} is now a folder"
         except Exception as e:  # noqa: BLE001 - any storage failure: the bytes are unavailable
             return None, f"{key} could not be read: {e}"
-        algorithm = row["hash_type"]
         try:
-            digest, n = hash_stream([data], algorithm)
+            digest, n = hash_stream([data], row["hash_type"])
         except ValidationError:
-            return None, f"recorded with {algorithm}, which flowprov cannot compute"
+            return None, f"recorded with {row['hash_type']}, which flowprov cannot compute"
         if n != size or digest != row["hash"]:
             return None, f"{key} now holds other bytes"
         return data, None
@@ -761,6 +779,7 @@ class _Walker:
             arts = self._artifact_rows(ids)
             if len(ids) == 2:
                 pair = self._file_pair(arts[ids[0]], arts[ids[1]], "spec_file")
+                self._text_diffs()
                 if pair.content != "same":
                     out.spec_file, spec_same = pair, False
             else:
@@ -1084,6 +1103,35 @@ def _dict_diff(a: dict, b: dict, prefix: str = "") -> ParamsDiff:
             out.changed[path] = Change(a[k], b[k])
     out.same = not (out.added or out.removed or out.changed)
     return out
+
+
+def _unfit(row) -> str | None:
+    """Why a version gets no text diff whatever its bytes (None: it may get one)."""
+    if row["n_objects"] != 1 or row["hash_type"].endswith("-dir"):
+        return "a folder"
+    size = row["size"]
+    if size is None or size > TEXT_DIFF_MAX:
+        shown = "unknown size" if size is None else f"{size:,} bytes"
+        return f"larger than {TEXT_DIFF_MAX // 1024} KiB ({shown})"
+    return None
+
+
+def _decoded(row, data: bytes | None, why: str | None) -> tuple[str | None, str | None]:
+    if data is None:
+        return None, why
+    if b"\0" in data:
+        return None, "binary content"
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+
+
+def _no_text(why_a: str | None, why_b: str | None) -> str:
+    if why_a and why_a == why_b:
+        return f"no text diff — both: {why_a}"
+    whys = [f"A: {why_a}" if why_a else None, f"B: {why_b}" if why_b else None]
+    return "no text diff — " + "; ".join(w for w in whys if w)
 
 
 def _canonical(name: str) -> str:

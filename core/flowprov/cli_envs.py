@@ -152,7 +152,7 @@ def _print_environment(env: dict) -> None:
 
     def line(label: str, value) -> None:
         if value not in (None, ""):
-            out.print(f"  {label:<14}{escape(str(value))}")
+            out.print(f"  {label:<14} {escape(str(value))}")
 
     line("interpreter", env["interpreter"])
     line("os", env["os"])

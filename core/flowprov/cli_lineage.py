@@ -282,20 +282,30 @@ def _package_impact(package: str, depth, limit, fmt) -> None:
         )
         return
     what = escape(f"{spec.name} {spec.version}" if spec.version else f"{spec.name} (any version)")
+
+    def n(count: int, word: str) -> str:
+        return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+    tfs = {d["uid"] for d in used["by_transform"]}
     out.print(
-        f"[bold]Impact of {what}[/]: {used['total']:,} runs in {res['environments']:,} "
-        f"environment(s) made {made['total']:,} artifacts; downstream of them "
-        f"{down['runs_total']:,} runs made {down['artifacts_total']:,} artifacts"
+        f"[bold]Impact of {what}[/]: {n(used['total'], 'run')} ({n(res['environments'], 'environment')}, "
+        f"{n(len(tfs), 'transform')}) made {n(made['total'], 'artifact')}; downstream: "
+        f"{n(down['runs_total'], 'run')} ({n(len(down['by_transform']), 'transform')}) made "
+        f"{n(down['artifacts_total'], 'artifact')}"
         + (f" (at most {depth} steps)" if depth is not None else "")
     )
     if res["names"] != [spec.name]:
         out.print(f"  names matched: {escape(', '.join(res['names']))}")
-    unsure = {k: n for k, n in used["by_deployed"].items() if k != "what ran" and n}
+    unsure = {k: c for k, c in used["by_deployed"].items() if k != "what ran" and c}
     if unsure:
         out.print(
             "  [yellow]note:[/] "
             + escape(
-                "; ".join(f"{n:,} runs' environment: {k}" for k, n in unsure.items())
+                "; ".join(
+                    f"{n(c, 'run')} in an environment "
+                    + ("declared, not deployed" if k != "unknown" else "not known to be deployed")
+                    for k, c in unsure.items()
+                )
                 + " — the package is what was declared; the software that ran may differ"
             )
         )
@@ -318,7 +328,7 @@ def _package_impact(package: str, depth, limit, fmt) -> None:
 
     table(
         f"runs that used {spec.name}, by transform",
-        ("transform", "uid", "version", "runs", "not known deployed", "last used"),
+        ("transform", "uid", f"{spec.name} version", "runs", "not known deployed", "last used"),
         [
             (
                 transform(d),
@@ -373,10 +383,11 @@ def _package_impact(package: str, depth, limit, fmt) -> None:
             ("transform", "uid", "runs"),
             [(transform(d), d["uid"], f"{d['runs']:,}") for d in down["by_transform"]],
         )
+        stepped = any(r["step"] is not None for r in down["runs"])  # counted when --depth
         table(
             f"downstream runs ({down['runs_total']:,}, oldest first)",
-            ("step", *run_columns),
-            [(r["step"] if r["step"] is not None else "", *run_row(r)) for r in down["runs"]],
+            (("step",) if stepped else ()) + run_columns,
+            [((r["step"],) if stepped else ()) + run_row(r) for r in down["runs"]],
         )
         more(len(down["runs"]), down["runs_total"], "downstream runs")
         table(

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, select, true
+from sqlalchemy import and_, bindparam, case, func, select, true, union
 
 from . import schema as S
 from .errors import DoesNotExist, MultipleResultsFound, ValidationError
@@ -69,11 +69,28 @@ def _normal_sql(col):
 
 
 def matching_names(conn, spec: PackageSpec) -> list[str]:
-    """The package names recorded that are `spec`'s name (as spelled in each record). Read from
-    the (name, version) index alone."""
+    """The package names recorded that are `spec`'s name (as spelled in each record)."""
     p = S.packages
-    q = select(p.c.name).where(_normal_sql(p.c.name) == spec.normal).distinct()
-    return sorted(n for (n,) in conn.execute(q) if normal_name(n) == spec.normal)
+    same = _normal_sql(p.c.name) == spec.normal
+    if conn.dialect.name == "sqlite":
+        q = union(*(select(p.c.name).where(same, r) for r in _prefix_ranges(p.c.name, spec.normal)))
+    else:
+        q = select(p.c.name).where(same).distinct()
+    return sorted({n for (n,) in conn.execute(q) if normal_name(n) == spec.normal})
+
+
+def _prefix_ranges(col, normal: str) -> list:
+    """A name whose normal form starts with `normal`'s first letters starts with one of their
+    case variants: ranges of the (name, version) index under SQLite's bytewise collation, each
+    searched on its own, so the lookup reads a sliver of the index instead of every package
+    (PostgreSQL's collations need not order bytewise: it scans, which it does fast)."""
+    from itertools import product
+
+    head = re.match(r"[a-z0-9]{0,3}", normal).group()
+    if not head:
+        return [true()]
+    variants = {"".join(v) for v in product(*({c, c.upper()} for c in head))}
+    return [and_(col >= v, col < v[:-1] + chr(ord(v[-1]) + 1)) for v in sorted(variants)]
 
 
 def _package_clause(names: list[str], spec: PackageSpec):
@@ -359,158 +376,169 @@ def package_impact(
 ) -> dict[str, Any]:
     """What runs whose environment holds `spec` made, and everything downstream of it.
 
-    - "used": the runs whose environment holds the package, grouped by transform and version
-      and counted by how sure it is that the package ran (`by_deployed`: an environment
-      "declared, not deployed" means the host's software may have run instead);
+    - "used": the runs whose environment holds the package, grouped by transform and package
+      version, and counted by how sure it is that the package ran (`by_deployed`: in an
+      environment "declared, not deployed" the host's software may have run instead);
     - "made": the artifacts those runs produced, with their producer-less copies (a published
       copy holds the same bytes);
     - "downstream": the runs reachable from them through what they produced (one recursive SQL
       walk from all of them at once, lineage/walk.py), at most `depth` steps, and the artifacts
       those runs produced (and their copies), apart from those already under "made".
 
-    Each list holds at most `limit` items (None: all); the totals count everything."""
+    Each list holds at most `limit` items (None: all); the totals count everything. The affected
+    runs' and artifacts' ids pass through Python (as the lineage graph's do); their rows only
+    for the items listed."""
     from .lineage import walk as W
 
     names = matching_names(conn, spec)
     out: dict[str, Any] = {"package": str(spec), "name": spec.name, "version": spec.version}
     out["names"] = names
     out["versions_recorded"] = recorded_versions(conn, names) if names else []
-    env_ids = environments_with(names, spec)
-    out["environments"] = conn.execute(
-        select(func.count()).select_from(env_ids.subquery())
-    ).scalar()
+    envs = _matched_environments(conn, names, spec)  # id → (deployed, versions)
+    out["environments"] = len(envs)
     r = S.runs
+    env_ids = environments_with(names, spec)
     used_sel = select(r.c.id).where(r.c.environment_id.in_(env_ids))
-    used = {i for (i,) in conn.execute(used_sel)}
+    used_rows = conn.execute(
+        select(r.c.id, r.c.transform_id, r.c.environment_id).where(r.c.environment_id.in_(env_ids))
+    ).all()
+    used = {rid for rid, _, _ in used_rows}
+    by_deployed = dict.fromkeys(DEPLOYED_WORDS.values(), 0)
+    groups: dict[tuple[int, str | None], list[int]] = {}  # (transform, version) → [runs, unsure]
+    for _, tid, eid in used_rows:
+        deployed, versions = envs[eid]
+        by_deployed[DEPLOYED_WORDS[deployed]] += 1
+        for v in versions:  # a run whose environment lists two versions counts under both
+            g = groups.setdefault((tid, v), [0, 0])
+            g[0] += 1
+            g[1] += deployed is not True
+    last: dict[tuple[int, str | None], Any] = {}
+    for tid, eid, when in conn.execute(
+        select(r.c.transform_id, r.c.environment_id, func.max(r.c.started_at))
+        .where(r.c.environment_id.in_(env_ids))
+        .group_by(r.c.transform_id, r.c.environment_id)
+    ):
+        for v in envs[eid][1]:
+            last[(tid, v)] = max(when, last.get((tid, v), when))
+    transforms = _transform_rows(conn, {tid for tid, _ in groups})
+    by_transform = [
+        {
+            **transforms[tid],
+            "package_version": v,
+            "runs": n,
+            "not_known_deployed": unsure,
+            "last_used": last.get((tid, v)),
+        }
+        for (tid, v), (n, unsure) in groups.items()
+    ]
+    by_transform.sort(key=lambda d: (-d["runs"], d["name"], d["uid"], d["package_version"] or ""))
     out["used"] = {
         "total": len(used),
-        "by_deployed": _runs_by_deployed(conn, env_ids),
-        "by_transform": _used_by_transform(conn, names, spec),
-        "runs": _run_items(conn, used, limit, newest_first=True),
+        "by_deployed": by_deployed,
+        "by_transform": by_transform,
+        "runs": _run_items(conn, _newest(conn, used_sel, limit)),
     }
-    made = _outputs(conn, used)
-    made |= _copies(conn, made)
+    made = _made_by(conn, used_sel=used_sel)
     out["made"] = {"total": len(made), "artifacts": _artifact_items(conn, made, limit)}
     walked: dict[int, int | None] = {}
+    down_tf: dict[int, int] = {}
     if used and depth != 0:
-        seeds = W.seed_runs("downstream", None, used_sel)
-        for rid, dep in conn.execute(W.walk_runs("downstream", seeds, depth)):
+        w = W.walk_runs("downstream", W.seed_runs("downstream", None, used_sel), depth).subquery()
+        q = select(w.c.run_id, w.c.depth, r.c.transform_id).join(r, r.c.id == w.c.run_id)
+        for rid, dep, tid in conn.execute(q):
             if rid not in walked or (dep is not None and dep < (walked[rid] or 0)):
                 walked[rid] = dep
+            down_tf[rid] = tid
     down = {rid: dep for rid, dep in walked.items() if rid not in used}
-    down_arts = _outputs(conn, set(down))
-    down_arts |= _copies(conn, down_arts)
-    down_arts -= made
+    down_arts = _made_by(conn, run_ids=set(down)) - made
+    counts: dict[int, int] = {}
+    for rid in down:
+        counts[down_tf[rid]] = counts.get(down_tf[rid], 0) + 1
+    transforms = _transform_rows(conn, set(counts))
+    by_tf = [{**transforms[tid], "runs": n} for tid, n in counts.items()]
+    by_tf.sort(key=lambda d: (-d["runs"], d["name"], d["uid"]))
+    order = sorted(down, key=lambda i: (down[i] or 0, i))  # nearest first, then as recorded
     out["downstream"] = {
         "depth": depth,
         "runs_total": len(down),
-        "by_transform": _runs_by_transform(conn, set(down)),
-        "runs": _run_items(conn, set(down), limit, newest_first=False, steps=down),
+        "by_transform": by_tf,
+        "runs": _run_items(conn, order[:limit] if limit else order, steps=down),
         "artifacts_total": len(down_arts),
         "artifacts": _artifact_items(conn, down_arts, limit),
     }
     return out
 
 
-def _runs_by_deployed(conn, env_ids) -> dict[str, int]:
-    """How many of the runs were in an environment that is what ran, declared but not deployed,
-    or not known to be either (words of DEPLOYED_WORDS as keys)."""
-    r, e = S.runs, S.environments
+def _matched_environments(conn, names, spec) -> dict[int, tuple[bool | None, list[str | None]]]:
+    """The environments holding the package: id → (deployed, the versions of it they list)."""
+    p, e = S.packages, S.environments
     q = (
-        select(e.c.deployed, func.count())
-        .select_from(r.join(e, e.c.id == r.c.environment_id))
-        .where(e.c.id.in_(env_ids))
-        .group_by(e.c.deployed)
-    )
-    counts = dict.fromkeys(DEPLOYED_WORDS.values(), 0)
-    for deployed, n in conn.execute(q):
-        counts[DEPLOYED_WORDS[deployed]] += n
-    return counts
-
-
-def _used_by_transform(conn, names, spec) -> list[dict]:
-    """The runs using the package per transform and package version (a run whose environment
-    lists two versions of it counts under both), and how many of them ran in an environment
-    not known to be deployed (declared only, or unknown: the host's software may have run)."""
-    r, t, p, e = S.runs, S.transforms, S.packages, S.environments
-    unsure = case((e.c.deployed.is_not(True), r.c.id), else_=None)
-    q = (
-        select(
-            t.c.uid,
-            t.c.name,
-            t.c.type,
-            t.c.version,
-            p.c.version.label("package_version"),
-            func.count(r.c.id.distinct()).label("runs"),
-            func.count(unsure.distinct()).label("not_known_deployed"),
-            func.max(r.c.started_at).label("last_used"),
-        )
-        .select_from(
-            p.join(e, e.c.id == p.c.environment_id)
-            .join(r, r.c.environment_id == e.c.id)
-            .join(t, t.c.id == r.c.transform_id)
-        )
+        select(e.c.id, e.c.deployed, p.c.version)
+        .select_from(p.join(e, e.c.id == p.c.environment_id))
         .where(_package_clause(names, spec))
-        .group_by(t.c.id, t.c.uid, t.c.name, t.c.type, t.c.version, p.c.version)
+        .distinct()
     )
-    rows = [dict(m) for m in conn.execute(q).mappings()]
-    rows.sort(key=lambda d: (-d["runs"], d["name"], d["uid"], d["package_version"] or ""))
-    return rows
+    out: dict[int, tuple[bool | None, list[str | None]]] = {}
+    for eid, deployed, version in conn.execute(q):
+        out.setdefault(eid, (deployed, []))[1].append(version)
+    return out
 
 
-def _runs_by_transform(conn, run_ids: set[int]) -> list[dict]:
-    r, t = S.runs, S.transforms
-    q = (
-        select(t.c.uid, t.c.name, t.c.type, t.c.version, func.count().label("runs"))
-        .select_from(r.join(t, t.c.id == r.c.transform_id))
-        .where(r.c.id.in_(bindparam("ids", expanding=True)))
-        .group_by(t.c.id, t.c.uid, t.c.name, t.c.type, t.c.version)
+def _transform_rows(conn, ids: set[int]) -> dict[int, dict]:
+    t = S.transforms
+    q = select(t.c.id, t.c.uid, t.c.name, t.c.type, t.c.version).where(
+        t.c.id.in_(bindparam("ids", expanding=True))
     )
-    merged: dict[str, dict] = {}
-    for part in _chunks(run_ids):
+    out = {}
+    for part in _chunks(ids):
         for m in conn.execute(q, {"ids": part}).mappings():
-            d = merged.setdefault(m["uid"], {**dict(m), "runs": 0})
-            d["runs"] += m["runs"]
-    return sorted(merged.values(), key=lambda d: (-d["runs"], d["name"], d["uid"]))
+            out[m["id"]] = {k: m[k] for k in ("uid", "name", "type", "version")}
+    return out
 
 
-def _outputs(conn, run_ids: set[int]) -> set[int]:
+def _newest(conn, run_sel, limit: int | None) -> list[int]:
+    """The ids of the newest `limit` (None: all) runs of a SELECT of run ids."""
+    r = S.runs
+    q = select(r.c.id).where(r.c.id.in_(run_sel)).order_by(r.c.started_at.desc(), r.c.id.desc())
+    return [i for (i,) in conn.execute(q.limit(limit))]
+
+
+def _made_by(conn, used_sel=None, run_ids: set[int] | None = None) -> set[int]:
+    """The artifacts these runs (a SELECT of their ids, or the ids) produced, and the
+    producer-less copies of their non-empty bytes elsewhere (walk.copies_of), in one statement
+    (per chunk of ids)."""
     ro = S.run_outputs
-    q = select(ro.c.artifact_id).where(ro.c.run_id.in_(bindparam("ids", expanding=True)))
+    made, cp = S.artifacts.alias("made"), S.artifacts.alias("cp")
+    # walk.copies_of without its first branch (the artifact itself), which would keep the
+    # planner from the hash index
+    copy = and_(
+        cp.c.hash == case((made.c.size > 0, made.c.hash), else_=None),
+        cp.c.run_id.is_(None),
+        cp.c.id != made.c.id,
+    )
+    runs = used_sel if used_sel is not None else bindparam("ids", expanding=True)
+    q = union(
+        select(ro.c.artifact_id).where(ro.c.run_id.in_(runs)),
+        select(cp.c.id)
+        .select_from(ro.join(made, made.c.id == ro.c.artifact_id).join(cp, copy))
+        .where(ro.c.run_id.in_(runs)),
+    )
+    if used_sel is not None:
+        return {a for (a,) in conn.execute(q)}
     out: set[int] = set()
-    for part in _chunks(run_ids):
+    for part in _chunks(run_ids or ()):
         out |= {a for (a,) in conn.execute(q, {"ids": part})}
     return out
 
 
-def _copies(conn, artifact_ids: set[int]) -> set[int]:
-    """Producer-less copies of these artifacts' non-empty bytes elsewhere (walk.copies_of)."""
-    from .lineage.walk import copies_of
-
-    made, cp = S.artifacts.alias("made"), S.artifacts.alias("cp")
-    q = (
-        select(cp.c.id)
-        .select_from(made.join(cp, and_(copies_of(made, cp), cp.c.id != made.c.id)))
-        .where(made.c.id.in_(bindparam("ids", expanding=True)))
-    )
-    out: set[int] = set()
-    for part in _chunks(artifact_ids):
-        out |= {a for (a,) in conn.execute(q, {"ids": part})}
-    return out - artifact_ids
-
-
-def _run_items(
-    conn, run_ids: set[int], limit: int | None, newest_first: bool, steps=None
-) -> list[dict]:
-    """Rows of these runs, by start time (newest or oldest first), at most `limit` of them
-    (chosen by the database in each chunk of ids)."""
+def _run_items(conn, run_ids: list[int], steps=None) -> list[dict]:
+    """Rows of these runs, in the order given."""
     r, t, u, e = S.runs, S.transforms, S.users, S.environments
     frm = (
         r.join(t, t.c.id == r.c.transform_id)
         .outerjoin(u, u.c.id == r.c.created_by_id)
         .outerjoin(e, e.c.id == r.c.environment_id)
     )
-    order = (r.c.started_at.desc(), r.c.id.desc()) if newest_first else (r.c.started_at, r.c.id)
     q = (
         select(
             r.c.id,
@@ -526,19 +554,15 @@ def _run_items(
         )
         .select_from(frm)
         .where(r.c.id.in_(bindparam("ids", expanding=True)))
-        .order_by(*order)
     )
-    if limit:
-        q = q.limit(limit)
-    rows = []
+    by_id = {}
     for part in _chunks(run_ids):
-        rows += conn.execute(q, {"ids": part}).mappings().all()
-    rows.sort(key=lambda m: (m["started_at"], m["id"]), reverse=newest_first)
+        by_id.update({m["id"]: m for m in conn.execute(q, {"ids": part}).mappings()})
     items = []
-    for m in rows[:limit] if limit else rows:
-        d = {k: m[k] for k in m.keys() if k != "id"}
+    for rid in run_ids:
+        d = {k: v for k, v in by_id[rid].items() if k != "id"}
         if steps is not None:
-            d["step"] = steps.get(m["id"])
+            d["step"] = steps.get(rid)
         items.append(d)
     return items
 

@@ -488,6 +488,22 @@ def test_impact_text_and_errors(world, run_flowprov):
     assert {r["uid"] for r in by_uid["runs"]} == world.run_uids("index17", "call17", "report")
 
 
+def test_impact_of_a_python_package_of_the_interpreter(world, instance):
+    """A Python-API run's environment is its interpreter's: names match as pip compares them."""
+    from importlib.metadata import distribution
+
+    dist = distribution("typing_extensions")  # its metadata spells it typing_extensions
+    with conn_of(instance) as conn:
+        got = Q.package_impact(conn, Q.parse_package(f"Typing-Extensions=={dist.version}"))
+        envs = Q.list_environments(conn, Q.parse_package("typing.extensions"))
+    assert got["names"] == [dist.metadata["Name"]] == envs["names"]
+    assert {r["uid"] for r in got["used"]["runs"]} == {world.runs["report"].uid}
+    assert {a["uid"] for a in got["made"]["artifacts"]} == {world.arts["report17"].uid}
+    assert got["downstream"]["runs_total"] == 0 == got["downstream"]["artifacts_total"]
+    assert got["used"]["by_deployed"]["what ran"] == 1
+    assert [e["uid"] for e in envs["environments"]] == [world.runs["report"].environment.uid]
+
+
 @pytest.mark.parametrize(
     "text,name,version",
     [

@@ -404,3 +404,57 @@ def test_what_the_records_cannot_explain_and_histories_that_part_under_equal_con
         d.steps[0].params.changed["threads"].a == 4 and d.steps[0].params.changed["threads"].b == 8
     )
     assert [(o.step, o.kind) for o in d.origins] == [(1, "params")]
+
+
+CONDA = """
+rule view:
+    input: "data/a.txt"
+    output: "out/version.txt"
+    conda: "envs/samtools.yaml"
+    shell: "samtools --version > {output}"
+"""
+
+
+def test_a_snakemake_conda_env_with_another_samtools(folder):
+    """A rule's conda env file moved from samtools 1.17 to 1.18 and the workflow run again
+    (`--sdm conda`; Snakemake reruns on a changed software environment): the diff of the two
+    outputs names the packages with both versions and the changed environment file."""
+    from tests.snakemake.test_environments import (
+        SAMTOOLS_117,
+        lay_out_prefix,
+        snakemake_prefix,
+        with_standins,
+    )
+
+    wf = folder("wf")
+    wf.write("Snakefile", CONDA)
+    for version, build, hts in (
+        ("1.17", "h00cdaf9_0", "h81da01d_2"),
+        ("1.18", "h50ea8bc_0", "h50ea8bc_1"),
+    ):
+        env_file = wf.write("envs/samtools.yaml", SAMTOOLS_117.replace("1.17", version))
+        lay_out_prefix(
+            snakemake_prefix(wf.root, env_file),
+            [("samtools", version, build), ("htslib", version, hts)],
+            "samtools",
+            f"samtools {version}",
+        )
+        wf.run("--sdm", "conda", env=with_standins())
+    old, new = fp.Artifact.filter(key="out/version.txt").order_by("id").all()
+    assert new.path.read_text() == "samtools 1.18\n"
+
+    d = diff(old, new)
+    assert not d.identical
+    (step,) = d.steps
+    assert step.differences == ["environment"], step.differences
+    assert "reason" in step.params.ignored  # "Missing output files" / "software environment"
+    env = step.environment
+    changed = {(c.name, c.a["version"], c.b["version"]) for c in env.packages.changed}
+    assert changed == {("samtools", "1.17", "1.18"), ("htslib", "1.17", "1.18")}
+    assert not env.packages.added and not env.packages.removed
+    assert env.packages.same == 1  # the engine: the same Snakemake
+    assert env.spec_file.a.key == "envs/samtools.yaml" and env.spec_file.content == "different"
+    # the old env file was edited in place: its bytes are gone, and said so
+    assert "not available" in env.spec_file.text_diff_note
+    assert [(o.step, o.kind) for o in d.origins] == [(1, "environment")]
+    assert "samtools 1.17 → 1.18" in d.origins[0].summary

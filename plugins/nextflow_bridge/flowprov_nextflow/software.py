@@ -29,6 +29,7 @@ nothing to the task's environment and one warning naming the file — never a gu
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -153,15 +154,36 @@ def parse_command_run(text: str) -> tuple[Wrapper, list[str]]:
     container = header.group(1).strip() if header else None
     if container in ("", "null"):
         container = None
-    engine, image = launch_engine(launch.group(1).strip())
+    engine, image = _launch_engine(launch.group(1).strip())
     if container is None:
         container = image
     elif image is not None and image != container:
         issues.append(f"its header names image {container} but it launches {image}")
-    conda = _one([a for m in _CONDA.finditer(text) if (a := _arg(m.group(1)))], "conda", issues)
-    spack = _one([a for m in _SPACK.finditer(text) if (a := _arg(m.group(1)))], "spack", issues)
-    modules = tuple(dict.fromkeys((m.group(1), m.group(2) or None) for m in _MODULE.finditer(text)))
+    conda = spack = None
+    modules: tuple = ()
+    if "activate" in text:  # the patterns are tried only where they can match (a hot path)
+        found = [a for m in _CONDA.finditer(text) if (a := _arg(m.group(1)))]
+        conda = _one(found, "conda", issues)
+        found = [a for m in _SPACK.finditer(text) if (a := _arg(m.group(1)))]
+        spack = _one(found, "spack", issues)
+    if "nxf_module_load " in text:
+        pairs = ((m.group(1), m.group(2) or None) for m in _MODULE.finditer(text))
+        modules = tuple(dict.fromkeys(pairs))
     return Wrapper(container, engine, conda, spack, modules), issues
+
+
+_TASK_PATH = re.compile(r"/[0-9a-f]{2}/[0-9a-f]{30}(?=[/\s\"']|$)")
+
+
+@functools.lru_cache(maxsize=256)
+def _launch_engine_cached(command: str) -> tuple[str | None, str | None]:
+    return launch_engine(command)
+
+
+def _launch_engine(command: str) -> tuple[str | None, str | None]:
+    """launch_engine, once per distinct command: the tasks of a process differ only in their
+    folder's path, which names no software (shlex costs about 1 ms a line)."""
+    return _launch_engine_cached(_TASK_PATH.sub("/<task>", command))
 
 
 def read_command_run(task_dir: Path) -> tuple[Wrapper | None, list[str]]:

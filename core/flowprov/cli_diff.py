@@ -151,8 +151,7 @@ def _step(s, out) -> None:
         key = s.via.a_key if s.via.a_key == s.via.b_key else f"{s.via.a_key} / {s.via.b_key}"
         title.append(f"  (made the two versions of {key} read at step {s.via.step})", "dim")
     out.print(title)
-    same = [name for name in ("transform", "code", "params", "environment")]
-    same = [name for name in same if name not in s.differences]
+    same = [x for x in ("transform", "code", "params", "environment") if x not in s.differences]
     total = s.inputs.same + len(s.inputs.different) + len(s.inputs.only_a)
     if total:
         same.append(f"{s.inputs.same} of {total} input(s)")
@@ -167,6 +166,8 @@ def _step(s, out) -> None:
         out.print(Text.assemble(("  code differs", "yellow"), _paren(s.code.note)))
         if s.code.diff:
             _lines(s.code.diff, out, "    ")
+    elif s.code.note:
+        out.print(Text(f"  (code: {s.code.note})", "dim"))
     _params(s.params, out)
     _environment(s.environment, out)
     _inputs(s.inputs, out)

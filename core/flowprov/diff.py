@@ -305,13 +305,16 @@ def resolve(uid: str):
     if not uid:
         raise ValidationError("an empty uid: give an artifact's or a run's uid (or its start)")
     found = []
-    for model in (Artifact, Run):
-        t = model._table
-        q = select(t.c.uid).where(t.c.uid.startswith(uid, autoescape=True)).limit(2)
-        found += [(model, u) for u in _scalars(q)]
-    exact = [(m, u) for m, u in found if u == uid]
-    if len(exact) == 1:
-        found = exact
+    for model in (Artifact, Run):  # a whole uid first: it may also start longer ones
+        found += [
+            (model, u)
+            for u in _scalars(select(model._table.c.uid).where(model._table.c.uid == uid))
+        ]
+    if not found:
+        for model in (Artifact, Run):
+            t = model._table
+            q = select(t.c.uid).where(t.c.uid.startswith(uid, autoescape=True)).limit(2)
+            found += [(model, u) for u in _scalars(q)]
     if len(found) > 1:
         raise MultipleResultsFound(
             f"{uid!r} is the start of several uids: {', '.join(u for _, u in found)}; "
@@ -666,8 +669,11 @@ class _Walker:
 
     def _own_bytes(self, row) -> tuple[bytes | None, str | None]:
         """The bytes of this version from its own place (or the object cache's copy), checked."""
+        from .hashing import hash_stream
         from .storage import object_key
 
+        if row["size"] == 0 and hash_stream([b""], row["hash_type"])[0] == row["hash"]:
+            return b"", None  # nothing to read (and thousands of empty files share the hash)
         own = object_key(row["hash"], row["suffix"]) if row["managed"] else row["key"]
         why = None
         if own is not None:
@@ -779,14 +785,12 @@ class _Walker:
             arts = self._artifact_rows(ids)
             if len(ids) == 2:
                 pair = self._file_pair(arts[ids[0]], arts[ids[1]], "spec_file")
-                self._text_diffs()
                 if pair.content != "same":
                     out.spec_file, spec_same = pair, False
             else:
                 spec_same = False
-                out.notes.append(
-                    f"an environment file is recorded for {'A' if b['spec_file_id'] is None else 'B'} only"
-                )
+                only = "A" if b["spec_file_id"] is None else "B"
+                out.notes.append(f"an environment file is recorded for {only} only")
         out.packages = self._packages_diff(ea, eb)
         for side, row in (("A", a), ("B", b)):
             if not row["complete"]:
@@ -1000,7 +1004,9 @@ def pair_inputs(a_rows: list[dict], b_rows: list[dict]) -> tuple[list, list, lis
         return out
 
     def place(r):
-        return (r["storage_id"], r["key"]) if r["key"] is not None else ("name", r["file_name"])
+        if r["key"] is not None:
+            return (r["storage_id"], r["key"])
+        return ("name", r["file_name"]) if r["file_name"] else None  # nameless: by content
 
     take(group(left_a, place), group(left_b, place), "place")
     longest = max((len(_path_of(r).split("/")) for r in left_a + left_b), default=0)
@@ -1034,7 +1040,7 @@ def _transform_diff(ra, rb) -> TransformDiff:
     out.same = not out.changed
     if ra["t_stem"] == rb["t_stem"]:
         out.notes.append(f"two versions of one transform: {ra['t_uid']} and {rb['t_uid']}")
-    elif ra["t_key"] != rb["t_key"]:
+    elif ra["t_key"] != rb["t_key"] and out.same:
         out.notes.append(
             f"filed under different keys: {ra['t_key']} and {rb['t_key']} (not counted as a "
             "difference: the same code can live in two places)"
@@ -1043,7 +1049,11 @@ def _transform_diff(ra, rb) -> TransformDiff:
 
 
 def _code_diff(ra, rb, code: dict) -> CodeDiff:
-    if ra["t_id"] == rb["t_id"] or ra["t_hash"] == rb["t_hash"]:
+    if ra["t_id"] == rb["t_id"]:
+        return CodeDiff(True)
+    if ra["t_hash"] is None and rb["t_hash"] is None:  # unknown, not known to differ: said so
+        return CodeDiff(True, None, "no source code is recorded for either transform")
+    if ra["t_hash"] == rb["t_hash"]:
         return CodeDiff(True)
     ca, cb = code.get(ra["t_id"]), code.get(rb["t_id"])
     if ca is None or cb is None:

@@ -31,6 +31,7 @@ _EXPORTS = {
     "view": "views",
     "FlowprovError": "errors",
     "save": "artifacts",
+    "diff": "diff",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

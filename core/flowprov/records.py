@@ -558,6 +558,12 @@ class Run(_HasLineage, Record):
         """The software this run used (None when it is not known)."""
         return self._related(Environment, self._row.get("environment_id"))
 
+    def diff(self, other: Run | str, depth: int | None = None):
+        """Where this run's history and `other`'s part (see flowprov.diff)."""
+        from .diff import diff
+
+        return diff(self, other, depth)
+
     @property
     def outputs(self) -> QuerySet:
         """Every artifact this run produced (also those whose bytes another run produced first)."""
@@ -777,6 +783,12 @@ class Artifact(_HasLineage, Record):
     def output_of(self) -> QuerySet:
         """Every run that produced these bytes; `run` is the first of them."""
         return Run.filter(outputs=self)
+
+    def diff(self, other: Artifact | str, depth: int | None = None):
+        """Where the histories of this artifact version and `other` part (see flowprov.diff)."""
+        from .diff import diff
+
+        return diff(self, other, depth)
 
     @property
     def versions(self) -> QuerySet:

@@ -403,6 +403,8 @@ def package_impact(
         select(r.c.id, r.c.transform_id, r.c.environment_id).where(r.c.environment_id.in_(env_ids))
     ).all()
     used = {rid for rid, _, _ in used_rows}
+    if any(eid not in envs for _, _, eid in used_rows):  # recorded since (PostgreSQL's
+        envs = _matched_environments(conn, names, spec)  # statements each see the latest)
     by_deployed = dict.fromkeys(DEPLOYED_WORDS.values(), 0)
     groups: dict[tuple[int, str | None], list[int]] = {}  # (transform, version) → [runs, unsure]
     for _, tid, eid in used_rows:
@@ -559,7 +561,7 @@ def _run_items(conn, run_ids: list[int], steps=None) -> list[dict]:
     for part in _chunks(run_ids):
         by_id.update({m["id"]: m for m in conn.execute(q, {"ids": part}).mappings()})
     items = []
-    for rid in run_ids:
+    for rid in (i for i in run_ids if i in by_id):
         d = {k: v for k, v in by_id[rid].items() if k != "id"}
         if steps is not None:
             d["step"] = steps.get(rid)
@@ -589,7 +591,7 @@ def _artifact_items(conn, artifact_ids: set[int], limit: int | None) -> list[dic
     by_id = {}
     for part in _chunks(chosen):
         by_id.update({m["id"]: m for m in conn.execute(q, {"ids": part}).mappings()})
-    return [{k: v for k, v in by_id[i].items() if k != "id"} for i in chosen]
+    return [{k: v for k, v in by_id[i].items() if k != "id"} for i in chosen if i in by_id]
 
 
 def json_ready(value: Any) -> Any:

@@ -504,6 +504,34 @@ def test_impact_of_a_python_package_of_the_interpreter(world, instance):
     assert [e["uid"] for e in envs["environments"]] == [world.runs["report"].environment.uid]
 
 
+def test_hostile_input_is_a_clear_error_or_nothing(world, instance):
+    """Quotes, wildcards, a NUL, 5,000 characters: as package names and uids they find nothing
+    or are refused in one line, and change nothing."""
+    from click.testing import CliRunner
+    from flowprov.cli import cli
+
+    from tests.test_security import HOSTILE, table_counts
+
+    before = table_counts(instance)
+    runner = CliRunner()
+    for s in HOSTILE:
+        for args in (
+            ("envs", "--package", s),
+            ("envs", "--package", f"samtools=={s}"),
+            ("envs", s),
+            ("impact", "--package", s),
+            ("impact", "--package", f"{s}==1.17", "--format", "json"),
+        ):
+            r = runner.invoke(cli, list(args))
+            assert r.exception is None or isinstance(r.exception, SystemExit), (args, r.output)
+            assert r.exit_code in (0, 1), (args, r.exit_code, r.output[-500:])
+            if r.exit_code == 0 and "json" in args:
+                assert json.loads(r.output)["used"]["total"] == 0
+            elif r.exit_code == 0:
+                assert "no package named" in r.output or "no environment holds" in r.output
+    assert table_counts(instance) == before
+
+
 @pytest.mark.parametrize(
     "text,name,version",
     [
@@ -517,7 +545,10 @@ def test_parse_package(text, name, version):
     assert Q.parse_package(text) == Q.PackageSpec(name, version)
 
 
-@pytest.mark.parametrize("text", ["", "samtools==", "samtools>=1.17", "samtools=1.17", "a==1==2"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "samtools==", "samtools>=1.17", "samtools=1.17", "a==1==2", "a\x00b", "x" * 256],
+)
 def test_parse_package_refuses(text):
-    with pytest.raises(ValidationError, match="NAME==VERSION"):
+    with pytest.raises(ValidationError, match=r"NAME\[?==VERSION|255 characters"):
         Q.parse_package(text)

@@ -54,13 +54,18 @@ _SPEC = re.compile(r"^\s*(?P<name>[^=<>!~\s]+)\s*(?:==\s*(?P<version>\S+))?\s*$"
 
 def parse_package(text: str, where: str = "--package") -> PackageSpec:
     """`samtools==1.17` (that version exactly) or `samtools` (any version)."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in text or ""):
+        raise ValidationError(f"{where}: {text!r} holds control characters; give NAME[==VERSION]")
     m = _SPEC.match(text or "")
     if m is None or (m.group("version") is not None and "=" in m.group("version")):
         raise ValidationError(
             f"{where}: {text!r} is not NAME or NAME==VERSION (e.g. samtools==1.17; versions are "
             "matched exactly, so ranges and conda's NAME=VERSION are not accepted)"
         )
-    return PackageSpec(m.group("name"), m.group("version"))
+    name, version = m.group("name"), m.group("version")
+    if len(name) > 255 or len(version or "") > 255:  # the columns' width: nothing longer is kept
+        raise ValidationError(f"{where}: a package name or version is at most 255 characters")
+    return PackageSpec(name, version)
 
 
 def _normal_sql(col):

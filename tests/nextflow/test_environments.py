@@ -21,7 +21,7 @@ from flowprov_nextflow.software import (
     parse_versions,
 )
 
-from tests.nextflow.test_lineage_store import TASK, _lineage_store, _set
+from tests.nextflow.test_lineage_store import TASK, TASK_OUT, _lineage_store, _set
 
 HERE = Path(__file__).parent
 FIX = HERE / "fixtures" / "software"
@@ -512,3 +512,27 @@ def test_a_staged_versions_file_is_another_tasks(tmp_path):
     spec = envs.for_trace_task("SAMTOOLS_SORT", None, d)
     assert [(p.name, p.version) for p in spec.packages] == [("samtools", "1.17")]
     assert (spec.deployed, spec.complete, spec.container_image) == (True, False, None)
+
+
+def test_a_lineage_task_whose_work_folder_is_here(instance, fp_env):
+    store = _lineage_store(fp_env)
+    work = fp_env / "work" / "86" / TASK[2:]
+    work.mkdir(parents=True)
+    (work / "multiqc_report.html").write_text("<html>MultiQC</html>")
+    _set(store, TASK_OUT, path=f"file://{work}/multiqc_report.html", size=20)
+    prefix = "/conda/env-4a436c230263dfdbbf4dddd0623505d1"  # the TaskRun's conda
+    activate = (
+        'source $(conda info --json | awk \'/conda_prefix/ { gsub(/"|,/, "", $2); print $2 }\')'
+        f"/bin/activate {prefix}"
+    )
+    (work / ".command.run").write_text(
+        _wrapper_text(work, env_lines=["# conda environment", activate])
+    )
+    # nf-core's multiqc module heredoc (nf-core/modules @b29f6be), with its container's version
+    (work / "versions.yml").write_text('"MULTIQC":\n    multiqc: 1.18\n')
+    r = ingest_lineage(store)
+    assert r.warnings == []
+    env = fp.Run.filter(transform__name="MULTIQC").one().environment
+    assert _packages(env) == [("multiqc", "1.18", "tool")]
+    assert env.details == {"conda_env": "env-4a436c230263dfdbbf4dddd0623505d1"}
+    assert (env.deployed, env.complete, env.container_image) == (True, False, None)

@@ -21,7 +21,8 @@ Each file keeps its own Nextflow checksum beside (`artifact.checksums["nextflow"
 
 Software: a task's environment is its TaskRun's container, conda and spack environments and
 architecture, with the container engine and Nextflow version its WorkflowRun's metadata names;
-a conda prefix that exists here adds its resolved packages (software.py). A pipeline run's
+a conda prefix that exists here adds its resolved packages, and a work folder that is here (found
+from its outputs' paths) its .command.run and versions.yml (software.py). A pipeline run's
 environment is Nextflow itself, when the metadata gives its version.
 
 Times come from the records: a file's `createdAt`; a task runs from its first output's
@@ -124,6 +125,20 @@ def _engine(workflow: dict) -> tuple[str | None, str | None]:
         str(version) if version else None,
         str(engine) if isinstance(engine, str) and engine else None,
     )
+
+
+def _task_dir(key: str, files: list) -> Path | None:
+    """A task's work folder, when it is here: the `<2 hex>/<30 hex>` folder of its key that its
+    outputs' paths lie in (a TaskRun's key is its hash)."""
+    if not _TASK_KEY.match(key):
+        return None
+    part = f"/{key[:2]}/{key[2:]}"
+    for f in files:
+        path = _local(f.spec.get("path"))
+        if path and part in path:
+            d = Path(path[: path.index(part) + len(part)])
+            return d if d.is_dir() else None
+    return None
 
 
 def task_reference(key: str) -> str:
@@ -316,7 +331,10 @@ class _Ingest:
                     at=start or self._mtime(key),
                     finished_at=end,
                     environment=self.envs.for_lineage_task(
-                        spec, *_engine(self.workflows.get(_key(wf_lid) or "", {}))
+                        spec,
+                        *_engine(self.workflows.get(_key(wf_lid) or "", {})),
+                        task_dir=_task_dir(key, mine),
+                        process=process,
                     ),
                 )
             )

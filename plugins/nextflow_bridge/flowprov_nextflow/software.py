@@ -321,18 +321,39 @@ class Environments:
         return self.spec(wrapper, tools=tools)
 
     def for_lineage_task(
-        self, task: dict, engine_version: str | None = None, container_engine: str | None = None
+        self,
+        task: dict,
+        engine_version: str | None = None,
+        container_engine: str | None = None,
+        task_dir: Path | None = None,
+        process: str | None = None,
     ) -> EnvironmentSpec | None:
         """A TaskRun record's environment (container, conda, spack, architecture), with the
-        Nextflow version and container engine its WorkflowRun names."""
-        container = task.get("container") if isinstance(task.get("container"), str) else None
+        Nextflow version and container engine its WorkflowRun names; and, when its work folder
+        is reachable here, what its .command.run and versions.yml add."""
+        container = _str(task.get("container"))
         wrapper = Wrapper(
-            container=container or None,
+            container=container,
             engine=container_engine if container else None,
             conda=local_path(task.get("conda")) or _str(task.get("conda")),
             spack=local_path(task.get("spack")) or _str(task.get("spack")),
         )
-        return self.spec(wrapper, os_=_str(task.get("architecture")), engine_version=engine_version)
+        tools: tuple[Package, ...] = ()
+        if task_dir is not None:
+            ran = self._wrapper(task_dir)
+            if ran is not None:  # the record's values first; what only the wrapper knows after
+                wrapper = Wrapper(
+                    wrapper.container or ran.container,
+                    ran.engine or wrapper.engine,
+                    wrapper.conda or ran.conda,
+                    wrapper.spack or ran.spack,
+                    ran.modules,
+                )
+            if process:
+                tools = self._task_tools(task_dir, process)
+        return self.spec(
+            wrapper, tools=tools, os_=_str(task.get("architecture")), engine_version=engine_version
+        )
 
     # -- the spec --------------------------------------------------------------------------------
     def spec(

@@ -193,3 +193,56 @@ def write(path: Path, data: bytes | str) -> Path:
         data = data.encode()
     path.write_bytes(data)
     return path
+
+
+@pytest.fixture
+def browser():
+    """Debian's headless Chromium driven by Selenium through Debian's chromedriver, with no
+    network: any request fails, so a page must need none. Skips without them, fails under CI."""
+    import shutil
+    import tempfile
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromedriver = shutil.which("chromedriver")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        webdriver = None
+    missing = [
+        name
+        for name, ok in (
+            ("chromium", chromium),
+            ("chromedriver", chromedriver),
+            ("selenium", webdriver),
+            ("dot", shutil.which("dot")),
+        )
+        if not ok
+    ]
+    if missing:
+        message = f"needs {', '.join(missing)} (apt-get install chromium chromium-driver graphviz)"
+        pytest.fail(message) if IN_CI else pytest.skip(message)
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    profile = tempfile.mkdtemp(prefix="flowprov-chromium-")
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,1000",
+        f"--user-data-dir={profile}",
+        "--proxy-server=127.0.0.1:9",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+    ):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(options=opts, service=Service(executable_path=chromedriver))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)

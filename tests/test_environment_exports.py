@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +39,7 @@ from prov.model import (
 )
 from rocrate.rocrate import ROCrate
 
-from tests.conftest import IN_CI, write
+from tests.conftest import write
 from tests.test_export import check_crate
 
 IMAGE = "docker://quay.io/biocontainers/samtools:1.17--h00cdaf9_0"
@@ -308,56 +306,6 @@ def test_the_page_holds_each_environment_once(story, fp_env):
 
 
 # -- the page, in a browser ----------------------------------------------------------------------
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture
-def browser():
-    """Debian's headless Chromium through its chromedriver, as tests/test_lineage_browser.py
-    drives it; no network."""
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        webdriver = None
-    missing = [
-        name
-        for name, ok in (
-            ("chromium", CHROMIUM),
-            ("chromedriver", shutil.which("chromedriver")),
-            ("selenium", webdriver),
-            ("dot", shutil.which("dot")),
-        )
-        if not ok
-    ]
-    if missing:
-        message = f"needs {', '.join(missing)} (apt-get install chromium chromium-driver graphviz)"
-        pytest.fail(message) if IN_CI else pytest.skip(message)
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    profile = tempfile.mkdtemp(prefix="flowprov-chromium-")
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--window-size=1400,1000",
-        f"--user-data-dir={profile}",
-        "--proxy-server=127.0.0.1:9",
-        "--host-resolver-rules=MAP * ~NOTFOUND",
-    ):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(
-        options=opts, service=Service(executable_path=shutil.which("chromedriver"))
-    )
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
 def click(browser, node_id: str):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By

@@ -413,8 +413,8 @@ def test_flow_and_task_runs_share_the_interpreters_environment(workdir, fp_env):
     from importlib.metadata import version
 
     from flowprov.environments import python_environment
-    from flowprov.spool import Sink
     from flowprov.events import EnvironmentSpec
+    from flowprov.spool import Sink
 
     Path("counts.tsv").write_text("gene\tn\nifng\t3\n")
     Path("hits.tsv").write_text("IFNG\n")

@@ -303,10 +303,8 @@ class Environments:
             except KeyError:
                 spec = self._by_container[container] = self.spec(Wrapper(container=container))
                 return spec
-        wrapper, tools = None, ()
-        if task_dir is not None:
-            wrapper = self._wrapper(task_dir)
-            tools = self._task_tools(task_dir, process)
+        wrapper = self._wrapper(task_dir)
+        tools = self._task_tools(task_dir, process)
         if wrapper is not None and container and wrapper.container != container:
             if wrapper.container is not None:
                 self._problem(

@@ -238,4 +238,5 @@ TABLES = {
     "transforms": transforms,
     "runs": runs,
     "artifacts": artifacts,
+    "environments": environments,
 }

@@ -256,3 +256,25 @@ def test_a_tracked_script_records_its_interpreters_software(instance, fp_env):
     assert env is not None and env.complete
     assert env.hash == E.python_environment().digest()  # the same interpreter, the same record
     assert "snakemake" in _names(env.packages)  # installed, never imported by the script
+
+
+def test_a_run_seen_again_gets_the_environment_it_lacked_and_keeps_the_one_it_had(instance):
+    """A trace ingested first without work folders, then with them: the second ingest says what
+    the task ran in. A run that already has an environment keeps it."""
+    rule = TransformSpec(name="sort", type="process")
+    bare = [
+        RunStarted(uid=f"seenagain{i:011d}", transform=rule, engine="nextflow", reference=f"h{i}")
+        for i in range(60)  # enough for the bulk path too
+    ]
+    instance.store.apply(bare)
+    instance.store.apply(bare[:1])
+    assert fp.Run.filter(environment__isnull=False).count() == 0
+    again = [
+        e.model_copy(update={"uid": f"other{i:015d}", "environment": _spec("1.17")})
+        for i, e in enumerate(bare)
+    ]
+    instance.store.apply(again)  # by (engine, reference), in bulk
+    instance.store.apply([bare[0].model_copy(update={"environment": _spec("1.18")})])  # by uid
+    runs = fp.Run.filter(engine="nextflow")
+    assert runs.count() == 60
+    assert {r.environment.hash for r in runs} == {_spec("1.17").digest()}

@@ -102,6 +102,11 @@ _SET_RUN_RUNTIME = update(_R).where(_R.c.id == bindparam("rid")).values(runtime=
 _SET_RUN_ENVIRONMENT = (
     update(_R).where(_R.c.id == bindparam("rid")).values(environment_id=bindparam("eid"))
 )
+_SET_UNKNOWN_ENVIRONMENT = (
+    update(_R)
+    .where(and_(_R.c.uid == bindparam("run_uid"), _R.c.environment_id.is_(None)))
+    .values(environment_id=bindparam("eid"))
+)
 _E = S.environments
 _ENV_ID_BY_HASH = select(_E.c.id).where(_E.c.hash == bindparam("hash"))
 _INSERT_PACKAGES = S.packages.insert()
@@ -575,12 +580,14 @@ class _Batch:
 
     def _run_started(self, e: RunStarted) -> Applied:
         if self.conn.execute(_RUN_ID_BY_UID, {"uid": e.uid}).scalar() is not None:
+            self._environment_if_unknown(e, e.uid)
             return Applied(kind=e.kind, uid=e.uid, existed=True)
         if e.engine and e.reference:
             uid = self.conn.execute(
                 _RUN_UID_BY_ENGINE_REF, {"engine": e.engine, "reference": e.reference}
             ).scalar()
             if uid is not None:
+                self._environment_if_unknown(e, uid)
                 return Applied(kind=e.kind, uid=uid, existed=True)
         parent_id = self.run_id(e.parent) if e.parent else None
         rid = self.conn.execute(_INSERT_RUN, self._run_row(e, parent_id)).inserted_primary_key[0]
@@ -636,7 +643,7 @@ class _Batch:
                 )
                 for ref, u in rows:
                     known[f"{engine}\0{ref}"] = u
-        out, rows = [], []
+        out, rows, env_links = [], [], []
 
         def parent_id(ref: RunRef) -> int:
             try:
@@ -652,6 +659,10 @@ class _Batch:
             key = f"{e.engine}\0{e.reference}" if e.engine and e.reference else None
             existing = known.get(e.uid) or (known.get(key) if key else None)
             if existing is not None:
+                if e.environment is not None:
+                    eid = self.environment_id(e.environment, e.created_by, e.at)
+                    if eid is not None:
+                        env_links.append({"run_uid": existing, "eid": eid})
                 out.append(Applied(kind=e.kind, uid=existing, existed=True))
                 continue
             rows.append(self._run_row(e, parent_id(e.parent) if e.parent else None))
@@ -661,7 +672,18 @@ class _Batch:
             out.append(Applied(kind=e.kind, uid=e.uid, existed=False))
         if rows:
             self.conn.execute(_INSERT_RUN, rows)
+        if env_links:  # runs seen again that now say their software: one executemany
+            self.conn.execute(_SET_UNKNOWN_ENVIRONMENT, env_links)
         return out
+
+    def _environment_if_unknown(self, e: RunStarted, uid: str) -> None:
+        """A run seen again (a re-ingest with work folders, a lineage store after a trace) that
+        now says what software it used: recorded if the run had none; never replaced."""
+        if e.environment is None:
+            return
+        eid = self.environment_id(e.environment, e.created_by, e.at)
+        if eid is not None:
+            self.conn.execute(_SET_UNKNOWN_ENVIRONMENT, {"run_uid": uid, "eid": eid})
 
     def link_output(self, run_id: int, artifact_id: int, at) -> None:
         """Record that a run produced an artifact's bytes (idempotent)."""

@@ -102,8 +102,9 @@ class Software:
         # (rule, conda spec, image URL) → (spec, events to send before its first use, runtime)
         self.cache: dict = {}
         self._jobs: dict[int, object] = {}
+        self._jobs_seen = 0
         self._workflow_conda: tuple[str, str | None] | None = None  # (as written, local path)
-        self._workflow_conda_prefix: str | None = None
+        self._workflow_conda_deployed = False
         self._unsettled = False  # the spec being built depends on what Snakemake has yet to do
 
     # -- the workflow run ----------------------------------------------------------------------
@@ -133,7 +134,7 @@ class Software:
         injected = list(getattr(self.wf, "injected_conda_envs", None) or ())
         if "conda" in self.methods and injected:
             prefixes = [getattr(getattr(i, "env", None), "path", None) for i in injected]
-            self._workflow_conda_prefix = prefixes[0] if len(prefixes) == 1 else None
+            self._workflow_conda_deployed = True
             found = [conda_meta_packages(p) if p else None for p in prefixes]
             packages += tuple(p for pk in found if pk for p in pk)
             complete = complete and all(pk is not None for pk in found)
@@ -228,7 +229,8 @@ class Software:
         job = self._jobs.get(jobid)
         if job is None:
             table = getattr(getattr(self.wf, "dag", None), "_jobid", None)
-            if table:
+            if table and len(table) != self._jobs_seen:  # it only grows: rebuilt when it did
+                self._jobs_seen = len(table)
                 self._jobs = {i: j for j, i in list(table.items())}
                 job = self._jobs.get(jobid)
         return job
@@ -267,8 +269,9 @@ class Software:
         if getattr(rule, "wrapper", None):
             packages.append(wrapper_package(str(rule.wrapper)))
             details["wrapper"] = str(rule.wrapper)
-        if self._workflow_conda_prefix and "conda" in self.methods:
-            details["workflow_conda"] = self._workflow_conda[0] if self._workflow_conda else True
+        if self._workflow_conda_deployed and self._workflow_conda:
+            # its bin folder is on the PATH of every job's shell, after the host's
+            details["workflow_conda"] = self._workflow_conda[0]
 
         run_block = (
             getattr(rule, "run_func", None) is not None

@@ -278,3 +278,16 @@ def test_a_run_seen_again_gets_the_environment_it_lacked_and_keeps_the_one_it_ha
     runs = fp.Run.filter(engine="nextflow")
     assert runs.count() == 60
     assert {r.environment.hash for r in runs} == {_spec("1.17").digest()}
+
+
+def test_a_workflow_folder_on_sys_path_changing_does_not_reread_the_software(tmp_path, monkeypatch):
+    """Snakemake puts the workflow's folder first on sys.path, and every run writes into it: the
+    software is not read again for that (nor does its disk cache miss)."""
+    wf = tmp_path / "workflow"
+    wf.mkdir()
+    monkeypatch.syspath_prepend(str(wf))
+    env = E.python_environment()
+    key = E._fingerprint()
+    (wf / "results.txt").write_text("a run wrote here\n")
+    (wf / ".snakemake").mkdir()
+    assert E._fingerprint() == key and E.python_environment() is env

@@ -184,17 +184,45 @@ def _direct_url(dist) -> str | None:
     return url
 
 
+_scanned: dict[str, tuple[int, bool]] = {}  # sys.path entry -> (mtime seen, holds dists)
+
+
+def _package_folder_mtime(path: str) -> int | None:
+    """The modification time of a sys.path entry that holds installed distributions
+    (site-packages and the like); None for any other entry. A workflow's own folder, which
+    engines put on sys.path and which changes with every run, must not make the software look
+    different; a folder is looked into again only when its time changed."""
+    try:
+        mtime = os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+    seen = _scanned.get(path)
+    if seen is None or seen[0] != mtime:
+        name = os.path.basename(path.rstrip(os.sep))
+        holds = name in ("site-packages", "dist-packages")
+        if not holds:
+            try:
+                with os.scandir(path) as it:
+                    holds = any(e.name.endswith((".dist-info", ".egg-info")) for e in it)
+            except OSError:
+                holds = False
+        _scanned[path] = seen = (mtime, holds)
+    return mtime if seen[1] else None
+
+
 def _fingerprint() -> str:
     """What the interpreter's installed software depends on: the executable, its version, and
-    the modification time of every package folder (adding or removing a distribution's metadata
-    folder changes its folder's time)."""
+    the modification time of every folder on sys.path that holds distributions, and of the
+    prefix's conda-meta (installing or removing a package changes its folder's time)."""
     parts = [sys.executable, sys.version, sys.prefix]
-    folders = [p for p in sys.path if p] + [os.path.join(sys.prefix, "conda-meta")]
-    for p in folders:
-        try:
-            parts.append(f"{p}:{os.stat(p).st_mtime_ns}")
-        except OSError:
-            parts.append(f"{p}:-")
+    for p in sys.path:
+        if p and (mtime := _package_folder_mtime(p)) is not None:
+            parts.append(f"{p}:{mtime}")
+    meta = os.path.join(sys.prefix, "conda-meta")
+    try:
+        parts.append(f"{meta}:{os.stat(meta).st_mtime_ns}")
+    except OSError:
+        pass
     return blake3.blake3("\0".join(parts).encode()).hexdigest()[:32]
 
 

@@ -291,3 +291,15 @@ def test_a_workflow_folder_on_sys_path_changing_does_not_reread_the_software(tmp
     (wf / "results.txt").write_text("a run wrote here\n")
     (wf / ".snakemake").mkdir()
     assert E._fingerprint() == key and E.python_environment() is env
+
+
+def test_a_changed_copy_of_an_environment_has_its_own_digest():
+    a = _spec("1.17")
+    assert a.digest() == _spec("1.17").digest()  # computed, and cached on `a`
+    b = a.model_copy(update={"container_image": "quay.io/biocontainers/samtools:1.18--h1"})
+    assert b.digest() != a.digest()
+    assert (
+        b.digest()
+        == EnvironmentSpec(**{**a.model_dump(), "container_image": b.container_image}).digest()
+    )
+    assert a.model_copy().digest() == a.digest()

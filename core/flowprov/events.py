@@ -209,6 +209,12 @@ class EnvironmentSpec(_Model):
         digest, in every process and on every machine."""
         return self._digest
 
+    def model_copy(self, *, update=None, deep: bool = False):
+        # the cached digest describes the original: a copy with other fields has its own
+        copy = super().model_copy(update=update, deep=deep)
+        copy.__dict__.pop("_digest", None)
+        return copy
+
 
 EnvironmentRef = EnvironmentSpec | str  # a spec, or the digest of one sent before
 

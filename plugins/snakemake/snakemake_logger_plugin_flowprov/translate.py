@@ -285,12 +285,9 @@ class Translator:
         )
         self.sink = Sink(spool, source="snakemake", instance=self.instance)
         self.wf_spec = self._workflow_spec(r, wf)
-        from flowprov.environments import Announcer
-
         from .software import Software
 
-        # one Announcer per Sink: each environment goes in full once, by digest after
-        self.announce = Announcer()
+        # (the Sink sends each environment in full once, then by its digest)
         self.software = Software(
             wf,
             roots=self.roots,
@@ -320,7 +317,7 @@ class Translator:
                     reference_type="snakemake workflow_id",
                     params=config,
                     runtime=self.runtime,
-                    environment=self.announce(env),
+                    environment=env,
                     name=self.runtime["cmd"][:255],
                     created_by=self.user,
                     at=at,
@@ -435,7 +432,7 @@ class Translator:
                 reference=f"{self.wf_id}/{jid}",
                 reference_type="snakemake jobid",
                 params=params,
-                environment=self.announce(env),
+                environment=env,
                 runtime=runtime,
                 name=f"{job.rule} {jid}",
                 created_by=self.user,

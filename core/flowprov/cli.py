@@ -325,12 +325,28 @@ def replay(file):
         sys.exit(1)
 
 
+ENTRY_POINT_GROUP = "flowprov.commands"
+
+
 def _add_engine_commands() -> None:
-    try:
-        from flowprov_nextflow.cli import nextflow
-    except ImportError:  # installed without the bridge's source root
-        return
-    cli.add_command(nextflow)
+    """Each engine plugin adds its command group through the `flowprov.commands` entry-point
+    group (as Snakemake finds its logger plugins): the core never imports a plugin, so a fourth
+    engine is one new folder and its line in pyproject.toml."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in cli.commands:
+            continue
+        try:
+            command = ep.load()
+        except Exception as e:  # noqa: BLE001 - a broken plugin must not take the CLI down
+            import logging
+
+            logging.getLogger("flowprov").warning(
+                "flowprov: the %r commands (%s) could not be loaded: %s", ep.name, ep.value, e
+            )
+            continue
+        cli.add_command(command, ep.name)
 
 
 _add_engine_commands()
@@ -341,6 +357,7 @@ def _add_lineage_commands() -> None:
     from .cli_envs import COMMANDS as ENV_COMMANDS
     from .cli_instance import COMMANDS as INSTANCE_COMMANDS
     from .cli_lineage import COMMANDS
+    from .cli_status import COMMANDS as STATUS_COMMANDS
     from .cli_storage import COMMANDS as STORAGE_COMMANDS
     from .cli_user import COMMANDS as USER_COMMANDS
 
@@ -351,6 +368,7 @@ def _add_lineage_commands() -> None:
         + STORAGE_COMMANDS
         + ENV_COMMANDS
         + DIFF_COMMANDS
+        + STATUS_COMMANDS
     ):
         cli.add_command(command)
 

@@ -315,8 +315,33 @@ class RunFinished(_Event):
     error: str | None = None
     environment: EnvironmentRef | None = None  # given: it replaces the one the run started with
     runtime: dict[str, Any] | None = None  # given: it replaces the stored runtime facts
+    # given: merged into the stored params, key by key (figures known only at the end: a
+    # Nextflow task's resources, reported with its completion)
+    params: dict[str, Any] | None = None
 
     _legacy = model_validator(mode="before")(lambda data: _upgrade_legacy(data))
+
+
+class RunAlive(_Event):
+    """A sign of life of a run still going (a heartbeat, or an engine's event about one of its
+    tasks): its `updated_at` becomes `at` while it is `started`. `flowprov status` judges a run
+    whose sign of life is older than its engine's time-out as lost."""
+
+    kind: Literal["run_alive"] = "run_alive"
+    run: RunRef
+    # the run left the queue: a `scheduled` run becomes `started`, with `at` as its start
+    began: bool = False
+
+
+class RunMerged(_Event):
+    """Two records turned out to be one run (a Nextflow launch recorded from its trace, then
+    heard live from its weblog): `duplicate`'s tasks, inputs, outputs and params move to `run`,
+    and `duplicate` is deleted. Only when the evidence is certain — never a guess. A duplicate
+    that no longer exists (applied twice) changes nothing."""
+
+    kind: Literal["run_merged"] = "run_merged"
+    run: RunRef
+    duplicate: RunRef
 
 
 class ArtifactRegistered(_Event):
@@ -364,6 +389,8 @@ Event = Annotated[
     | TransformSaved
     | RunStarted
     | RunFinished
+    | RunAlive
+    | RunMerged
     | ArtifactRegistered
     | ArtifactUsed
     | ArtifactRemoved,

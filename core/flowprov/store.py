@@ -31,7 +31,9 @@ from .events import (
     ArtifactRemoved,
     ArtifactUsed,
     EnvironmentSpec,
+    RunAlive,
     RunFinished,
+    RunMerged,
     RunRef,
     RunStarted,
     StorageDeclared,
@@ -194,6 +196,9 @@ class Store:
             if len(self._ref_ids) > 100_000:
                 self._ref_ids.clear()
             self._ref_ids.update(batch.new_ref_ids)
+            for uid, ref in batch.merged_away:  # deleted runs: their ids are no one's now
+                self._run_ids.pop(uid, None)
+                self._ref_ids.pop(ref, None)
             if len(self._transform_uids) > 10_000:
                 self._transform_uids.clear()
             self._transform_uids.update(batch.new_transform_uids)
@@ -212,6 +217,7 @@ class _Batch:
         self.new_ref_ids: dict[tuple[str, str], int] = {}
         self.new_transform_uids: dict[TransformSpec, str] = {}
         self.new_env_ids: dict[str, int] = {}
+        self.merged_away: list[tuple[str, tuple[str, str]]] = []  # runs RunMerged deleted
         self.transform_ids: dict[str, int] = {}  # uid → id, within this transaction
         # artifact versions known in this transaction: every version of a place by (storage id,
         # key), oldest first; keyless artifacts (files copied in without a key) by hash
@@ -706,12 +712,69 @@ class _Batch:
         self.conn.execute(_FINISH_RUN, values)
         if e.runtime is not None:
             self.conn.execute(_SET_RUN_RUNTIME, {"rid": rid, "rt": e.runtime})
+        if e.params:
+            self._merge_params(rid, e.params)
         if e.environment is not None:
             eid = self.environment_id(e.environment, e.created_by, e.at)
             if eid is not None:
                 self.conn.execute(_SET_RUN_ENVIRONMENT, {"rid": rid, "eid": eid})
         uid = e.run.uid or self.conn.execute(_RUN_UID_BY_ID, {"id": rid}).scalar()
         return Applied(kind=e.kind, uid=uid, existed=True)
+
+    def _merge_params(self, rid: int, params: dict) -> None:
+        old = self.conn.execute(select(_R.c.params).where(_R.c.id == rid)).scalar() or {}
+        merged = {**old, **params}
+        if merged != old:
+            self.conn.execute(update(_R).where(_R.c.id == rid).values(params=merged))
+
+    def _run_alive(self, e: RunAlive) -> Applied:
+        rid = self.run_id(e.run)
+        if e.began:
+            self.conn.execute(
+                update(_R)
+                .where(and_(_R.c.id == rid, _R.c.status == "scheduled"))
+                .values(status="started", started_at=e.at)
+            )
+        self.conn.execute(
+            update(_R)
+            .where(and_(_R.c.id == rid, _R.c.status == "started", _R.c.updated_at < e.at))
+            .values(updated_at=e.at)
+        )
+        return Applied(kind=e.kind, uid=e.run.uid, existed=True)
+
+    def _run_merged(self, e: RunMerged) -> Applied:
+        """`duplicate`'s children, files and params move to `run`; `duplicate` is deleted."""
+        keep = self.run_id(e.run)
+        try:
+            dup = self.run_id(e.duplicate)
+        except ValidationError:  # merged before: nothing left to move
+            return Applied(kind=e.kind, uid=e.run.uid, existed=True)
+        if dup == keep:
+            return Applied(kind=e.kind, uid=e.run.uid, existed=True)
+        row = self.conn.execute(select(_R).where(_R.c.id == dup)).mappings().one()
+        c = self.conn
+        c.execute(update(_R).where(_R.c.parent_id == dup).values(parent_id=keep))
+        c.execute(update(_A).where(_A.c.run_id == dup).values(run_id=keep))
+        for link in (S.run_inputs, S.run_outputs):
+            mine = {
+                r[0] for r in c.execute(select(link.c.artifact_id).where(link.c.run_id == keep))
+            }
+            for (aid,) in c.execute(select(link.c.artifact_id).where(link.c.run_id == dup)).all():
+                if aid not in mine:
+                    c.execute(
+                        update(link)
+                        .where(and_(link.c.run_id == dup, link.c.artifact_id == aid))
+                        .values(run_id=keep)
+                    )
+            c.execute(link.delete().where(link.c.run_id == dup))
+        # what only the duplicate knew (a trace's path and time zone) is kept; the run's own wins
+        old = c.execute(select(_R.c.params).where(_R.c.id == keep)).scalar() or {}
+        c.execute(update(_R).where(_R.c.id == keep).values(params={**(row["params"] or {}), **old}))
+        c.execute(_R.delete().where(_R.c.id == dup))
+        self.merged_away.append((row["uid"], (row["engine"], row["reference"])))
+        self.new_run_ids.pop(row["uid"], None)
+        self.new_ref_ids.pop((row["engine"], row["reference"]), None)
+        return Applied(kind=e.kind, uid=e.run.uid, existed=True)
 
     def environment_id(self, env, created_by: str | None, at) -> int | None:
         """The id of an environment (a spec, or the digest of one sent before), inserted with its

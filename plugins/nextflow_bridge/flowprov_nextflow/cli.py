@@ -1,4 +1,5 @@
-"""`flowprov nextflow ingest` — registered as a command group of the flowprov CLI."""
+"""`flowprov nextflow ingest | listen` — the `nextflow` command group, which the flowprov CLI finds
+through the `flowprov.commands` entry point (pyproject.toml); this module never imports the CLI."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def ingest(
     trace, workdir, lineage, pipeline, version_, mapping, run_id, sep, timezone, skip_bad_rows
 ):
     """Ingest a trace file (TRACE, plain or gzipped) and/or a lineage store (--lineage)."""
-    from flowprov.cli import _console
+    from flowprov.cli_output import _console
 
     from .ingest import ingest_lineage, ingest_trace
 
@@ -85,3 +86,12 @@ def _details(out, report) -> None:
     ):
         for item in items:
             out.print(f"  [yellow]{label}[/] {escape(item)}", highlight=False)
+
+
+def _add_listen() -> None:
+    from .weblog.cli import listen
+
+    nextflow.add_command(listen)
+
+
+_add_listen()

@@ -277,8 +277,9 @@ def stream(
 def fake_run(
     n_tasks: int, run_id: str, run_name: str, work_root: str = "/nonexistent/work"
 ) -> list[dict]:
-    """A large synthetic launch (4 events per task, plus started/completed): 25,000 tasks ≈
-    100,000 events. Work folders do not exist: no files are read."""
+    """A large synthetic launch: 3 events per task (submitted, started, completed — all Nextflow
+    sends for a task) plus started/completed, so 33,333 tasks = 100,001 events (the issue's
+    "100,000 events, 25,000 tasks" counts 4 per task). Work folders do not exist: no files read."""
     return stream(
         tasks_from_fixture(n_tasks, run_id, work_root), run_id, run_name, work_root=work_root
     )

@@ -331,6 +331,9 @@ class RunAlive(_Event):
     run: RunRef
     # the run left the queue: a `scheduled` run becomes `started`, with `at` as its start
     began: bool = False
+    # given: merged into the stored runtime, key by key, whatever the status (facts known only
+    # after the start: a Snakemake workflow's job total; a tracked script's liveness facts)
+    runtime: dict[str, Any] | None = None
 
 
 class RunMerged(_Event):

@@ -740,6 +740,12 @@ class _Batch:
             .where(and_(_R.c.id == rid, _R.c.status == "started", _R.c.updated_at < e.at))
             .values(updated_at=e.at)
         )
+        if e.runtime:
+            old = self.conn.execute(select(_R.c.runtime).where(_R.c.id == rid)).scalar()
+            old = old if isinstance(old, dict) else {}
+            merged = {**old, **e.runtime}
+            if merged != old:
+                self.conn.execute(_SET_RUN_RUNTIME, {"rid": rid, "rt": merged})
         return Applied(kind=e.kind, uid=e.run.uid, existed=True)
 
     def _run_merged(self, e: RunMerged) -> Applied:

@@ -326,13 +326,15 @@ def track(
         )
     if _tracked is not None and _tracked.finished_at is None:
         logger.info("finishing the previously tracked Run('%s')", _tracked.uid)
+        _let_go(_tracked)
         _tracked.finish()
     _ensure_log_handler()
     transform.save()
     run = Run(transform=transform, params=params).save()
     # known from the start: reads keep working if the database goes away
     run_instance(run).storages()
-    background_sink(run)  # made now, while a relative FLOWPROV_INSTANCE path still names it
+    # made now, while a relative FLOWPROV_INSTANCE path still names it
+    _keep_alive(run, background_sink(run))
     _tracked = run
     logger.info("tracking %s Transform('%s') in Run('%s')", transform.type, transform.uid, run.uid)
     if transform.type == "script":
@@ -346,9 +348,30 @@ def finish(status: str = "completed", error: str | None = None):
     if _tracked is None:
         raise NoCurrentRun("fp.finish(): no run is tracked; call fp.track() first")
     run, _tracked = _tracked, None
+    _let_go(run)
     run.finish(status, error)
     logger.info("finished Run('%s'): %s", run.uid, status)
     return run
+
+
+def _keep_alive(run, sink) -> None:
+    """Note who runs it (host, pid and its start time: see liveness.py) and keep it alive with a
+    heartbeat while it is open, so that `flowprov status` can tell a killed script from a running
+    one. Never raises."""
+    from .events import RunAlive, RunRef
+    from .liveness import keep_alive, process_facts
+
+    try:
+        sink.send([RunAlive(run=RunRef(uid=run.uid), runtime={"liveness": process_facts()})])
+        keep_alive(sink, run.uid)
+    except Exception as e:  # noqa: BLE001 - the run is recorded; only its liveness is not
+        logger.warning("flowprov: cannot note the liveness of Run('%s'): %s", run.uid, e)
+
+
+def _let_go(run) -> None:
+    from .liveness import let_go
+
+    let_go(run.uid)
 
 
 # -- how a tracked script ends ------------------------------------------------------------------
@@ -588,6 +611,7 @@ def _record_end(
     global _tracked
     from .events import RunFinished, RunRef
 
+    _let_go(run)
     try:
         # the software was recorded when the run started; its end adds how it ended
         event = RunFinished(

@@ -229,6 +229,7 @@ def _start_flow(engine, flow_run, fid, options, parent) -> None:
     from flowprov.config import current_user_config
     from flowprov.context import environment
     from flowprov.events import RunRef, RunStarted, TransformSpec
+    from flowprov.liveness import keep_alive, process_facts
     from flowprov.uids import RUN_UID, random_uid
 
     flow = engine.flow
@@ -259,10 +260,14 @@ def _start_flow(engine, flow_run, fid, options, parent) -> None:
                 # the interpreter's software (read once per process; the sink sends it in full
                 # once, then by digest)
                 environment=environment(),
+                # who runs a top-level flow run, for `flowprov status` (flowprov.liveness)
+                runtime=None if parent else {"liveness": process_facts()},
                 created_by=user,
             )
         ]
     )
+    if parent is None:
+        keep_alive(sink, rec.uid)  # a heartbeat while it runs
     rec.inputs = _inputs(params, sink, RunRef(uid=rec.uid), user)  # recorded at its end
     with _lock:
         _flows[fid] = rec
@@ -347,6 +352,9 @@ def _finished(uid: str, status: str, state, user):
 
 
 def _finish_flow(engine, state, fid, rec: FlowRec) -> None:
+    from flowprov.liveness import let_go
+
+    let_go(rec.uid)
 
     status = _final_status(state)
     value = _returned(engine) if status == "completed" else None

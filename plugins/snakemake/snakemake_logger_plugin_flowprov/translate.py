@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from flowprov.hashing import ENGINE_MARKERS
+from flowprov.liveness import keep_alive, let_go, process_facts
 
 log = logging.getLogger("flowprov")
 ENGINE = "snakemake"
@@ -142,6 +143,7 @@ class Translator:
         # records Snakemake made (seen in its thread) and records handled here (behind its queue)
         self.seen = 0
         self.handled = 0
+        self.jobs_total: int | None = None  # Snakemake's count of the jobs this run needs
 
     # -- plumbing ----------------------------------------------------------------------------
     def handle(self, record) -> None:
@@ -304,6 +306,8 @@ class Translator:
             "cmd": getattr(r, "cmd", None) or shlex.join(sys.argv),
             "configfiles": jsonable(getattr(r, "configfiles", []) or []),
             "workdir": self.workdir,
+            # who runs it, for `flowprov status` to tell a killed Snakemake from a running one
+            "liveness": process_facts(),
         }
         self.started = True
         self._send(
@@ -325,6 +329,26 @@ class Translator:
             ],
             now=True,  # the workflow run is visible in the store as soon as it starts
         )
+        keep_alive(self.sink, self.wf_run_uid)
+
+    # -- how many jobs: Snakemake's job stats, then its progress (a checkpoint may add jobs) --
+    def on_run_info(self, r, at) -> None:
+        stats = getattr(r, "stats", None)
+        if isinstance(stats, dict):
+            self._jobs_total(stats.get("total"), at)
+
+    def on_progress(self, r, at) -> None:
+        self._jobs_total(getattr(r, "total", None), at)
+
+    def _jobs_total(self, total, at) -> None:
+        """Sent only when it changes (once, for most workflows): no work per job."""
+        from flowprov.events import RunAlive, RunRef
+
+        if not self.started or not isinstance(total, int) or total == self.jobs_total:
+            return
+        self.jobs_total = total
+        run = RunRef(uid=self.wf_run_uid)
+        self._send([RunAlive(run=run, runtime={"jobs_total": total}, at=at)])
 
     def _workflow_spec(self, r, wf):
         from flowprov.context import project_key
@@ -518,6 +542,7 @@ class Translator:
         if not self.enabled or not self.started or self.closed:
             return
         self.closed = True
+        let_go(self.wf_run_uid)
         try:
             from flowprov.events import RunFinished, RunRef, now
 
@@ -544,6 +569,8 @@ class Translator:
                 status = "aborted"
                 error = "\n".join([ending, *self.errors])
                 runtime = {**self.runtime, "exit": {"signal": signal}}
+                if self.jobs_total is not None:
+                    runtime["jobs_total"] = self.jobs_total
             else:
                 status = "failed" if workflow_failed else "completed"
                 error = "\n".join(self.errors) or (

@@ -109,6 +109,17 @@ _SET_UNKNOWN_ENVIRONMENT = (
     .where(and_(_R.c.uid == bindparam("run_uid"), _R.c.environment_id.is_(None)))
     .values(environment_id=bindparam("eid"))
 )
+_GOING = ("scheduled", "started")
+_END_IF_GOING = (
+    update(_R)
+    .where(and_(_R.c.uid == bindparam("run_uid"), _R.c.status.in_(_GOING)))
+    .values(
+        status=bindparam("status"),
+        finished_at=bindparam("finished_at"),
+        error=bindparam("error"),
+        updated_at=bindparam("finished_at"),
+    )
+)
 _E = S.environments
 _ENV_ID_BY_HASH = select(_E.c.id).where(_E.c.hash == bindparam("hash"))
 _INSERT_PACKAGES = S.packages.insert()
@@ -587,6 +598,7 @@ class _Batch:
     def _run_started(self, e: RunStarted) -> Applied:
         if self.conn.execute(_RUN_ID_BY_UID, {"uid": e.uid}).scalar() is not None:
             self._environment_if_unknown(e, e.uid)
+            self._ended_elsewhere([(e.uid, e)])
             return Applied(kind=e.kind, uid=e.uid, existed=True)
         if e.engine and e.reference:
             uid = self.conn.execute(
@@ -594,6 +606,7 @@ class _Batch:
             ).scalar()
             if uid is not None:
                 self._environment_if_unknown(e, uid)
+                self._ended_elsewhere([(uid, e)])
                 return Applied(kind=e.kind, uid=uid, existed=True)
         parent_id = self.run_id(e.parent) if e.parent else None
         rid = self.conn.execute(_INSERT_RUN, self._run_row(e, parent_id)).inserted_primary_key[0]
@@ -649,7 +662,7 @@ class _Batch:
                 )
                 for ref, u in rows:
                     known[f"{engine}\0{ref}"] = u
-        out, rows, env_links = [], [], []
+        out, rows, env_links, ended = [], [], [], []
 
         def parent_id(ref: RunRef) -> int:
             try:
@@ -669,6 +682,8 @@ class _Batch:
                     eid = self.environment_id(e.environment, e.created_by, e.at)
                     if eid is not None:
                         env_links.append({"run_uid": existing, "eid": eid})
+                if e.finished_at is not None and e.status not in _GOING:
+                    ended.append((existing, e))
                 out.append(Applied(kind=e.kind, uid=existing, existed=True))
                 continue
             rows.append(self._run_row(e, parent_id(e.parent) if e.parent else None))
@@ -680,7 +695,19 @@ class _Batch:
             self.conn.execute(_INSERT_RUN, rows)
         if env_links:  # runs seen again that now say their software: one executemany
             self.conn.execute(_SET_UNKNOWN_ENVIRONMENT, env_links)
+        self._ended_elsewhere(ended)
         return out
+
+    def _ended_elsewhere(self, pairs: list[tuple[str, RunStarted]]) -> None:
+        """Runs recorded as still going (scheduled or started: heard live, their end missed) that
+        another source reports ended (a trace row) take that end; an ended run is never changed."""
+        rows = [
+            {"run_uid": uid, "status": e.status, "finished_at": e.finished_at, "error": e.error}
+            for uid, e in pairs
+            if e.finished_at is not None and e.status not in _GOING
+        ]
+        if rows:
+            self.conn.execute(_END_IF_GOING, rows)
 
     def _environment_if_unknown(self, e: RunStarted, uid: str) -> None:
         """A run seen again (a re-ingest with work folders, a lineage store after a trace) that

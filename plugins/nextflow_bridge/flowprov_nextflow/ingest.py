@@ -40,6 +40,7 @@ from pathlib import Path
 from flowprov.errors import ValidationError
 
 from . import workdir as W
+from .launch import LAUNCH, LINEAGE
 from .mapping import Mapping
 from .software import Environments
 from .trace import (
@@ -171,6 +172,7 @@ class _Pipeline:
     tz: tzinfo
     recorded_id: int | None = None
     tasks_by_id: dict[str, str] = field(default_factory=dict)  # task_id → reference (recorded)
+    keeps_its_end: bool = False  # the recorded run's end is not the trace's to change
 
 
 def _pipeline(trace: Path, pipeline, version, run_id, timezone) -> _Pipeline:
@@ -187,6 +189,11 @@ def _pipeline(trace: Path, pipeline, version, run_id, timezone) -> _Pipeline:
     else:  # a header and no rows: nothing else to know it by
         ref, rtype = f"trace:{trace.resolve()}", "nextflow trace (path)"
     recorded = fp.Run.filter(engine=ENGINE, reference=ref).one_or_none()
+    if recorded is None and not run_id:
+        launch = _launch_of_trace(trace)
+        if launch is not None:  # heard live by the receiver, or read from a lineage store
+            recorded = fp.Run.filter(engine=ENGINE, reference=launch).one()
+            ref = launch
     if recorded is None:
         name = pipeline or _default_name(trace)
         spec = TransformSpec(name=name, type="pipeline", key=f"nextflow:{name}", version=version)
@@ -218,7 +225,35 @@ def _pipeline(trace: Path, pipeline, version, run_id, timezone) -> _Pipeline:
         zone(timezone or kept_zone),
         recorded.id,
         tasks,
+        # a launch recorded as ended by the source that knows (its weblog, its lineage store)
+        keeps_its_end=recorded.reference_type in (LAUNCH, LINEAGE)
+        and recorded.status not in ("started", "scheduled"),
     )
+
+
+def _launch_of_trace(trace: Path, sample: int = 200) -> str | None:
+    """The recorded launch a trace is of: the one its first tasks that ran (not CACHED rows:
+    those reuse an earlier launch's tasks) are recorded under, when they name exactly one."""
+    from flowprov.instance import current
+
+    from .launch import launch_of_tasks
+
+    hashes = []
+    try:
+        for n, row in enumerate(read_trace(trace, None, True, [])):
+            if "workdir" not in row.values or n >= 10 * sample:
+                break  # no workdir column (or no task that ran among many): nothing to join by
+            full = W.full_hash(row.values.get("workdir"))
+            if full and row.values.get("status") != "CACHED":
+                hashes.append(full)
+                if len(hashes) >= sample:
+                    break
+    except TraceError:
+        return None  # the ingest itself reports what is wrong with the file
+    if not hashes:
+        return None
+    with current().engine.connect() as conn:
+        return launch_of_tasks(conn, hashes)[0]
 
 
 class _Cached:
@@ -416,6 +451,8 @@ def ingest_trace(
         for text in own:
             report.notes.append(f"CACHED row recorded as its own run: {text}")
         report.warnings[:] = envs.warnings()
+        if pl.keeps_its_end:
+            return
         yield RunFinished(
             run=wf_ref,
             status="failed" if attempts.pending else "completed",

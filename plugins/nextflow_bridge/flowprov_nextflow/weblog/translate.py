@@ -1,23 +1,432 @@
-"""Weblog envelopes → flowprov events (being written by the lead; interface below is fixed)."""
+"""Weblog envelopes → flowprov events: the one place that knows what a weblog event means.
+
+- `started` → the pipeline run of the launch (launch.py: `<runId>/<runName>`, or the run a
+  lineage store recorded for it): its Transform from `manifest.name` (else the project or script
+  name), versioned by `manifest.version`, else `revision`, else `commitId`; its params; how it was
+  launched (command line, profile, container engine, Nextflow version, launch and work folders)
+  in `runtime`, with `runtime["source"] = "weblog"`; Nextflow itself as its software.
+- `process_submitted` → the task run, `scheduled`; `process_started` → `started`;
+  `process_completed` → finished with its status, exit code, attempt and resources (params as
+  `ingest` writes them), its software, and — when its work folder is readable here — its inputs
+  and outputs, exactly as `ingest --workdir` records them.
+- `error` → the failing task (when the event names it) ends failed, with its exit status and error
+  strategy; `completed` → the launch ends: completed when `success`, else failed with Nextflow's
+  `errorMessage`; `stats` and `exitStatus` join its params.
+- Every event is a sign of life of its launch (RunAlive, once per launch per batch), which
+  `flowprov status` reads to tell a live launch from a lost one.
+
+A task is its full hash (the last two parts of `workdir`) — the key `ingest` and the lineage store
+give it, so all three sources make one run. A task whose `workdir` is not in Nextflow's layout is
+`<launch>/task/<task_id>`, as in `ingest`.
+
+Joining a trace recorded earlier: when a task heard here is recorded under a pipeline run that
+was made from a trace file (which knows no launch), that run is this launch — a task runs in one
+launch only — and is merged into it (RunMerged). Nothing else is ever merged.
+"""
 
 from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from flowprov.events import (
+    RunAlive,
+    RunFinished,
+    RunMerged,
+    RunRef,
+    RunStarted,
+    TransformSpec,
+    check_handle,
+    jsonable,
+)
+
+from .. import workdir as W
+from ..ingest import _STATUS, ENGINE, _task_error, task_params
+from ..launch import LAUNCH, TRACE_TYPES, find_launch, launch_reference, parents_of_tasks
+from ..software import Environments, Wrapper
+from ..trace import (
+    DATE_FIELDS,
+    MEM_FIELDS,
+    NUM_FIELDS,
+    PERC_FIELDS,
+    STR_FIELDS,
+    TIME_FIELDS,
+    split_name,
+)
+from .envelope import TASK_EVENTS, WeblogEvent
+
+logger = logging.getLogger("flowprov.nextflow.weblog")
+
+UNKNOWN_PIPELINE = "nextflow pipeline"  # a launch whose `started` was not heard (lineage's name)
+
+
+def raw_values(trace: dict, bad: list[str]) -> dict:
+    """A raw TraceRecord as `read_trace` gives a row: strings for the text fields (task_id and exit
+    too), UTC datetimes for dates (epoch ms), ints for ms, bytes and counts, floats for %. A value
+    of the wrong type is left out and named in `bad`."""
+    out = {}
+    for f, v in trace.items():
+        if v is None:
+            continue
+        try:
+            if f in STR_FIELDS:
+                out[f] = v if isinstance(v, str) else (jsonable(v) if f == "module" else str(v))
+            elif f in DATE_FIELDS:
+                if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
+                    raise ValueError
+                out[f] = datetime.fromtimestamp(v / 1000, UTC)
+            elif f in TIME_FIELDS | MEM_FIELDS | NUM_FIELDS:
+                if isinstance(v, bool):
+                    raise ValueError
+                out[f] = int(v)
+            elif f in PERC_FIELDS:
+                out[f] = float(v)
+        except (TypeError, ValueError, OverflowError, OSError):
+            bad.append(f"{f}={v!r}")
+    return out
+
+
+def _when(text, fallback: datetime) -> datetime:
+    """An ISO time of the metadata (`2024-05-01T10:00:00Z`, or epoch ms), else `fallback`."""
+    if isinstance(text, int | float) and not isinstance(text, bool) and text > 0:
+        return datetime.fromtimestamp(text / 1000, UTC)
+    if isinstance(text, str) and text:
+        try:
+            t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            return t if t.tzinfo else t.replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    return fallback
+
+
+@dataclass
+class _Launch:
+    ref: str
+    transform: TransformSpec | str  # a spec (new) or the recorded pipeline transform's uid
+    key: str  # its processes are "<key>:<process>"
+    user: str | None
+    specs: dict[str, TransformSpec] = field(default_factory=dict)
+    merged: set[str] = field(default_factory=set)
 
 
 class Translator:
     """Envelopes → events, launch by launch. All state is a cache of what the store holds (plus
     the batch in hand): after a failed apply, `reset()` and translate the same envelopes again.
 
-    `translate(envelopes)` takes a list of WeblogEvent (in journal order) and returns the list of
-    flowprov events to apply in one transaction. Never raises on a well-formed envelope; what it
-    cannot use is counted in `self.ignored` ({reason: n})."""
+    `translate(envelopes)` takes WeblogEvents in journal order and returns the flowprov events to
+    apply in one transaction. It never raises on a well-formed envelope; what it cannot use is
+    counted in `ignored` ({reason: n}) and logged once per reason."""
 
     def __init__(self, instance=None, *, read_workdirs: bool = True):
         self.instance = instance
         self.read_workdirs = read_workdirs
         self.ignored: dict[str, int] = {}
+        self.reset()
 
     def reset(self) -> None:
-        raise NotImplementedError
+        self._launches: dict[tuple[str, str], _Launch] = {}
+        self._envs = Environments(None)
+        self._inst = None
 
-    def translate(self, envelopes: list) -> list:
-        raise NotImplementedError
+    # -- helpers ---------------------------------------------------------------------------------
+    @property
+    def inst(self):
+        if self._inst is None:
+            from flowprov.instance import current
+
+            self._inst = current(self.instance)
+        return self._inst
+
+    def _ignore(self, why: str) -> None:
+        n = self.ignored.get(why, 0)
+        self.ignored[why] = n + 1
+        if n == 0:
+            logger.warning("flowprov nextflow listen: %s", why)
+
+    def _user(self, name) -> str | None:
+        """The launch's user: Nextflow's `userName`, unless this receiver acts as someone named
+        (FLOWPROV_USER, or `flowprov login`): then the store's current user (None)."""
+        from flowprov import config as C
+
+        try:
+            if C.current_user_config().source in (C.FROM_ENV, C.FROM_LOGIN):
+                return None
+        except Exception:  # noqa: BLE001 - a broken user.yaml: the store reports it on write
+            return None
+        if isinstance(name, str) and name:
+            try:
+                return check_handle(name)
+            except ValueError:
+                self._ignore(f"userName {name[:60]!r} is not a valid handle: the receiver's user")
+        return None
+
+    # -- the batch -------------------------------------------------------------------------------
+    def translate(self, envelopes: list[WeblogEvent]) -> list:
+        out: list = []
+        alive: dict[str, datetime] = {}  # launch ref → its newest event's time
+        with self.inst.engine.connect() as conn:
+            full = [
+                W.full_hash((e.trace or {}).get("workdir"))
+                for e in envelopes
+                if e.event in TASK_EVENTS or e.event == "error"
+            ]
+            parents = parents_of_tasks(conn, [h for h in full if h])
+            for ev in envelopes:
+                if not ev.known:
+                    self._ignore(f"unknown event kind {ev.event[:40]!r}")
+                    continue
+                at = _when(ev.utcTime, datetime.now(UTC))
+                launch = self._launch(conn, ev, at, out)
+                if ev.event in TASK_EVENTS or (ev.event == "error" and ev.trace):
+                    self._task(ev, launch, at, parents, out)
+                elif ev.event == "completed":
+                    self._completed(ev, launch, at, out)
+                if ev.event != "completed":
+                    alive[launch.ref] = max(at, alive.get(launch.ref, at))
+        out.extend(RunAlive(run=RunRef(engine=ENGINE, reference=r), at=t) for r, t in alive.items())
+        return out
+
+    def _launch(self, conn, ev: WeblogEvent, at: datetime, out: list) -> _Launch:
+        known = self._launches.get(ev.launch)
+        if known is not None:
+            return known
+        ref = find_launch(conn, ev.runId, ev.runName)
+        if ref is not None:  # recorded before: by this receiver, or from a lineage store
+            launch = self._recorded(conn, ref)
+        else:
+            launch = self._new_launch(ev, at, out)
+        self._launches[ev.launch] = launch
+        return launch
+
+    def _recorded(self, conn, ref: str) -> _Launch:
+        from flowprov import schema as S
+        from sqlalchemy import and_, select
+
+        r, t, u = S.runs.c, S.transforms.c, S.users.c
+        row = conn.execute(
+            select(t.uid, t.key, t.name, u.handle)
+            .select_from(S.runs.join(S.transforms, r.transform_id == t.id))
+            .outerjoin(S.users, r.created_by_id == u.id)
+            .where(and_(r.engine == ENGINE, r.reference == ref))
+        ).one()
+        return _Launch(ref, row.uid, row.key or f"nextflow:{row.name}", row.handle)
+
+    def _new_launch(self, ev: WeblogEvent, at: datetime, out: list) -> _Launch:
+        from flowprov.uids import RUN_UID, random_uid
+
+        meta = ev.metadata if ev.event == "started" and isinstance(ev.metadata, dict) else {}
+        wf = meta.get("workflow") if isinstance(meta.get("workflow"), dict) else {}
+        manifest = wf.get("manifest") if isinstance(wf.get("manifest"), dict) else {}
+        nxf = wf.get("nextflow") if isinstance(wf.get("nextflow"), dict) else {}
+        if not meta:
+            self._ignore(
+                "events of a launch whose `started` was not heard (the receiver started late?): "
+                f"its pipeline is recorded as {UNKNOWN_PIPELINE!r}"
+            )
+        name = str(
+            manifest.get("name")
+            or wf.get("projectName")
+            or wf.get("scriptName")
+            or UNKNOWN_PIPELINE
+        )
+        version = manifest.get("version") or wf.get("revision") or wf.get("commitId")
+        repo = wf.get("repository")
+        spec = TransformSpec(
+            name=name,
+            type="pipeline",
+            key=f"nextflow:{name}",
+            version=str(version) if version else None,
+            description=manifest.get("description") or None,
+            reference=str(repo) if repo else None,
+            reference_type="repository" if repo else None,
+        )
+        params = meta.get("parameters", meta.get("params"))
+        runtime = {
+            "source": "weblog",
+            "command_line": wf.get("commandLine"),
+            "profile": wf.get("profile"),
+            "container_engine": wf.get("containerEngine"),
+            "container": wf.get("container"),
+            "nextflow_version": nxf.get("version"),
+            "launch_dir": wf.get("launchDir"),
+            "work_dir": wf.get("workDir"),
+            "project_dir": wf.get("projectDir"),
+            "revision": wf.get("revision"),
+            "commit_id": wf.get("commitId"),
+            "resume": wf.get("resume"),
+            "user_name": wf.get("userName"),
+        }
+        launch = _Launch(
+            launch_reference(ev.runId, ev.runName), spec, spec.key, self._user(wf.get("userName"))
+        )
+        version_ = str(nxf["version"]) if nxf.get("version") else None
+        out.append(
+            RunStarted(
+                uid=random_uid(RUN_UID),
+                transform=spec,
+                engine=ENGINE,
+                reference=launch.ref,
+                reference_type=LAUNCH,
+                name=ev.runName,
+                params=jsonable(
+                    {"sessionId": ev.runId, **(params if isinstance(params, dict) else {})}
+                ),
+                runtime=jsonable({k: v for k, v in runtime.items() if v is not None}),
+                environment=self._envs.spec(Wrapper(), engine_version=version_, ran=True),
+                at=_when(wf.get("start"), at),
+                created_by=launch.user,
+            )
+        )
+        return launch
+
+    def _process_spec(self, launch: _Launch, process: str, task_dir: Path | None) -> TransformSpec:
+        spec = launch.specs.get(process)
+        if spec is None:
+            script = None
+            if task_dir is not None:
+                try:
+                    script = (task_dir / ".command.sh").read_text(errors="replace")
+                except OSError:
+                    script = None
+            spec = launch.specs[process] = TransformSpec(
+                name=process,
+                type="process",
+                key=f"{launch.key}:{process}",
+                source_code=script,
+                parent=launch.transform,
+            )
+        return spec
+
+    def _task(self, ev: WeblogEvent, launch: _Launch, at: datetime, parents, out: list) -> None:
+        from flowprov.artifacts import in_place_event, input_events
+        from flowprov.uids import RUN_UID, random_uid
+
+        bad: list[str] = []
+        v = raw_values(ev.trace or {}, bad)
+        if bad:
+            self._ignore(f"trace values of the wrong type left out: {', '.join(bad[:3])}")
+        name = v.get("name")
+        process = v.get("process") or split_name(name or "")[0]
+        tag = v.get("tag") or split_name(name or "")[1]
+        full = W.full_hash(v.get("workdir"))
+        if full is not None:
+            ref, rtype = full, "nextflow task hash"
+        elif v.get("task_id") is not None:
+            ref, rtype = f"{launch.ref}/task/{v['task_id']}", "nextflow task id"
+        else:
+            self._ignore(f"{ev.event} without workdir or task_id: no task to record it on")
+            return
+        if not process:
+            self._ignore(f"{ev.event} without process or name: not recorded")
+            return
+        known = parents.get(full) if full else None
+        if known is not None and known[0] != launch.ref:
+            if known[1] in TRACE_TYPES and known[0] not in launch.merged:
+                # the trace's pipeline run is this launch: one record of it, the launch's
+                launch.merged.add(known[0])
+                out.append(
+                    RunMerged(
+                        run=RunRef(engine=ENGINE, reference=launch.ref),
+                        duplicate=RunRef(engine=ENGINE, reference=known[0]),
+                        at=at,
+                    )
+                )
+            elif known[1] not in TRACE_TYPES:
+                self._ignore(
+                    f"task {full} is recorded under another launch ({known[0]}): left there"
+                )
+        task_dir = None
+        if self.read_workdirs and v.get("workdir"):
+            p = Path(v["workdir"])
+            task_dir = p if p.is_dir() else None
+        final = ev.event == "process_completed" or ev.event == "error"
+        status = "scheduled" if ev.event == "process_submitted" else "started"
+        start = v.get("start")
+        task_ref = RunRef(engine=ENGINE, reference=ref)
+        out.append(
+            RunStarted.model_construct(
+                uid=random_uid(RUN_UID),
+                transform=self._process_spec(launch, process, task_dir),
+                parent=RunRef(engine=ENGINE, reference=launch.ref),
+                engine=ENGINE,
+                reference=ref,
+                reference_type=rtype,
+                name=name,
+                params=task_params(v, tag),
+                status=status,
+                environment=(
+                    self._envs.for_trace_task(process, v.get("container"), task_dir)
+                    if final
+                    else None
+                ),
+                runtime=None,
+                at=(start if status == "started" else None) or v.get("submit") or at,
+                finished_at=None,
+                created_by=launch.user,
+                error=None,
+            )
+        )
+        if start is not None and ev.event != "process_submitted":
+            out.append(RunAlive(run=task_ref, began=True, at=start))
+        if not final:
+            return
+        trace_status = v.get("status") or ""
+        ended = _STATUS.get(trace_status)
+        if ended is None or ended == "cached":
+            if ev.event == "error":  # the flow failed while this task was still going
+                return
+            self._ignore(
+                f"process_completed with status {trace_status[:20]!r}: recorded as unknown"
+            )
+            ended = "unknown"
+        end = v.get("complete") or at
+        out.append(
+            RunFinished(
+                run=task_ref,
+                status=ended,
+                error=_task_error(v, ended),
+                params=task_params(v, tag),
+                at=end,
+                created_by=launch.user,
+            )
+        )
+        if task_dir is not None and ended == "completed":
+            try:
+                task = W.scan(task_dir)
+                roots = list(self.inst.storages().values())
+                files = []
+                for path in task.inputs:
+                    files += input_events(path, run=task_ref, roots=roots, at=start or end)
+                for path in task.outputs:
+                    files.append(in_place_event(path, roots=roots, run=task_ref, at=end))
+            except OSError as e:  # unreadable now: the run stands; its files wait for `ingest`
+                self._ignore(f"work folder {task_dir} not readable ({e.strerror}): files left out")
+                return
+            out.extend(files)
+
+    def _completed(self, ev: WeblogEvent, launch: _Launch, at: datetime, out: list) -> None:
+        wf = (ev.metadata or {}).get("workflow")
+        wf = wf if isinstance(wf, dict) else {}
+        success = wf.get("success")
+        if success is True:
+            status, error = "completed", None
+        elif success is False:
+            status = "failed"
+            error = wf.get("errorMessage") or wf.get("errorReport") or "Nextflow reports failure"
+            error = str(error)
+        else:
+            status, error = "unknown", None
+            self._ignore("`completed` without `success`: the launch's end recorded as unknown")
+        extra = {k: wf.get(k) for k in ("exitStatus", "stats", "duration") if wf.get(k) is not None}
+        out.append(
+            RunFinished(
+                run=RunRef(engine=ENGINE, reference=launch.ref),
+                status=status,
+                error=error,
+                params=jsonable(extra) or None,
+                at=_when(wf.get("complete"), at),
+                created_by=launch.user,
+            )
+        )

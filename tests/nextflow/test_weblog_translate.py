@@ -261,3 +261,50 @@ def test_unknown_kinds_and_a_launch_heard_late(instance, fp_env):
     assert wf.children.count() == 3
     # no work folders here: the runs stand, their files are left for `ingest --workdir`
     assert all(c.outputs.count() == 0 for c in wf.children)
+
+
+def _tutorial_launch(fp_env):
+    """The data-lineage tutorial's launch (peaceful_blackwell, its MULTIQC task) as the weblog
+    would have told it: same session id, run name and task work folder."""
+    from .test_lineage_store import TASK_REF
+    from .weblog_streams import Task
+
+    session = "065bdc6b-89b4-42ee-92c1-2a5af37f2c50"
+    t0 = 1_746_815_240_000
+    task = Task(
+        task_id=7,
+        process="MULTIQC",
+        tag=None,
+        hash=TASK_REF[:9],
+        workdir=f"/nonexistent/work/{TASK_REF}",
+        submit=t0,
+        start=t0 + 100,
+        complete=t0 + 5_000,
+    )
+    return session, task
+
+
+def test_the_lineage_store_of_a_launch_heard_live_adds_to_it(instance, fp_env):
+    from .test_lineage_store import TASK_REF, _ingest, _lineage_store
+
+    session, task = _tutorial_launch(fp_env)
+    hear(stream([task], session, "peaceful_blackwell", work_root="/nonexistent/work"))
+    _ingest(_lineage_store(fp_env))
+    wf = fp.Run.filter(transform__type="pipeline").one()  # the launch, not a second record
+    assert wf.reference == f"{session}/peaceful_blackwell" and wf.status == "completed"
+    multiqc = fp.Run.filter(transform__type="process").one()
+    assert multiqc.reference == TASK_REF and multiqc.parent == wf
+    # the lineage store adds the files the receiver could not read (no work folder here)
+    assert multiqc.outputs.count() >= 1
+
+
+def test_a_launch_read_from_its_lineage_store_is_found_by_the_receiver(instance, fp_env):
+    from .test_lineage_store import TASK_REF, _ingest, _lineage_store
+
+    _ingest(_lineage_store(fp_env))
+    lid_run = fp.Run.filter(transform__type="pipeline").one()
+    session, task = _tutorial_launch(fp_env)
+    hear(stream([task], session, "peaceful_blackwell", work_root="/nonexistent/work"))
+    wf = fp.Run.filter(transform__type="pipeline").one()
+    assert wf.uid == lid_run.uid and wf.reference == "lid://16b31030474f2e96c55f4940bca3ab64"
+    assert fp.Run.filter(transform__type="process").one().reference == TASK_REF

@@ -171,6 +171,7 @@ class _Ingest:
                 why = _WHY_NOT.get(kind, f"a {kind} record: flowprov does not read this kind")
                 report.not_ingested.append(f"{_lid(key)}: {why}")
         self.workflows = self.by_kind.get("WorkflowRun", {})
+        self.wf_refs: dict[str, str] = {}  # WorkflowRun lid → the recorded run's reference
         self.envs = Environments()
         self.tasks = self.by_kind.get("TaskRun", {})
         self.files = {k: _File(k, s) for k, s in self.by_kind.get("FileOutput", {}).items()}
@@ -204,6 +205,29 @@ class _Ingest:
         out += self._inputs()
         return out
 
+    def _launch(self, spec: dict) -> str | None:
+        """The launch this WorkflowRun is, when the weblog receiver recorded it (by session id
+        and run name, launch.py): the lineage store adds to that run rather than making another."""
+        from flowprov.instance import current
+
+        from .launch import LAUNCH, find_launch
+
+        session, name = spec.get("sessionId"), spec.get("name")
+        if not (isinstance(session, str) and isinstance(name, str) and session and name):
+            return None
+        with current().engine.connect() as conn:
+            ref = find_launch(conn, session, name)
+            if ref is None:
+                return None
+            from flowprov import schema as S
+            from sqlalchemy import and_, select
+
+            r = S.runs.c
+            kind = conn.execute(
+                select(r.reference_type).where(and_(r.engine == ENGINE, r.reference == ref))
+            ).scalar()
+        return ref if kind == LAUNCH else None
+
     def _workflow_spec(self, spec: dict):
         from flowprov.events import TransformSpec
 
@@ -234,6 +258,7 @@ class _Ingest:
         for key, spec in self.workflows.items():
             lid = _lid(key)
             self.wf_specs[lid] = self._workflow_spec(spec)
+            self.wf_refs[lid] = self._launch(spec) or lid
             start, end = self._span(self.files_of.get(lid, []), self.ended.get(lid))
             status = _WF_STATUS.get(str(spec.get("status") or "").upper())
             if status is None and lid in self.ended:
@@ -252,7 +277,7 @@ class _Ingest:
                     uid=random_uid(RUN_UID),
                     transform=self.wf_specs[lid],
                     engine=ENGINE,
-                    reference=lid,
+                    reference=self.wf_refs[lid],
                     reference_type="nextflow lid",
                     name=spec.get("name"),
                     params={"sessionId": spec.get("sessionId"), **(params or {})},
@@ -316,7 +341,7 @@ class _Ingest:
                     reference=ref,
                     reference_type="nextflow task hash" if ref != lid else "nextflow lid",
                     name=spec.get("name"),
-                    parent=RunRef(engine=ENGINE, reference=wf_lid)
+                    parent=RunRef(engine=ENGINE, reference=self.wf_refs[wf_lid])
                     if wf_lid in self.wf_specs
                     else None,
                     params={
@@ -359,7 +384,7 @@ class _Ingest:
             self.files[src].copies.append(f.key)
             return None
         if source == wf_lid and wf_lid in self.wf_specs:  # written by the workflow itself
-            return RunRef(engine=ENGINE, reference=wf_lid)
+            return RunRef(engine=ENGINE, reference=self.wf_refs[wf_lid])
         if source:
             self.report.notes.append(
                 f"{_lid(f.key)}: its source {source} is not in this lineage store; recorded "

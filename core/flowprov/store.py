@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC
 
 import blake3
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
@@ -112,7 +112,8 @@ _SET_UNKNOWN_ENVIRONMENT = (
 _GOING = ("scheduled", "started")
 _END_IF_GOING = (
     update(_R)
-    .where(and_(_R.c.uid == bindparam("run_uid"), _R.c.status.in_(_GOING)))
+    # not IN (...): an expanding parameter cannot go through executemany
+    .where(and_(_R.c.uid == bindparam("run_uid"), or_(*(_R.c.status == s for s in _GOING))))
     .values(
         status=bindparam("status"),
         finished_at=bindparam("finished_at"),

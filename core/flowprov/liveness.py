@@ -8,7 +8,8 @@ interval through the run's Sink (journal first, buffered with the engine's own e
 
 `flowprov status` (status.py) judges from these: on the same host and boot, a pid that is gone
 or now belongs to another process means the run's process is dead — lost, for certain; from
-another host, a run whose last sign of life is older than `MISSED` heartbeats plus `GRACE` is lost.
+another host, a run with no sign of life for `MISSED` heartbeats and one more interval (slack for
+a busy store and clocks a little apart) is lost: 2 minutes at the default interval.
 
 FLOWPROV_HEARTBEAT sets the interval in seconds (default 30; 0 turns the heartbeat off — such runs
 are judged by the same-host facts only, else after status's `--lost-after`).
@@ -27,7 +28,6 @@ logger = logging.getLogger("flowprov")
 HEARTBEAT_ENV = "FLOWPROV_HEARTBEAT"
 DEFAULT_HEARTBEAT = 30.0
 MISSED = 3  # heartbeats a live process would have sent before its run is called lost
-GRACE = 30.0  # seconds more: a busy store, clocks a little apart
 
 
 def heartbeat_interval() -> float:
@@ -51,7 +51,7 @@ def silence_limit(facts: dict) -> float | None:
     beat = facts.get("heartbeat")
     if not isinstance(beat, (int, float)) or beat <= 0:
         return None
-    return MISSED * float(beat) + GRACE
+    return (MISSED + 1) * float(beat)
 
 
 # -- who this process is ----------------------------------------------------------------------

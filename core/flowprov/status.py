@@ -13,8 +13,8 @@ the store is lost when:
 
 - its process (runtime["liveness"], see liveness.py) ran on this host and is gone, or its pid now
   belongs to another process — certain, shown at once;
-- otherwise, when that process keeps a heartbeat, no sign of life came for MISSED heartbeats plus
-  GRACE (from another host: a node lost, a process SIGKILLed);
+- otherwise, when that process keeps a heartbeat, no sign of life came for MISSED heartbeats and
+  one interval more (from another host: a node lost, a process SIGKILLed or frozen);
 - a Nextflow pipeline heard through the weblog (no heartbeat: Nextflow reports task events only):
   when every running task has a time limit (`time_ms`), no event came by the latest of their
   limits (from each task's start) plus NEXTFLOW_GRACE; else after `lost_after` without an event;
@@ -320,6 +320,8 @@ def parse_duration(text: str, option: str = "duration") -> float:
 
 def _span(seconds: float) -> str:
     """A short human duration: 45s, 12m, 3h05m, 2d04h."""
+    if 0 < seconds < 1:  # a heartbeat interval set this short (tests)
+        return f"{seconds:.1f}s"
     s = int(math.floor(max(seconds, 0)))
     if s < 60:
         return f"{s}s"

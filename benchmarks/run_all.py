@@ -26,6 +26,7 @@ BENCHMARKS = [
     "bench_lineage.py",
     "bench_environment.py",
     "bench_concurrency.py",
+    "bench_weblog.py",
 ]
 
 

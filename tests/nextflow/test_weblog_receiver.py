@@ -364,3 +364,29 @@ def test_journal_numbers_lines_across_segments_and_restarts(tmp_path):
     assert r.read(10) == []
     os.write(w.fd, b"}\n")
     assert [line.body for line in r.read(10)] == [b'{"i": 31}']
+
+
+# -- a damaged journal line ----------------------------------------------------------------------
+def test_damaged_journal_line_is_set_aside(instance, receivers, tmp_path):
+    """A line of the journal that is not a weblog event (damaged on disk) goes to rejected.jsonl
+    with the reason; the lines around it are applied."""
+    journal = tmp_path / "journal"
+    events = stream(tasks_from_fixture(4, "sess-d", "/w"), "sess-d", "damaged", work_root="/w")
+    r = receivers(journal=journal)
+    for e in events[:5]:
+        assert r.post(e)[0] == 200
+    r.drained()
+    r.stop()
+    segment = sorted(journal.glob("*.jsonl"))[-1]
+    with open(segment, "ab") as f:
+        f.write(b'{"runName": "damaged", "runId": "sess-d", "ev\n')
+    r = receivers(journal=journal)
+    for e in events[5:]:
+        assert r.post(e)[0] == 200
+    c = r.drained()
+    assert c["rejected"] == 1 and c["applied"] == len(events), r.log()
+    rec = json.loads((journal / "rejected.jsonl").read_text())
+    assert rec["seq"] == 5 and rec["reason"].startswith("not a weblog event")
+    assert "weblog event #5 rejected" in r.log()
+    n, by_status = nextflow_runs(instance)
+    assert n == 5 and set(by_status) == {"completed"}, by_status

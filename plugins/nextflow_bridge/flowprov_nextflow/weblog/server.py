@@ -139,13 +139,13 @@ class Receiver:
             self.ignored[ev.event] = self.ignored.get(ev.event, 0) + 1
             return web.Response(text="ignored: unknown event kind\n")
         try:
-            self.writer.append(body)
+            seq = self.writer.append(body)
         except OSError as e:  # disk full: Nextflow logs the failed POST; nothing half-written
             logger.error("cannot journal an event (%s): answered 503", e)
             self.refused["journal_error"] = self.refused.get("journal_error", 0) + 1
             return web.Response(status=503, text=f"503: cannot journal the event: {e.strerror}\n")
         self.accepted += 1
-        return web.Response(text="ok\n")
+        return web.Response(text=f"ok {seq}\n")  # the event's number in the journal
 
     def _bad(self, request: web.Request, reason: str, detail: str) -> web.Response:
         self._refuse(reason, request, detail)

@@ -109,6 +109,21 @@ _SET_UNKNOWN_ENVIRONMENT = (
     .where(and_(_R.c.uid == bindparam("run_uid"), _R.c.environment_id.is_(None)))
     .values(environment_id=bindparam("eid"))
 )
+_RID = _R.c.id == bindparam("rid")
+_RUN_PARAMS = select(_R.c.params).where(_RID)
+_RUN_RUNTIME = select(_R.c.runtime).where(_RID)
+_SET_RUN_PARAMS = update(_R).where(_RID).values(params=bindparam("params"))
+# a sign of life: a scheduled run began; a going run's updated_at moves forward, never back
+_BEGIN_RUN = (
+    update(_R)
+    .where(and_(_RID, _R.c.status == "scheduled"))
+    .values(status="started", started_at=bindparam("at"))
+)
+_RUN_SEEN = (
+    update(_R)
+    .where(and_(_RID, _R.c.status == "started", _R.c.updated_at < bindparam("at")))
+    .values(updated_at=bindparam("at"))
+)
 _GOING = ("scheduled", "started")
 _END_IF_GOING = (
     update(_R)
@@ -750,26 +765,18 @@ class _Batch:
         return Applied(kind=e.kind, uid=uid, existed=True)
 
     def _merge_params(self, rid: int, params: dict) -> None:
-        old = self.conn.execute(select(_R.c.params).where(_R.c.id == rid)).scalar() or {}
+        old = self.conn.execute(_RUN_PARAMS, {"rid": rid}).scalar() or {}
         merged = {**old, **params}
         if merged != old:
-            self.conn.execute(update(_R).where(_R.c.id == rid).values(params=merged))
+            self.conn.execute(_SET_RUN_PARAMS, {"rid": rid, "params": merged})
 
     def _run_alive(self, e: RunAlive) -> Applied:
         rid = self.run_id(e.run)
         if e.began:
-            self.conn.execute(
-                update(_R)
-                .where(and_(_R.c.id == rid, _R.c.status == "scheduled"))
-                .values(status="started", started_at=e.at)
-            )
-        self.conn.execute(
-            update(_R)
-            .where(and_(_R.c.id == rid, _R.c.status == "started", _R.c.updated_at < e.at))
-            .values(updated_at=e.at)
-        )
+            self.conn.execute(_BEGIN_RUN, {"rid": rid, "at": e.at})
+        self.conn.execute(_RUN_SEEN, {"rid": rid, "at": e.at})
         if e.runtime:
-            old = self.conn.execute(select(_R.c.runtime).where(_R.c.id == rid)).scalar()
+            old = self.conn.execute(_RUN_RUNTIME, {"rid": rid}).scalar()
             old = old if isinstance(old, dict) else {}
             merged = {**old, **e.runtime}
             if merged != old:

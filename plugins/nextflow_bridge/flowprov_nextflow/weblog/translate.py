@@ -102,6 +102,24 @@ def _when(text, fallback: datetime) -> datetime:
 
 
 @dataclass
+class _Task:
+    """What one batch says of one task: its values merged in event order, and how far it got."""
+
+    ref: str
+    rtype: str
+    launch: _Launch
+    process: str
+    recorded: bool  # in the store before this batch
+    at: datetime  # the first event's time
+    values: dict = field(default_factory=dict)
+    submitted: bool = False
+    began: bool = False
+    ended: str | None = None  # its final status, once completed (or named by `error`)
+    end_at: datetime | None = None
+    dir: Path | None | bool = False  # its work folder here (False: not looked at yet)
+
+
+@dataclass
 class _Launch:
     ref: str
     transform: TransformSpec | str  # a spec (new) or the recorded pipeline transform's uid
@@ -164,7 +182,13 @@ class Translator:
 
     # -- the batch -------------------------------------------------------------------------------
     def translate(self, envelopes: list[WeblogEvent]) -> list:
-        out: list = []
+        """The batch's events, in an order the store applies fastest and that keeps every
+        dependency: launches started, runs merged, tasks (one RunStarted each — a task submitted,
+        started and completed within the batch is one new row, already ended), tasks that began,
+        tasks that ended, their files, launches ended, launches' signs of life."""
+        heads: list = []  # launches' RunStarted and RunMerged
+        tasks: dict[str, _Task] = {}  # task reference → what the batch says of it, first seen first
+        tails: list = []  # launches' RunFinished
         alive: dict[str, datetime] = {}  # launch ref → its newest event's time
         with self.inst.engine.connect() as conn:
             full = [
@@ -178,13 +202,18 @@ class Translator:
                     self._ignore(f"unknown event kind {ev.event[:40]!r}")
                     continue
                 at = _when(ev.utcTime, datetime.now(UTC))
-                launch = self._launch(conn, ev, at, out)
+                launch = self._launch(conn, ev, at, heads)
                 if ev.event in TASK_EVENTS or (ev.event == "error" and ev.trace):
-                    self._task(ev, launch, at, parents, out)
+                    self._task(ev, launch, at, parents, heads, tasks)
                 elif ev.event == "completed":
-                    self._completed(ev, launch, at, out)
+                    tails.append(self._completed(ev, launch, at))
                 if ev.event != "completed":
                     alive[launch.ref] = max(at, alive.get(launch.ref, at))
+        out = heads
+        for kind in ("start", "began", "end", "files"):
+            for t in tasks.values():
+                out.extend(self._emit(t, kind))
+        out.extend(tails)
         out.extend(RunAlive(run=RunRef(engine=ENGINE, reference=r), at=t) for r, t in alive.items())
         return out
 
@@ -299,17 +328,15 @@ class Translator:
             )
         return spec
 
-    def _task(self, ev: WeblogEvent, launch: _Launch, at: datetime, parents, out: list) -> None:
-        from flowprov.artifacts import in_place_event, input_events
-        from flowprov.uids import RUN_UID, random_uid
-
+    def _task(
+        self, ev: WeblogEvent, launch: _Launch, at: datetime, parents, heads: list, tasks: dict
+    ) -> None:
         bad: list[str] = []
         v = raw_values(ev.trace or {}, bad)
         if bad:
             self._ignore(f"trace values of the wrong type left out: {', '.join(bad[:3])}")
         name = v.get("name")
         process = v.get("process") or split_name(name or "")[0]
-        tag = v.get("tag") or split_name(name or "")[1]
         full = W.full_hash(v.get("workdir"))
         if full is not None:
             ref, rtype = full, "nextflow task hash"
@@ -326,7 +353,7 @@ class Translator:
             if known[1] in TRACE_TYPES and known[0] not in launch.merged:
                 # the trace's pipeline run is this launch: one record of it, the launch's
                 launch.merged.add(known[0])
-                out.append(
+                heads.append(
                     RunMerged(
                         run=RunRef(engine=ENGINE, reference=launch.ref),
                         duplicate=RunRef(engine=ENGINE, reference=known[0]),
@@ -337,76 +364,114 @@ class Translator:
                 self._ignore(
                     f"task {full} is recorded under another launch ({known[0]}): left there"
                 )
-        task_dir = None
-        if self.read_workdirs and v.get("workdir"):
-            p = Path(v["workdir"])
-            task_dir = p if p.is_dir() else None
-        final = ev.event == "process_completed" or ev.event == "error"
-        status = "scheduled" if ev.event == "process_submitted" else "started"
-        start = v.get("start")
-        task_ref = RunRef(engine=ENGINE, reference=ref)
-        out.append(
-            RunStarted.model_construct(
-                uid=random_uid(RUN_UID),
-                transform=self._process_spec(launch, process, task_dir),
-                parent=RunRef(engine=ENGINE, reference=launch.ref),
-                engine=ENGINE,
-                reference=ref,
-                reference_type=rtype,
-                name=name,
-                params=task_params(v, tag),
-                status=status,
-                environment=(
-                    self._envs.for_trace_task(process, v.get("container"), task_dir)
-                    if final
-                    else None
-                ),
-                runtime=None,
-                at=(start if status == "started" else None) or v.get("submit") or at,
-                finished_at=None,
-                created_by=launch.user,
-                error=None,
-            )
-        )
-        if start is not None and ev.event != "process_submitted":
-            out.append(RunAlive(run=task_ref, began=True, at=start))
-        if not final:
-            return
-        trace_status = v.get("status") or ""
-        ended = _STATUS.get(trace_status)
-        if ended is None or ended == "cached":
-            if ev.event == "error":  # the flow failed while this task was still going
-                return
-            self._ignore(
-                f"process_completed with status {trace_status[:20]!r}: recorded as unknown"
-            )
-            ended = "unknown"
-        end = v.get("complete") or at
-        out.append(
-            RunFinished(
-                run=task_ref,
-                status=ended,
-                error=_task_error(v, ended),
-                params=task_params(v, tag),
-                at=end,
-                created_by=launch.user,
-            )
-        )
-        if task_dir is not None and ended == "completed":
-            try:
-                task = W.scan(task_dir)
-                roots = list(self.inst.storages().values())
-                files = []
-                for path in task.inputs:
-                    files += input_events(path, run=task_ref, roots=roots, at=start or end)
-                for path in task.outputs:
-                    files.append(in_place_event(path, roots=roots, run=task_ref, at=end))
-            except OSError as e:  # unreadable now: the run stands; its files wait for `ingest`
-                self._ignore(f"work folder {task_dir} not readable ({e.strerror}): files left out")
-                return
-            out.extend(files)
+        t = tasks.get(ref)
+        if t is None:
+            t = tasks[ref] = _Task(ref, rtype, launch, process, recorded=ref in parents, at=at)
+        t.values.update(v)
+        if ev.event == "process_submitted":
+            t.submitted = True
+        elif ev.event == "process_started":
+            t.began = True
+        else:
+            t.began = True
+            status = _STATUS.get(v.get("status") or "")
+            if status is None or status == "cached":
+                if ev.event == "error":  # the flow failed while this task was still going
+                    return
+                self._ignore(
+                    f"process_completed with status {(v.get('status') or '')[:20]!r}: "
+                    "recorded as unknown"
+                )
+                status = "unknown"
+            t.ended, t.end_at = status, v.get("complete") or at
 
-    def _completed(self, ev: WeblogEvent, launch: _Launch, at: datetime, out: list) -> None:
+    def _emit(self, t: _Task, kind: str) -> list:
+        """One part of a task's events (translate() emits all tasks' starts, then all begins...)."""
+        v, ref = t.values, RunRef(engine=ENGINE, reference=t.ref)
+        start = v.get("start")
+        if kind == "start":
+            if t.recorded and t.ended is None:
+                return []  # going already: its start is recorded
+            from flowprov.uids import RUN_UID, random_uid
+
+            task_dir = self._task_dir(t)
+            status = t.ended or ("started" if t.began else "scheduled")
+            return [
+                RunStarted.model_construct(
+                    uid=random_uid(RUN_UID),
+                    transform=self._process_spec(t.launch, t.process, task_dir),
+                    parent=RunRef(engine=ENGINE, reference=t.launch.ref),
+                    engine=ENGINE,
+                    reference=t.ref,
+                    reference_type=t.rtype,
+                    name=v.get("name"),
+                    params=self._params(t),
+                    status=status,
+                    environment=(
+                        self._envs.for_trace_task(t.process, v.get("container"), task_dir)
+                        if t.ended
+                        else None
+                    ),
+                    runtime=None,
+                    at=(start if t.began else None) or v.get("submit") or t.at,
+                    finished_at=t.end_at if t.ended else None,
+                    created_by=t.launch.user,
+                    error=_task_error(v, t.ended) if t.ended else None,
+                )
+            ]
+        if not t.recorded:
+            return self._files(t, ref) if kind == "files" else []  # its one RunStarted says all
+        if kind == "began":
+            return [RunAlive(run=ref, began=True, at=start)] if t.began and start else []
+        if kind == "end":
+            if t.ended is None:
+                return []
+            return [
+                RunFinished(
+                    run=ref,
+                    status=t.ended,
+                    error=_task_error(v, t.ended),
+                    params=self._params(t),
+                    at=t.end_at,
+                    created_by=t.launch.user,
+                )
+            ]
+        return self._files(t, ref)
+
+    def _params(self, t: _Task) -> dict:
+        v = t.values
+        return task_params(v, v.get("tag") or split_name(v.get("name") or "")[1])
+
+    def _task_dir(self, t: _Task) -> Path | None:
+        if t.dir is False:
+            t.dir = None
+            if self.read_workdirs and t.values.get("workdir"):
+                p = Path(t.values["workdir"])
+                t.dir = p if p.is_dir() else None
+        return t.dir
+
+    def _files(self, t: _Task, ref: RunRef) -> list:
+        """A completed task's inputs and outputs, when its work folder is readable here."""
+        from flowprov.artifacts import in_place_event, input_events
+
+        task_dir = self._task_dir(t)
+        if task_dir is None or t.ended != "completed":
+            return []
+        start = t.values.get("start")
+        try:
+            task = W.scan(task_dir)
+            roots = list(self.inst.storages().values())
+            files = []
+            for path in task.inputs:
+                files += input_events(path, run=ref, roots=roots, at=start or t.end_at)
+            for path in task.outputs:
+                files.append(in_place_event(path, roots=roots, run=ref, at=t.end_at))
+        except OSError as e:  # unreadable now: the run stands; its files wait for `ingest`
+            self._ignore(f"work folder {task_dir} not readable ({e.strerror}): files left out")
+            return []
+        return files
+
+    def _completed(self, ev: WeblogEvent, launch: _Launch, at: datetime) -> RunFinished:
         wf = (ev.metadata or {}).get("workflow")
         wf = wf if isinstance(wf, dict) else {}
         success = wf.get("success")
@@ -420,13 +485,11 @@ class Translator:
             status, error = "unknown", None
             self._ignore("`completed` without `success`: the launch's end recorded as unknown")
         extra = {k: wf.get(k) for k in ("exitStatus", "stats", "duration") if wf.get(k) is not None}
-        out.append(
-            RunFinished(
-                run=RunRef(engine=ENGINE, reference=launch.ref),
-                status=status,
-                error=error,
-                params=jsonable(extra) or None,
-                at=_when(wf.get("complete"), at),
-                created_by=launch.user,
-            )
+        return RunFinished(
+            run=RunRef(engine=ENGINE, reference=launch.ref),
+            status=status,
+            error=error,
+            params=jsonable(extra) or None,
+            at=_when(wf.get("complete"), at),
+            created_by=launch.user,
         )

@@ -308,3 +308,20 @@ def test_a_launch_read_from_its_lineage_store_is_found_by_the_receiver(instance,
     wf = fp.Run.filter(transform__type="pipeline").one()
     assert wf.uid == lid_run.uid and wf.reference == "lid://16b31030474f2e96c55f4940bca3ab64"
     assert fp.Run.filter(transform__type="process").one().reference == TASK_REF
+
+
+def test_values_of_the_wrong_type_are_left_out_not_fatal(instance, fp_env):
+    work = fp_env / "launch" / "work"
+    tasks = tasks_from_fixture(2, RUN_ID, work)
+    s = stream(tasks, RUN_ID, "happy_turing", work_root=work)
+    odd = json.loads(json.dumps(s))
+    for e in odd:
+        if e["event"] == "process_completed" and e["trace"]["task_id"] == 1:
+            e["trace"].update(realtime="fast", complete=True, peak_rss=[1], module={"x": 1})
+        if e["event"] == "process_submitted" and e["trace"]["task_id"] == 2:
+            e["trace"]["workdir"] = ["not", "a", "path"]
+    tr = hear(odd)
+    assert any("wrong type left out" in k for k in tr.ignored)
+    one = fp.Run.filter(reference=tasks[0].full_hash).one()
+    assert one.status == "completed" and "realtime_ms" not in one.params
+    assert fp.Run.filter(reference=tasks[1].full_hash).one().status == "completed"

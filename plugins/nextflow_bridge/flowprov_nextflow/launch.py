@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from flowprov import schema as S
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import aliased
 
 ENGINE = "nextflow"
@@ -51,19 +51,24 @@ def find_launch(conn, session_id: str, run_name: str) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
+_P = aliased(S.runs)
+# built once: a statement made per call costs more than the query (one per receiver batch)
+_PARENTS = (
+    select(S.runs.c.reference, _P.c.reference, _P.c.reference_type, _P.c.status)
+    .join(_P, S.runs.c.parent_id == _P.c.id)
+    .where(
+        and_(S.runs.c.engine == ENGINE, S.runs.c.reference.in_(bindparam("refs", expanding=True)))
+    )
+)
+
+
 def parents_of_tasks(conn, refs: Iterable[str]) -> dict[str, tuple[str, str | None, str | None]]:
     """{task reference: (its pipeline run's reference, that run's reference_type, its status)}
     for the tasks of `refs` recorded with a parent."""
-    r, p = S.runs, aliased(S.runs)
     refs = list(dict.fromkeys(refs))
     out = {}
     for i in range(0, len(refs), 500):
-        rows = conn.execute(
-            select(r.c.reference, p.c.reference, p.c.reference_type, p.c.status)
-            .join(p, r.c.parent_id == p.c.id)
-            .where(and_(r.c.engine == ENGINE, r.c.reference.in_(refs[i : i + 500])))
-        )
-        for task, parent, ptype, pstatus in rows:
+        for task, parent, ptype, pstatus in conn.execute(_PARENTS, {"refs": refs[i : i + 500]}):
             out[task] = (parent, ptype, pstatus)
     return out
 

@@ -72,7 +72,12 @@ def raw_values(trace: dict, bad: list[str]) -> dict:
             continue
         try:
             if f in STR_FIELDS:
-                out[f] = v if isinstance(v, str) else (jsonable(v) if f == "module" else str(v))
+                if f == "module":  # a list of module names in the raw record
+                    out[f] = jsonable(v)
+                elif isinstance(v, str | int | float) and not isinstance(v, bool):
+                    out[f] = str(v)  # task_id, exit and native_id come as numbers
+                else:
+                    raise ValueError
             elif f in DATE_FIELDS:
                 if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
                     raise ValueError
@@ -191,12 +196,13 @@ class Translator:
         tails: list = []  # launches' RunFinished
         alive: dict[str, datetime] = {}  # launch ref → its newest event's time
         with self.inst.engine.connect() as conn:
-            full = [
-                W.full_hash((e.trace or {}).get("workdir"))
+            full = {
+                w
                 for e in envelopes
-                if e.event in TASK_EVENTS or e.event == "error"
-            ]
-            parents = parents_of_tasks(conn, [h for h in full if h])
+                if (e.event in TASK_EVENTS or e.event == "error")
+                and isinstance(w := (e.trace or {}).get("workdir"), str)
+            }
+            parents = parents_of_tasks(conn, [h for w in full if (h := W.full_hash(w))])
             for ev in envelopes:
                 if not ev.known:
                     self._ignore(f"unknown event kind {ev.event[:40]!r}")
@@ -395,6 +401,13 @@ class Translator:
             from flowprov.uids import RUN_UID, random_uid
 
             task_dir = self._task_dir(t)
+            env = (
+                self._envs.for_trace_task(t.process, v.get("container"), task_dir)
+                if t.ended
+                else None
+            )
+            if t.recorded and env is None:
+                return []  # recorded, and nothing new to say at its start: its end says the rest
             status = t.ended or ("started" if t.began else "scheduled")
             return [
                 RunStarted.model_construct(
@@ -407,11 +420,7 @@ class Translator:
                     name=v.get("name"),
                     params=self._params(t),
                     status=status,
-                    environment=(
-                        self._envs.for_trace_task(t.process, v.get("container"), task_dir)
-                        if t.ended
-                        else None
-                    ),
+                    environment=env,
                     runtime=None,
                     at=(start if t.began else None) or v.get("submit") or t.at,
                     finished_at=t.end_at if t.ended else None,

@@ -390,3 +390,39 @@ def test_damaged_journal_line_is_set_aside(instance, receivers, tmp_path):
     assert "weblog event #5 rejected" in r.log()
     n, by_status = nextflow_runs(instance)
     assert n == 5 and set(by_status) == {"completed"}, by_status
+
+
+# -- seen live in `flowprov status` ----------------------------------------------------------------
+def test_a_launch_heard_by_the_receiver_shows_in_status(instance, receivers, run_flowprov):
+    """Through the real receiver: the launch is running with its tasks counted while the stream
+    goes on, and completed once Nextflow says so."""
+    now = int(time.time() * 1000) - 60_000
+    tasks = tasks_from_fixture(5, "sess-live", "/nonexistent/work", t0=now)
+    events = stream(tasks, "sess-live", "live_lovelace", work_root="/nonexistent/work", window=3)
+    r = receivers()
+    cut = [i for i, e in enumerate(events) if e["event"] == "process_completed"][1] + 1
+    for e in events[:cut]:  # started; 4 submitted and started, 2 of them completed
+        assert r.post(e)[0] == 200
+    r.drained()
+
+    def launch() -> dict:
+        out = run_flowprov("status", "--format", "json", "--engine", "nextflow")
+        rows = [x for x in json.loads(out.stdout) if x["run_name"] == "live_lovelace"]
+        assert len(rows) == 1, out.stdout
+        return rows[0]
+
+    a = launch()
+    assert (a["state"], a["user"]) == ("running", "jdoe")
+    assert a["tasks"] | {"total": None} == {
+        "done": 2,
+        "running": 2,
+        "queued": 0,
+        "failed": 0,
+        "unknown": 0,
+        "total": None,
+    }
+    for e in events[cut:]:
+        assert r.post(e)[0] == 200
+    r.drained()
+    a = launch()
+    assert a["state"] == "completed" and a["tasks"]["done"] == 5 and a["tasks"]["running"] == 0

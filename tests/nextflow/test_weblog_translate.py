@@ -325,3 +325,13 @@ def test_values_of_the_wrong_type_are_left_out_not_fatal(instance, fp_env):
     one = fp.Run.filter(reference=tasks[0].full_hash).one()
     assert one.status == "completed" and "realtime_ms" not in one.params
     assert fp.Run.filter(reference=tasks[1].full_hash).one().status == "completed"
+
+
+def test_the_receivers_named_user_wins_over_nextflows_username(instance, fp_env, monkeypatch):
+    monkeypatch.setenv("FLOWPROV_USER", "alice")
+    work = fp_env / "launch" / "work"
+    tasks = tasks_from_fixture(2, RUN_ID, work)
+    hear(stream(tasks, RUN_ID, "happy_turing", work_root=work))
+    wf = fp.Run.filter(transform__type="pipeline").one()
+    assert wf.created_by.handle == "alice" and wf.runtime["user_name"] == "jdoe"
+    assert {c.created_by.handle for c in wf.children} == {"alice"}

@@ -140,7 +140,8 @@ class Translator:
 
     `translate(envelopes)` takes WeblogEvents in journal order and returns the flowprov events to
     apply in one transaction. It never raises on a well-formed envelope; what it cannot use is
-    counted in `ignored` ({reason: n}) and logged once per reason."""
+    counted in `ignored` ({reason: n}) and logged once per reason. `instance`: a name or config
+    path, as `flowprov.instance.current` takes it (None: the current instance)."""
 
     def __init__(self, instance=None, *, read_workdirs: bool = True):
         self.instance = instance

@@ -335,3 +335,18 @@ def test_the_receivers_named_user_wins_over_nextflows_username(instance, fp_env,
     wf = fp.Run.filter(transform__type="pipeline").one()
     assert wf.created_by.handle == "alice" and wf.runtime["user_name"] == "jdoe"
     assert {c.created_by.handle for c in wf.children} == {"alice"}
+
+
+def test_a_task_only_the_lineage_store_knows_joins_the_launchs_pipeline(instance, fp_env):
+    from .test_lineage_store import TASK_REF, _ingest, _lineage_store
+
+    session, task = _tutorial_launch(fp_env)
+    s = stream([task], session, "peaceful_blackwell", work_root="/nonexistent/work")
+    hear(s[:1])  # only `started`: the receiver heard none of its tasks
+    _ingest(_lineage_store(fp_env))
+    wf = fp.Run.filter(transform__type="pipeline").one()
+    multiqc = fp.Run.filter(reference=TASK_REF).one()
+    assert multiqc.parent == wf
+    assert multiqc.transform.parent == wf.transform  # the launch's pipeline, not a second one
+    assert multiqc.transform.key == f"{wf.transform.key}:MULTIQC"
+    assert fp.Transform.filter(type="pipeline").count() == 1

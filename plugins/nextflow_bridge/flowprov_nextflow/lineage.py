@@ -172,6 +172,7 @@ class _Ingest:
                 report.not_ingested.append(f"{_lid(key)}: {why}")
         self.workflows = self.by_kind.get("WorkflowRun", {})
         self.wf_refs: dict[str, str] = {}  # WorkflowRun lid → the recorded run's reference
+        self.wf_transforms: dict[str, tuple[str, str]] = {}  # launch ref → (transform uid, key)
         self.envs = Environments()
         self.tasks = self.by_kind.get("TaskRun", {})
         self.files = {k: _File(k, s) for k, s in self.by_kind.get("FileOutput", {}).items()}
@@ -222,11 +223,17 @@ class _Ingest:
             from flowprov import schema as S
             from sqlalchemy import and_, select
 
-            r = S.runs.c
-            kind = conn.execute(
-                select(r.reference_type).where(and_(r.engine == ENGINE, r.reference == ref))
-            ).scalar()
-        return ref if kind == LAUNCH else None
+            r, t = S.runs.c, S.transforms.c
+            row = conn.execute(
+                select(r.reference_type, t.uid, t.key, t.name)
+                .select_from(S.runs.join(S.transforms, r.transform_id == t.id))
+                .where(and_(r.engine == ENGINE, r.reference == ref))
+            ).one()
+        if row.reference_type != LAUNCH:
+            return None
+        # its processes join the launch's pipeline transform, as the receiver's tasks did
+        self.wf_transforms[ref] = (row.uid, row.key or f"nextflow:{row.name}")
+        return ref
 
     def _workflow_spec(self, spec: dict):
         from flowprov.events import TransformSpec
@@ -303,8 +310,12 @@ class _Ingest:
             lid = _lid(key)
             wf_lid = spec.get("workflowRun")
             parent_spec = self.wf_specs.get(wf_lid)
+            parent_key = parent_spec.key if parent_spec is not None else None
+            launch = self.wf_transforms.get(self.wf_refs.get(wf_lid, ""))
+            if launch is not None:
+                parent_spec, parent_key = launch
             if parent_spec is None:
-                parent_spec = unknown_wf
+                parent_spec, parent_key = unknown_wf, unknown_wf.key
                 self.report.notes.append(
                     f"task {lid} ({spec.get('name')}): its pipeline run {wf_lid} is not in this "
                     f"lineage store; recorded under pipeline {unknown_wf.name!r}"
@@ -330,7 +341,7 @@ class _Ingest:
                     transform=TransformSpec(
                         name=rule.name if rule and rule.name else process,
                         type="process",
-                        key=f"{parent_spec.key}:{process}",
+                        key=f"{parent_key}:{process}",
                         version=rule.version if rule else None,
                         reference=rule.reference if rule else None,
                         source_code=spec.get("script"),

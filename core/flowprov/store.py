@@ -100,7 +100,7 @@ _FINISH_VALUES = dict(
     updated_at=bindparam("updated_at"),
 )
 _FINISH_RUN = update(_R).where(_R.c.id == bindparam("rid")).values(**_FINISH_VALUES)
-_SET_RUN_RUNTIME = update(_R).where(_R.c.id == bindparam("rid")).values(runtime=bindparam("rt"))
+_SET_RUN_RUNTIME = update(_R).where(_R.c.id == bindparam("rid")).values(runtime=bindparam("value"))
 _SET_RUN_ENVIRONMENT = (
     update(_R).where(_R.c.id == bindparam("rid")).values(environment_id=bindparam("eid"))
 )
@@ -112,7 +112,7 @@ _SET_UNKNOWN_ENVIRONMENT = (
 _RID = _R.c.id == bindparam("rid")
 _RUN_PARAMS = select(_R.c.params).where(_RID)
 _RUN_RUNTIME = select(_R.c.runtime).where(_RID)
-_SET_RUN_PARAMS = update(_R).where(_RID).values(params=bindparam("params"))
+_SET_RUN_PARAMS = update(_R).where(_RID).values(params=bindparam("value"))
 # a sign of life: a scheduled run began; a going run's updated_at moves forward, never back
 _BEGIN_RUN = (
     update(_R)
@@ -754,7 +754,7 @@ class _Batch:
         values = dict(rid=rid, status=e.status, finished_at=e.at, error=e.error, updated_at=e.at)
         self.conn.execute(_FINISH_RUN, values)
         if e.runtime is not None:
-            self.conn.execute(_SET_RUN_RUNTIME, {"rid": rid, "rt": e.runtime})
+            self.conn.execute(_SET_RUN_RUNTIME, {"rid": rid, "value": e.runtime})
         if e.params:
             self._merge_params(rid, e.params)
         if e.environment is not None:
@@ -764,11 +764,17 @@ class _Batch:
         uid = e.run.uid or self.conn.execute(_RUN_UID_BY_ID, {"id": rid}).scalar()
         return Applied(kind=e.kind, uid=uid, existed=True)
 
-    def _merge_params(self, rid: int, params: dict) -> None:
-        old = self.conn.execute(_RUN_PARAMS, {"rid": rid}).scalar() or {}
-        merged = {**old, **params}
+    def _merge_json(self, rid: int, read, write, values: dict, *, theirs_win: bool = True) -> None:
+        """Merge `values` into a run's JSON column (params, runtime) key by key: `values` win,
+        or with theirs_win=False the stored ones do."""
+        old = self.conn.execute(read, {"rid": rid}).scalar()
+        old = old if isinstance(old, dict) else {}
+        merged = {**old, **values} if theirs_win else {**values, **old}
         if merged != old:
-            self.conn.execute(_SET_RUN_PARAMS, {"rid": rid, "params": merged})
+            self.conn.execute(write, {"rid": rid, "value": merged})
+
+    def _merge_params(self, rid: int, params: dict) -> None:
+        self._merge_json(rid, _RUN_PARAMS, _SET_RUN_PARAMS, params)
 
     def _run_alive(self, e: RunAlive) -> Applied:
         rid = self.run_id(e.run)
@@ -776,11 +782,7 @@ class _Batch:
             self.conn.execute(_BEGIN_RUN, {"rid": rid, "at": e.at})
         self.conn.execute(_RUN_SEEN, {"rid": rid, "at": e.at})
         if e.runtime:
-            old = self.conn.execute(_RUN_RUNTIME, {"rid": rid}).scalar()
-            old = old if isinstance(old, dict) else {}
-            merged = {**old, **e.runtime}
-            if merged != old:
-                self.conn.execute(_SET_RUN_RUNTIME, {"rid": rid, "rt": merged})
+            self._merge_json(rid, _RUN_RUNTIME, _SET_RUN_RUNTIME, e.runtime)
         return Applied(kind=e.kind, uid=e.run.uid, existed=True)
 
     def _run_merged(self, e: RunMerged) -> Applied:
@@ -809,8 +811,8 @@ class _Batch:
                     )
             c.execute(link.delete().where(link.c.run_id == dup))
         # what only the duplicate knew (a trace's path and time zone) is kept; the run's own wins
-        old = c.execute(select(_R.c.params).where(_R.c.id == keep)).scalar() or {}
-        c.execute(update(_R).where(_R.c.id == keep).values(params={**(row["params"] or {}), **old}))
+        if isinstance(row["params"], dict):
+            self._merge_json(keep, _RUN_PARAMS, _SET_RUN_PARAMS, row["params"], theirs_win=False)
         c.execute(_R.delete().where(_R.c.id == dup))
         self.merged_away.append((row["uid"], (row["engine"], row["reference"])))
         self.new_run_ids.pop(row["uid"], None)

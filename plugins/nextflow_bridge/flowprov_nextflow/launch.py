@@ -17,6 +17,7 @@ trace whose tasks point at different launches, stays as it is, and the caller sa
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from flowprov import schema as S
 from sqlalchemy import and_, bindparam, select
@@ -54,7 +55,7 @@ def find_launch(conn, session_id: str, run_name: str) -> str | None:
 _P = aliased(S.runs)
 # built once: a statement made per call costs more than the query (one per receiver batch)
 _PARENTS = (
-    select(S.runs.c.reference, _P.c.reference, _P.c.reference_type, _P.c.status)
+    select(S.runs.c.reference, _P.c.reference, _P.c.reference_type)
     .join(_P, S.runs.c.parent_id == _P.c.id)
     .where(
         and_(S.runs.c.engine == ENGINE, S.runs.c.reference.in_(bindparam("refs", expanding=True)))
@@ -62,22 +63,44 @@ _PARENTS = (
 )
 
 
-def parents_of_tasks(conn, refs: Iterable[str]) -> dict[str, tuple[str, str | None, str | None]]:
-    """{task reference: (its pipeline run's reference, that run's reference_type, its status)}
-    for the tasks of `refs` recorded with a parent."""
+def parents_of_tasks(conn, refs: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+    """{task reference: (its pipeline run's reference, that run's reference_type)} for the tasks
+    of `refs` recorded with a parent."""
     refs = list(dict.fromkeys(refs))
     out = {}
     for i in range(0, len(refs), 500):
-        for task, parent, ptype, pstatus in conn.execute(_PARENTS, {"refs": refs[i : i + 500]}):
-            out[task] = (parent, ptype, pstatus)
+        for task, parent, ptype in conn.execute(_PARENTS, {"refs": refs[i : i + 500]}):
+            out[task] = (parent, ptype)
     return out
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A recorded pipeline run: how it was recorded, its pipeline Transform (uid, and the key its
+    processes' keys start with) and its user."""
+
+    reference_type: str | None
+    transform_uid: str
+    transform_key: str
+    user: str | None
+
+
+def recorded_pipeline(conn, reference: str) -> Recorded:
+    r, t, u = S.runs.c, S.transforms.c, S.users.c
+    row = conn.execute(
+        select(r.reference_type, t.uid, t.key, t.name, u.handle)
+        .select_from(S.runs.join(S.transforms, r.transform_id == t.id))
+        .outerjoin(S.users, r.created_by_id == u.id)
+        .where(and_(r.engine == ENGINE, r.reference == reference))
+    ).one()
+    return Recorded(row.reference_type, row.uid, row.key or f"nextflow:{row.name}", row.handle)
 
 
 def launch_of_tasks(conn, refs: Iterable[str]) -> tuple[str | None, str]:
     """(the pipeline run these tasks — full hashes of tasks that ran, not cached rows — are
     recorded under, when it is one recorded launch (receiver or lineage); why not otherwise)."""
     parents = parents_of_tasks(conn, refs)
-    launches = {ref for ref, ptype, _ in parents.values() if ptype in (LAUNCH, LINEAGE)}
+    launches = {ref for ref, ptype in parents.values() if ptype in (LAUNCH, LINEAGE)}
     if len(launches) == 1:
         return launches.pop(), ""
     if len(launches) > 1:

@@ -211,28 +211,18 @@ class _Ingest:
         and run name, launch.py): the lineage store adds to that run rather than making another."""
         from flowprov.instance import current
 
-        from .launch import LAUNCH, find_launch
+        from .launch import LAUNCH, find_launch, recorded_pipeline
 
         session, name = spec.get("sessionId"), spec.get("name")
         if not (isinstance(session, str) and isinstance(name, str) and session and name):
             return None
         with current().engine.connect() as conn:
             ref = find_launch(conn, session, name)
-            if ref is None:
-                return None
-            from flowprov import schema as S
-            from sqlalchemy import and_, select
-
-            r, t = S.runs.c, S.transforms.c
-            row = conn.execute(
-                select(r.reference_type, t.uid, t.key, t.name)
-                .select_from(S.runs.join(S.transforms, r.transform_id == t.id))
-                .where(and_(r.engine == ENGINE, r.reference == ref))
-            ).one()
-        if row.reference_type != LAUNCH:
+            run = recorded_pipeline(conn, ref) if ref is not None else None
+        if run is None or run.reference_type != LAUNCH:
             return None
         # its processes join the launch's pipeline transform, as the receiver's tasks did
-        self.wf_transforms[ref] = (row.uid, row.key or f"nextflow:{row.name}")
+        self.wf_transforms[ref] = (run.transform_uid, run.transform_key)
         return ref
 
     def _workflow_spec(self, spec: dict):

@@ -44,7 +44,14 @@ from flowprov.events import (
 
 from .. import workdir as W
 from ..ingest import _STATUS, ENGINE, _task_error, task_params
-from ..launch import LAUNCH, TRACE_TYPES, find_launch, launch_reference, parents_of_tasks
+from ..launch import (
+    LAUNCH,
+    TRACE_TYPES,
+    find_launch,
+    launch_reference,
+    parents_of_tasks,
+    recorded_pipeline,
+)
 from ..software import Environments, Wrapper
 from ..trace import (
     DATE_FIELDS,
@@ -117,7 +124,6 @@ class _Task:
     recorded: bool  # in the store before this batch
     at: datetime  # the first event's time
     values: dict = field(default_factory=dict)
-    submitted: bool = False
     began: bool = False
     ended: str | None = None  # its final status, once completed (or named by `error`)
     end_at: datetime | None = None
@@ -237,17 +243,8 @@ class Translator:
         return launch
 
     def _recorded(self, conn, ref: str) -> _Launch:
-        from flowprov import schema as S
-        from sqlalchemy import and_, select
-
-        r, t, u = S.runs.c, S.transforms.c, S.users.c
-        row = conn.execute(
-            select(t.uid, t.key, t.name, u.handle)
-            .select_from(S.runs.join(S.transforms, r.transform_id == t.id))
-            .outerjoin(S.users, r.created_by_id == u.id)
-            .where(and_(r.engine == ENGINE, r.reference == ref))
-        ).one()
-        return _Launch(ref, row.uid, row.key or f"nextflow:{row.name}", row.handle)
+        run = recorded_pipeline(conn, ref)
+        return _Launch(ref, run.transform_uid, run.transform_key, run.user)
 
     def _new_launch(self, ev: WeblogEvent, at: datetime, out: list) -> _Launch:
         from flowprov.uids import RUN_UID, random_uid
@@ -375,11 +372,9 @@ class Translator:
         if t is None:
             t = tasks[ref] = _Task(ref, rtype, launch, process, recorded=ref in parents, at=at)
         t.values.update(v)
-        if ev.event == "process_submitted":
-            t.submitted = True
-        elif ev.event == "process_started":
+        if ev.event == "process_started":
             t.began = True
-        else:
+        elif ev.event != "process_submitted":
             t.began = True
             status = _STATUS.get(v.get("status") or "")
             if status is None or status == "cached":

@@ -357,6 +357,7 @@ def _add_lineage_commands() -> None:
     from .cli_envs import COMMANDS as ENV_COMMANDS
     from .cli_instance import COMMANDS as INSTANCE_COMMANDS
     from .cli_lineage import COMMANDS
+    from .cli_serve import COMMANDS as SERVE_COMMANDS
     from .cli_status import COMMANDS as STATUS_COMMANDS
     from .cli_storage import COMMANDS as STORAGE_COMMANDS
     from .cli_user import COMMANDS as USER_COMMANDS
@@ -369,6 +370,7 @@ def _add_lineage_commands() -> None:
         + ENV_COMMANDS
         + DIFF_COMMANDS
         + STATUS_COMMANDS
+        + SERVE_COMMANDS
     ):
         cli.add_command(command)
 

@@ -66,11 +66,13 @@ def sqlite_path(url: str | URL) -> str | None:
     return os.path.expanduser(u.database)
 
 
-def make_engine(url: str | URL, must_exist: bool = False) -> Engine:
+def make_engine(url: str | URL, must_exist: bool = False, read_only: bool = False) -> Engine:
     """An engine for `url`. With must_exist, a missing SQLite file is a DatabaseMissing error:
-    connecting would create an empty database in its place."""
+    connecting would create an empty database in its place. With read_only the database itself
+    refuses writes (`flowprov serve`): SQLite opened with mode=ro, PostgreSQL sessions with
+    default_transaction_read_only — on top of whatever role the URL names."""
     u = parse_url(url)
-    path = sqlite_path(u) if must_exist else None
+    path = sqlite_path(u) if (must_exist or read_only) else None
     if path is not None and not os.path.exists(path):
         raise DatabaseMissing(
             f"the database file {path} is missing (deleted, or moved with its storage folder: "
@@ -78,13 +80,19 @@ def make_engine(url: str | URL, must_exist: bool = False) -> Engine:
         )
     try:
         if u.get_backend_name() == "sqlite":
+            if read_only and path is not None:
+                u = u.set(database=f"file:{path}?mode=ro", query={**u.query, "uri": "true"})
             engine = create_engine(u, connect_args={"timeout": 30})
-            _tune_sqlite(engine)
-        elif u.get_backend_name() == "postgresql" and "connect_timeout" not in u.query:
-            # a server behind a dead network would otherwise hold a job for minutes (libpq's
-            # default); PGCONNECT_TIMEOUT or ?connect_timeout= in the URL override this
-            timeout = int(os.environ.get("PGCONNECT_TIMEOUT", "15"))
-            engine = create_engine(u, pool_pre_ping=True, connect_args={"connect_timeout": timeout})
+            _tune_sqlite(engine, read_only)
+        elif u.get_backend_name() == "postgresql":
+            args = {}
+            if "connect_timeout" not in u.query:
+                # a server behind a dead network would otherwise hold a job for minutes (libpq's
+                # default); PGCONNECT_TIMEOUT or ?connect_timeout= in the URL override this
+                args["connect_timeout"] = int(os.environ.get("PGCONNECT_TIMEOUT", "15"))
+            if read_only:
+                args["options"] = "-c default_transaction_read_only=on"
+            engine = create_engine(u, pool_pre_ping=True, connect_args=args)
         else:
             engine = create_engine(u, pool_pre_ping=True)
     except (NoSuchModuleError, ImportError) as e:
@@ -96,14 +104,15 @@ def make_engine(url: str | URL, must_exist: bool = False) -> Engine:
     return engine
 
 
-def _tune_sqlite(engine: Engine) -> None:
+def _tune_sqlite(engine: Engine, read_only: bool = False) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = (
             None  # we issue BEGIN ourselves (SQLAlchemy's documented recipe)
         )
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")  # persistent per file; a no-op once set
+        if not read_only:
+            cur.execute("PRAGMA journal_mode=WAL")  # persistent per file; a no-op once set
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=30000")

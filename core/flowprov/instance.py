@@ -67,6 +67,15 @@ class Instance:
         """The engine, before the schema is looked at (rights checks, `migrate`, `delete`)."""
         return make_engine(self.config.db, must_exist=True)
 
+    def open_read_only(self) -> None:
+        """From here on the database itself refuses this instance's writes (`flowprov serve`)."""
+        self.close()
+        for cached in ("engine_unchecked", "engine", "schema", "meta"):
+            self.__dict__.pop(cached, None)
+        self.__dict__["engine_unchecked"] = make_engine(
+            self.config.db, must_exist=True, read_only=True
+        )
+
     @cached_property
     def schema(self) -> SchemaState:
         """Where the database's schema stands; an older one is read through views and a

@@ -1,0 +1,3 @@
+"""The lineage page: the interactive graph of `flowprov lineage --format html`, linked. STUB."""
+
+ROUTES = []

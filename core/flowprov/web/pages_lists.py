@@ -1,0 +1,3 @@
+"""Lists of artifacts, runs, transforms, users, storages: filters, sorting, pagination. STUB."""
+
+ROUTES = []

@@ -1,0 +1,3 @@
+"""One record's page: artifact (and its download), run, transform. STUB."""
+
+ROUTES = []

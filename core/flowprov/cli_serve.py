@@ -79,4 +79,4 @@ def serve(host, port, token, no_auth):
     )
 
 
-COMMANDS = [serve]
+COMMANDS = (serve,)

@@ -291,6 +291,10 @@ def demo(directory):
         f"\nThe demo instance is now current. Explore it: [bold]flowprov ls artifacts[/], "
         f"[bold]flowprov show {a['figure'].uid}[/], [bold]flowprov lineage {a['figure'].uid}[/]."
     )
+    out.print(
+        "Browse it: [bold]flowprov serve[/], then open http://127.0.0.1:8700/ "
+        f"(the figure: http://127.0.0.1:8700/artifact/{a['figure'].uid})."
+    )
 
 
 @cli.command()

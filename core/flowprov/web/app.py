@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -17,6 +18,31 @@ from .auth import SecurityHeaders, TokenGate
 from .respond import HTTPProblem, problem
 
 log = logging.getLogger("flowprov.serve")
+
+
+class ServerTiming:
+    """`Server-Timing: app;dur=<ms>` on every answer: the server's own time, which the benchmark
+    and a browser's network panel read apart from the network's."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        t0 = time.perf_counter()
+
+        async def send_timed(message):
+            if message["type"] == "http.response.start":
+                ms = (time.perf_counter() - t0) * 1000
+                headers = [
+                    *message.get("headers", []),
+                    (b"server-timing", f"app;dur={ms:.2f}".encode()),
+                ]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_timed)
 
 
 def create_app(token: str | None = None, read_only: bool = True) -> Starlette:
@@ -38,7 +64,7 @@ def create_app(token: str | None = None, read_only: bool = True) -> Starlette:
         *AUTH_ROUTES,
         Mount("/static", StaticFiles(packages=[("flowprov.web", "static")]), name="static"),
     ]
-    middleware = [Middleware(SecurityHeaders)]
+    middleware = [Middleware(ServerTiming), Middleware(SecurityHeaders)]
     if token:
         middleware.append(Middleware(TokenGate, token=token))
 

@@ -1,0 +1,56 @@
+"""`flowprov serve` as a user starts it: the installed command in a subprocess, on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tests.services import free_port, wait_for_port
+
+# the installed command, as a user types it (not `python -m`)
+FLOWPROV = Path(sys.executable).with_name("flowprov")
+
+
+@contextlib.contextmanager
+def serving(*args: str, env: dict | None = None, cwd=None, port: int | None = None):
+    """Runs `flowprov serve --port P ARGS` until the block ends; yields the base URL (loopback)."""
+    port = port or free_port()
+    e = dict(os.environ)
+    e.update(env or {})
+    log = open(Path(cwd or ".") / f"serve-{port}.log", "w+b") if cwd else subprocess.DEVNULL
+    cmd = [str(FLOWPROV), "serve", *(["--port", str(port)] if "--port" not in args else []), *args]
+    proc = subprocess.Popen(cmd, env=e, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        try:
+            wait_for_port(port, proc, "flowprov serve", timeout=60)
+        except RuntimeError as err:
+            output = ""
+            if cwd:
+                log.seek(0)
+                output = log.read().decode(errors="replace")
+            raise AssertionError(f"{err}: {output}") from None
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if cwd:
+            log.close()
+
+
+def get(url: str, headers: dict | None = None, method: str = "GET") -> tuple[int, dict, str]:
+    """(status, headers, body) of one request; an HTTP error status is returned, not raised."""
+    req = urllib.request.Request(url, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, dict(r.headers), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read().decode()

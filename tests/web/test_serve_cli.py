@@ -81,3 +81,30 @@ def test_no_instance_is_a_clear_error(fp_env):
     )
     assert proc.returncode == 1 and "flowprov error" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_team_serves_through_the_documented_read_only_role(
+    fp_env, postgres, pg_database, run_flowprov
+):
+    """PostgreSQL: `flowprov serve` connected as the README's `reader` role (SELECT only)."""
+    from flowprov import instance as inst_mod
+
+    from tests.test_rights import _role
+
+    inst_mod.init(fp_env / "labdata", db=pg_database)
+    a = fp.Artifact(write(fp_env / "labdata" / "hits.tsv", "g\ts\n"), key="hits.tsv").save()
+    reader = _role(postgres, pg_database.rsplit("/", 1)[1], "reader")
+    env = {"PGPASSWORD": postgres.password, "FLOWPROV_INSTANCE": "lab-reader"}
+    run_flowprov(
+        "init",
+        "--db",
+        pg_database.replace("//flowprov@", f"//{reader}@"),
+        "--storage",
+        str(fp_env / "labdata"),
+        "--name",
+        "lab-reader",
+        env=env,
+    )
+    with serving(env=env, cwd=fp_env) as url:
+        status, _, body = get(f"{url}/artifact/{a.uid}?format=json")
+        assert status == 200 and json.loads(body)["artifact"]["key"] == "hits.tsv"

@@ -53,7 +53,7 @@ def test_a_token_guards_every_page(one_artifact, fp_env):
         assert status == 401 and headers["www-authenticate"].startswith("Bearer")
         assert "the token is wrong" in body
         status, _, body = get(page + "?format=json", {"Authorization": f"Bearer {token}"})
-        assert status == 200 and json.loads(body)["artifact"]["uid"] == one_artifact.uid
+        assert status == 200 and json.loads(body)["uid"] == one_artifact.uid
 
 
 def test_loopback_needs_no_token_and_nothing_is_written(one_artifact, fp_env):
@@ -107,4 +107,4 @@ def test_a_team_serves_through_the_documented_read_only_role(
     )
     with serving(env=env, cwd=fp_env) as url:
         status, _, body = get(f"{url}/artifact/{a.uid}?format=json")
-        assert status == 200 and json.loads(body)["artifact"]["key"] == "hits.tsv"
+        assert status == 200 and json.loads(body)["key"] == "hits.tsv"

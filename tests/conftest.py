@@ -237,7 +237,8 @@ def browser():
         "--window-size=1400,1000",
         f"--user-data-dir={profile}",
         "--proxy-server=127.0.0.1:9",
-        "--host-resolver-rules=MAP * ~NOTFOUND",
+        # no name resolves; loopback stays reachable (the pages `flowprov serve` serves there)
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     ):
         opts.add_argument(flag)
     driver = webdriver.Chrome(options=opts, service=Service(executable_path=chromedriver))

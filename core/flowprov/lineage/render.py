@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
 
@@ -537,9 +538,17 @@ def to_html(
     collapse_over: int | None = COLLAPSE,
     title: str | None = None,
     transforms: bool = False,
+    page_url: Callable[[str, str], str | None] | None = None,
+    controls: str = "",
+    head: str = "",
 ) -> str:
     """One page, no network needed: the SVG inline, every node's record as JSON, a little script
-    that shows a node's record when it is clicked."""
+    that shows a node's record when it is clicked.
+
+    For `flowprov serve`: page_url(kind, uid) gives the URL of a record's own page ("artifact",
+    "run" or "transform"; None: none), which the record panel links as "open its page";
+    `controls` (markup for the header) and `head` (markup for <head>) are trusted markup the
+    caller has escaped. Without them the page is the one `flowprov lineage` writes."""
     h = drawable(g, transforms, collapse_over)
     # the page has its legend above the picture
     svg = render_graphviz(h, "svg", None, None, transforms=True, legend=False).decode()
@@ -558,25 +567,38 @@ def to_html(
         records[f"box_{gid}"] = records[gid]
     # what the page's script needs besides the records (not shown as fields of a record); the
     # runs' environments once each, which run records name by uid
-    data = json.dumps(
-        {
-            "title": title or "",
-            "nodes": records,
-            "start": h.start,
-            "environments": {uid: _page_environment(e) for uid, e in h.environments.items()},
-        },
-        default=str,
-    )
-    data = script_safe(data)
+    payload = {
+        "title": title or "",
+        "nodes": records,
+        "start": h.start,
+        "environments": {uid: _page_environment(e) for uid, e in h.environments.items()},
+    }
+    if page_url is not None:
+        payload["pages"] = pages_of(records, page_url)
+    data = script_safe(json.dumps(payload, default=str))
     page = files("flowprov.lineage").joinpath("page.html").read_text(encoding="utf-8")
     from html import escape
 
     return (
-        page.replace("{{TITLE}}", escape(title or "flowprov lineage"))
+        # the caller's markup first: no text of the store put in below is taken for a placeholder
+        page.replace("{{HEAD}}", head)
+        .replace("{{CONTROLS}}", controls)
+        .replace("{{TITLE}}", escape(title or "flowprov lineage"))
         .replace("{{LEGEND}}", _legend_html(h))
         .replace("{{SVG}}", svg)
         .replace("{{DATA}}", data)
     )
+
+
+def pages_of(records: dict[str, dict], page_url: Callable[[str, str], str | None]) -> dict:
+    """{node id: URL of its record's page} for the page's records (collapsed files have none)."""
+    out = {}
+    for node_id, rec in records.items():
+        kind = rec["kind"].removeprefix("enclosing ")
+        url = page_url(kind, rec["uid"]) if kind in ("artifact", "run", "transform") else None
+        if url:
+            out[node_id] = url
+    return out
 
 
 def script_safe(text: str) -> str:

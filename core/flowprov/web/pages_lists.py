@@ -30,6 +30,13 @@ from .params import choice_param, date_param, paging, text_param
 from .respond import BadRequest, page
 
 A, R, T, U, ST, ENV = S.artifacts, S.runs, S.transforms, S.users, S.storages, S.environments
+# made once: building an alias's columns costs more than the page's queries
+_RUN, _TRANSFORM, _PARENT_RUN, _PARENT_TRANSFORM = (
+    R.alias("r"),
+    T.alias("t"),
+    R.alias("p"),
+    T.alias("pt"),
+)
 
 COUNT_CAP = 10_000
 # the engines that record runs (runs.engine); a run without one is of its transform's type
@@ -257,7 +264,7 @@ def artifacts(request: Request):
 
 
 def _artifact_rows(conn, ids):
-    r, t = R.alias("r"), T.alias("t")
+    r, t = _RUN, _TRANSFORM
     q = (
         select(
             A.c.id,
@@ -354,7 +361,7 @@ def runs(request: Request):
 
 def run_rows(conn, ids):
     """Runs as the lists and the home page show them: transform, kind, user, parent, duration."""
-    p = R.alias("p")
+    p = _PARENT_RUN
     q = (
         select(
             R.c.id,
@@ -431,7 +438,7 @@ def transforms(request: Request):
 
 
 def _transform_rows(conn, ids):
-    p = T.alias("p")
+    p = _PARENT_TRANSFORM
     q = (
         select(
             T.c.id,

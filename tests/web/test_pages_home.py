@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import html
 
-from tests.web.test_pages_lists import HOSTILE, _bad, _json, lab  # noqa: F401 - the fixture
+from tests.web import test_pages_lists as lists
+from tests.web.test_pages_lists import HOSTILE, _bad, _json
+
+lab = lists.lab  # the lists' fixture: the same lab instance
 
 
 def test_home_on_an_empty_instance(app_client):

@@ -313,7 +313,7 @@ def test_bad_parameters_are_400_with_the_reason(lab, app_client):
 
 # -- sorting -----------------------------------------------------------------------------------
 def test_sort_orders(lab, app_client):
-    a, r, t = lab["arts"], lab["runs"], lab["transforms"]
+    a, r = lab["arts"], lab["runs"]
     c = app_client()
     newest = [a["hostile"], a["clean"], a["counts"], a["umap"], a["raw"]]
     assert _uids(c, "/artifacts") == newest  # default: newest first
@@ -413,7 +413,7 @@ def test_every_list_renders_its_rows_and_twin(lab, app_client):
         assert j["rows"], path
         for row in j["rows"]:
             assert html.escape(row["uid"]) in page or row.get("handle", "") in page, (path, row)
-        assert re.search(r'<tr>\s*<td', page), path
+        assert re.search(r"<tr>\s*<td", page), path
     runs = c.get("/runs").text
     assert f'href="/transform/{lab["transforms"]["cellranger"]}"' in runs
     assert f'href="/run/{lab["runs"]["wf"]}"' in runs  # the jobs' parent

@@ -200,8 +200,17 @@ def test_a_graph_too_large_to_draw_says_so(chain, app_client, monkeypatch):
     text = html.unescape(r.text)
     assert "too many to draw in a page (at most 3)" in text
     assert f"flowprov lineage {fig.uid}" in text and 'id="depth-form"' in r.text
+    assert (
+        c.get(f"/lineage/{fig.uid}?format=json").json()["too_large"].startswith("7 nodes")
+    )  # 3 files, 3 runs, 1 box
     # a smaller depth draws
     assert "<script>" in c.get(f"/lineage/{fig.uid}?depth=0").text
+    # a transform's lineage is that of all its runs: too many runs, and no graph is built
+    monkeypatch.setattr(pages_lineage, "MAX_DRAWN", 0)
+    t = chain["count"].transform
+    d = c.get(f"/lineage/{t.uid}?format=json").json()
+    assert d["graph"] is None and d["too_large"].startswith("1 runs of this transform")
+    assert "too many to draw" in c.get(f"/lineage/{t.uid}").text
 
 
 def test_hostile_strings_stay_inert_in_the_page(instance, fp_env, app_client):

@@ -127,10 +127,7 @@ def lineage_page(request: Request):
     depth = int_param(request, "depth", None, 0, MAX_DEPTH)
     as_json = wants_json(request)
     direction = "both" if up and down else ("upstream" if up else "downstream")
-    g = rec.lineage(direction, depth)
     title = title_of(rec, direction)
-    drawn = drawable(g, False, COLLAPSE)
-    n_drawn = len(drawn.nodes) + len([b for b in drawn.groups if b not in drawn.nodes])
     data = {
         "kind": kind,
         "uid": rec.uid,
@@ -141,15 +138,37 @@ def lineage_page(request: Request):
         "downstream": down,
         "depth": depth,
         "max_depth": MAX_DEPTH,
-        "counts": {
+        "max_drawn": MAX_DRAWN,
+        "too_large": None,
+    }
+    if kind == "transform":  # the lineage of all its runs: a rule of 200,000 jobs is no page
+        n_runs = rec.runs.count()
+        if n_runs > MAX_DRAWN:
+            data.update(
+                counts={"run": n_runs},
+                drawn=None,
+                graph=None,
+                too_large=f"{n_runs:,} runs of this transform: too many to draw in a page "
+                "(open the lineage of one of its runs)",
+            )
+            return page(request, "lineage.html", data)
+    g = rec.lineage(direction, depth)
+    drawn = drawable(g, False, COLLAPSE)
+    n_drawn = len(drawn.nodes) + len([b for b in drawn.groups if b not in drawn.nodes])
+    data.update(
+        counts={
             k: sum(1 for n in g.nodes.values() if n.kind == k)
             for k in ("artifact", "run", "transform")
         },
-        "drawn": n_drawn,
-        "max_drawn": MAX_DRAWN,
-        "graph": graph_data(g, page_url),
-    }
-    if as_json or n_drawn > MAX_DRAWN:
+        drawn=n_drawn,
+        graph=graph_data(g, page_url),
+    )
+    if n_drawn > MAX_DRAWN:
+        data["too_large"] = (
+            f"{n_drawn:,} nodes: too many to draw in a page (at most {MAX_DRAWN:,}); choose a "
+            "smaller depth"
+        )
+    if as_json or data["too_large"]:
         return page(request, "lineage.html", data)
     controls = TEMPLATES.get_template("_macros_records.html").module.lineage_controls(data)
     html = to_html(g, COLLAPSE, title, page_url=page_url, controls=str(controls), head=HEAD)

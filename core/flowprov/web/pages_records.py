@@ -29,7 +29,7 @@ from .. import schema as S
 from ..db import read_connection
 from ..errors import ContentChanged, FlowprovError
 from .params import int_param
-from .respond import TEMPLATES, NotFound, page
+from .respond import NotFound, page
 
 MAX_UID = 128  # longer is no uid of any record
 PAGE_SIZE = 50
@@ -464,7 +464,7 @@ def artifact_page(request: Request):
         "checksums": a.checksums or {},
         "removed_at": _utc(a.removed_at),
         "updated_at": _utc(a.updated_at),
-        "path": str(_path_or_none(a)),
+        "path": _path_or_none(a),
         "producer": producer,
         "also_made_by": also_made,
         "readers": readers,
@@ -483,10 +483,10 @@ def artifact_page(request: Request):
     return page(request, "artifact.html", data)
 
 
-def _path_or_none(a):
+def _path_or_none(a) -> str | None:
     try:
-        return a.path
-    except FlowprovError:
+        return str(a.path)
+    except (FlowprovError, KeyError):
         return None
 
 
@@ -960,5 +960,3 @@ ROUTES = [
     Route("/run/{uid}", run_page, methods=["GET"]),
     Route("/transform/{uid}", transform_page, methods=["GET"]),
 ]
-
-__all__ = ["ROUTES", "TEMPLATES", "find", "page_url"]

@@ -327,8 +327,10 @@ def test_sort_orders(lab, app_client):
     assert _uids(c, "/runs?top=1&sort=started_at") == tops[::-1]
     by_status = _json(c, "/runs?top=1&sort=status")["rows"]
     assert [x["status"] for x in by_status] == ["completed"] * 3 + ["failed", "started"]
-    # ties are broken by id in the sort's direction: the completed ones in recorded order
+    # runs of one status by their start, in the sort's direction
     assert [x["uid"] for x in by_status[:3]] == [r["wf"], r["nb"], r["flow"]]
+    desc = _uids(c, "/runs?top=1&sort=-status")
+    assert desc == [r["live"], r["script"], r["flow"], r["nb"], r["wf"]]
     names = [x["name"] for x in _json(c, "/transforms?sort=name")["rows"]]
     assert names == sorted(names) and len(names) == 6
     assert [x["type"] for x in _json(c, "/transforms?sort=-type")["rows"]][0] == "script"

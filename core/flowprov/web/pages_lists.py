@@ -76,15 +76,16 @@ def duration(started, finished) -> float | None:
 
 # -- the parameters every list shares ---------------------------------------------------------
 def sort_param(request: Request, fields: dict, default: str):
-    """(the sort as given, ORDER BY clauses): a field of `fields`, `-` first for descending."""
+    """(the sort as given, ORDER BY clauses): a field of `fields`, `-` first for descending.
+    A field names its column, or its columns (ties broken by the next: runs of one status newest
+    first, as the (status, started_at) index holds them); then by id, all in one direction."""
     allowed = {*fields, *(f"-{f}" for f in fields)}
     v = choice_param(request, "sort", allowed, default)
     desc = v.startswith("-")
-    col = fields[v.lstrip("-")]
-    table = col.table
-    if desc:
-        return v, [col.desc(), table.c.id.desc()]
-    return v, [col.asc(), table.c.id.asc()]
+    cols = fields[v.lstrip("-")]
+    cols = list(cols) if isinstance(cols, list | tuple) else [cols]
+    cols.append(cols[0].table.c.id)
+    return v, [c.desc() if desc else c.asc() for c in cols]
 
 
 def flag_param(request: Request, name: str) -> bool:
@@ -351,7 +352,7 @@ def runs(request: Request):
         title="Runs",
         table=R,
         where_of=where_of,
-        sorts={"started_at": R.c.started_at, "status": R.c.status},
+        sorts={"started_at": R.c.started_at, "status": (R.c.status, R.c.started_at)},
         default_sort="-started_at",
         fetch=run_rows,
         filters=filters,

@@ -233,6 +233,10 @@ def test_artifact_filters_filter(lab, app_client):
     assert row["created_at"] == (T0 + timedelta(minutes=6)).isoformat()
     f = {x["name"]: x["value"] for x in both["filters"]}
     assert f["user"] == "alice" and f["suffix"] == ".tsv" and f["key"] is None
+    storage = next(x for x in both["filters"] if x["name"] == "storage")
+    assert [lab["raw_storage"], "s3://lab-raw"] in storage["choices"]
+    page = c.get(f"/artifacts?storage={lab['raw_storage']}").text
+    assert f'<option value="{lab["raw_storage"]}" selected>s3://lab-raw</option>' in page
     page = c.get("/artifacts?user=alice&suffix=.tsv").text
     assert 'value="alice"' in page and f'href="/artifact/{a["counts"]}"' in page
     assert f'href="/run/{lab["runs"]["job2"]}"' in page

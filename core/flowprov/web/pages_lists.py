@@ -241,10 +241,16 @@ def artifacts(request: Request):
             w.append(A.c.is_latest.is_(True))
         return w
 
+    from ..db import read_connection
+
+    with read_connection(_engine()) as conn:  # a few rows: offered by root in the form
+        roots = conn.execute(select(ST.c.uid, ST.c.root).order_by(ST.c.root).limit(201)).all()
     filters = [
         _filter("key", "key contains", value=key, placeholder="figures/"),
         _filter("suffix", "suffix", value=suffix, placeholder=".csv"),
-        _filter("storage", "storage (uid)", value=storage),
+        _filter("storage", "storage", "choice", storage, [[u, r] for u, r in roots])
+        if len(roots) <= 200
+        else _filter("storage", "storage (uid)", value=storage),
         _filter("user", "user (handle)", value=handle),
         _filter("from", "created from", "date", request.query_params.get("from")),
         _filter("to", "created to", "date", request.query_params.get("to")),

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from functools import cache
 from urllib.parse import quote
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Integer, bindparam, func, or_, select
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
@@ -186,24 +186,80 @@ def _artifact_item(row) -> dict:
     }
 
 
-def _paged(
-    conn, request: Request, items, count, to_item, param: str, size: int = PAGE_SIZE
-) -> dict:
-    """One page of a list: its rows (`items` ordered, unlimited), how many there are (`count`),
-    the page asked for in the query parameter `param`."""
+def _id(name: str = "id"):
+    return bindparam(name, type_=Integer)
+
+
+@cache
+def _lists() -> dict:
+    """Every paged list as (rows in order, their count), prebuilt with the record's id in `id`
+    (building a statement costs more than running it on a page's small lists)."""
+    r, ar, ri, ro, T = S.runs, S.artifacts, S.run_inputs, S.run_outputs, S.transforms
+    limit = bindparam("limit", type_=Integer)
+    offset = bindparam("offset", type_=Integer)
+
+    def paged(q):
+        return q.limit(limit).offset(offset)
+
+    return {
+        "readers": (
+            paged(
+                _runs_select()
+                .where(r.c.id.in_(select(ri.c.run_id).where(ri.c.artifact_id == _id())))
+                .order_by(r.c.id.desc())
+            ),
+            _count(ri, ri.c.artifact_id == _id()),
+        ),
+        "children": (
+            paged(_runs_select().where(r.c.parent_id == _id()).order_by(r.c.id)),
+            _count(r, r.c.parent_id == _id()),
+        ),
+        "inputs": (
+            paged(
+                _artifacts_select()
+                .where(ar.c.id.in_(select(ri.c.artifact_id).where(ri.c.run_id == _id())))
+                .order_by(ar.c.id)
+            ),
+            _count(ri, ri.c.run_id == _id()),
+        ),
+        "outputs": (
+            paged(
+                _artifacts_select()
+                .where(ar.c.id.in_(select(ro.c.artifact_id).where(ro.c.run_id == _id())))
+                .order_by(ar.c.id)
+            ),
+            _count(ro, ro.c.run_id == _id()),
+        ),
+        "runs": (
+            paged(_runs_select().where(r.c.transform_id == _id()).order_by(r.c.id.desc())),
+            _count(r, r.c.transform_id == _id()),
+        ),
+        "members": (
+            paged(select(T).where(T.c.parent_id == _id()).order_by(T.c.name)),
+            _count(T, T.c.parent_id == _id()),
+        ),
+    }
+
+
+def _paged(conn, request: Request, name: str, record_id: int, to_item, param: str) -> dict:
+    """One page of a list (see _lists) of one record: the page asked for in the query
+    parameter `param`, its rows, how many there are in all."""
+    items, count = _lists()[name]
     number = int_param(request, param, 1, 1, 1_000_000)
-    total = conn.execute(count).scalar_one()
-    pages = max(1, math.ceil(total / size))
+    total = conn.execute(count, {"id": record_id}).scalar_one()
+    pages = max(1, math.ceil(total / PAGE_SIZE))
     if number > pages:
         from .respond import BadRequest
 
         raise BadRequest(f"{param} {number} is past the last page ({pages})")
-    rows = conn.execute(items.limit(size).offset((number - 1) * size)).mappings().all()
+    rows = conn.execute(
+        items, {"id": record_id, "limit": PAGE_SIZE, "offset": (number - 1) * PAGE_SIZE}
+    ).mappings()
     return {
         "total": total,
         "page": number,
         "pages": pages,
-        "size": size,
+        "size": PAGE_SIZE,
         "param": param,
         "items": [to_item(r) for r in rows],
     }
@@ -213,21 +269,28 @@ def _count(table, *where):
     return select(func.count()).select_from(table).where(*where)
 
 
+@cache
+def _one() -> dict:
+    """One row of a table by id, prebuilt."""
+    return {
+        "run": _runs_select().where(S.runs.c.id == _id()),
+        "artifact": _artifacts_select().where(S.artifacts.c.id == _id()),
+        "transform": select(S.transforms).where(S.transforms.c.id == _id()),
+        "user": select(S.users.c.handle, S.users.c.name).where(S.users.c.id == _id()),
+    }
+
+
 def _user(conn, user_id) -> dict | None:
     if user_id is None:
         return None
-    row = (
-        conn.execute(select(S.users.c.handle, S.users.c.name).where(S.users.c.id == user_id))
-        .mappings()
-        .first()
-    )
+    row = conn.execute(_one()["user"], {"id": user_id}).mappings().first()
     return dict(row) if row else None
 
 
 def _run_summary(conn, run_id) -> dict | None:
     if run_id is None:
         return None
-    row = conn.execute(_runs_select().where(S.runs.c.id == run_id)).mappings().first()
+    row = conn.execute(_one()["run"], {"id": run_id}).mappings().first()
     return _run_item(row) if row else None
 
 
@@ -410,49 +473,56 @@ def _clip(text: str | None, limit: int = DIFF_TEXT_MAX) -> str | None:
     return text[:limit] + f"\n… ({len(text) - limit:,} more characters)"
 
 
+@cache
+def _artifact_queries() -> dict:
+    ar, ro, r = S.artifacts, S.run_outputs, S.runs
+    stem, h = bindparam("stem"), bindparam("hash")
+    same = (ar.c.hash == h) & (ar.c.id != _id())
+    return {
+        # the other runs that wrote these bytes there (the first is the producer)
+        "also_made": _runs_select()
+        .where(
+            r.c.id.in_(
+                select(ro.c.run_id).where(ro.c.artifact_id == _id(), ro.c.run_id != _id("run_id"))
+            )
+        )
+        .order_by(r.c.id)
+        .limit(20),
+        "n_versions": _count(ar, ar.c.stem == stem),
+        "versions": _artifacts_select()
+        .where(ar.c.stem == stem)
+        .order_by(ar.c.uid.desc())
+        .limit(VERSIONS_SHOWN),
+        "previous": select(ar.c.uid)
+        .where(ar.c.stem == stem, ar.c.uid < bindparam("uid"))
+        .order_by(ar.c.uid.desc())
+        .limit(1),
+        "n_same": _count(ar, same),
+        "same": _artifacts_select().where(same).order_by(ar.c.id).limit(SAME_BYTES_SHOWN),
+    }
+
+
 def artifact_page(request: Request):
     from ..records import Artifact
 
     a = find(Artifact, request.path_params["uid"], "artifact")
-    ar, ri, ro = S.artifacts, S.run_inputs, S.run_outputs
+    q = _artifact_queries()
     with read_connection(_engine()) as conn:
-        me = conn.execute(_artifacts_select().where(ar.c.id == a.id)).mappings().one()
+        me = conn.execute(_one()["artifact"], {"id": a.id}).mappings().one()
         producer = _run_summary(conn, a.run_id)
-        others = select(ro.c.run_id).where(ro.c.artifact_id == a.id, ro.c.run_id != a.run_id)
         also_made = [
             _run_item(r)
-            for r in conn.execute(
-                _runs_select().where(S.runs.c.id.in_(others)).order_by(S.runs.c.id).limit(20)
-            ).mappings()
+            for r in conn.execute(q["also_made"], {"id": a.id, "run_id": a.run_id or -1}).mappings()
         ]
-        readers = _paged(
-            conn,
-            request,
-            _runs_select()
-            .where(S.runs.c.id.in_(select(ri.c.run_id).where(ri.c.artifact_id == a.id)))
-            .order_by(S.runs.c.id.desc()),
-            _count(ri, ri.c.artifact_id == a.id),
-            _run_item,
-            "readers_page",
-        )
-        n_versions = conn.execute(_count(ar, ar.c.stem == a.stem)).scalar_one()
-        version_rows = conn.execute(
-            _artifacts_select()
-            .where(ar.c.stem == a.stem)
-            .order_by(ar.c.uid.desc())
-            .limit(VERSIONS_SHOWN)
-        ).mappings()
+        readers = _paged(conn, request, "readers", a.id, _run_item, "readers_page")
+        n_versions = conn.execute(q["n_versions"], {"stem": a.stem}).scalar_one()
+        version_rows = conn.execute(q["versions"], {"stem": a.stem}).mappings()
         versions = [_artifact_item(r) for r in version_rows][::-1]  # oldest first
-        previous = conn.execute(
-            select(ar.c.uid).where(ar.c.stem == a.stem, ar.c.uid < a.uid).order_by(ar.c.uid.desc())
-        ).first()
-        same_where = and_(ar.c.hash == a.hash, ar.c.id != a.id)
-        n_same = conn.execute(_count(ar, same_where)).scalar_one()
+        previous = conn.execute(q["previous"], {"stem": a.stem, "uid": a.uid}).first()
+        n_same = conn.execute(q["n_same"], {"hash": a.hash, "id": a.id}).scalar_one()
         same = [
             _artifact_item(r)
-            for r in conn.execute(
-                _artifacts_select().where(same_where).order_by(ar.c.id).limit(SAME_BYTES_SHOWN)
-            ).mappings()
+            for r in conn.execute(q["same"], {"hash": a.hash, "id": a.id}).mappings()
         ]
         staleness = _staleness(conn, a)
     item = _artifact_item(me)
@@ -548,47 +618,45 @@ def _own_file(a) -> tuple[str, str] | None:
     return None
 
 
-def _upstream_reasons(conn, aid: int) -> list[dict]:
-    from ..lineage import stale as ST
-    from ..lineage.graph import _rows
+@cache
+def _cause_queries() -> tuple:
+    """The causes `flowprov stale` counts, among what is upstream of artifact `start` (the walk
+    of lineage/walk.py): older versions read by some run whose bytes (or a producer-less copy's)
+    runs upstream read; runs upstream of an older version of their code."""
     from ..lineage.walk import copies_of, run_walk_statement
 
     ar, r, t, ri, ro = S.artifacts, S.runs, S.transforms, S.run_inputs, S.run_outputs
     up = run_walk_statement("upstream", "a", False).subquery("up")
     upstream_runs = select(up.c.run_id)
     cause, read = ar.alias("cause"), ar.alias("cread")
-    # older versions read by some run, whose bytes (or a producer-less copy's) runs upstream read
-    arts = [
-        x
-        for (x,) in conn.execute(
-            select(cause.c.id)
-            .distinct()
-            .select_from(
-                cause.join(read, copies_of(cause, read)).join(ri, ri.c.artifact_id == read.c.id)
-            )
-            .where(
-                ri.c.run_id.in_(upstream_runs),
-                cause.c.is_latest.is_(False),
-                cause.c.id.in_(select(S.run_inputs.c.artifact_id)),
-                cause.c.id != aid,
-            ),
-            {"start": [aid]},
+    arts = (
+        select(cause.c.id)
+        .distinct()
+        .select_from(
+            cause.join(read, copies_of(cause, read)).join(ri, ri.c.artifact_id == read.c.id)
         )
-    ]
-    # runs upstream of an older version of their code
-    runs = [
-        x
-        for (x,) in conn.execute(
-            select(r.c.id)
-            .select_from(r.join(t, t.c.id == r.c.transform_id))
-            .where(
-                r.c.id.in_(upstream_runs),
-                t.c.is_latest.is_(False),
-                r.c.id.in_(select(ro.c.run_id)),
-            ),
-            {"start": [aid]},
+        .where(
+            ri.c.run_id.in_(upstream_runs),
+            cause.c.is_latest.is_(False),
+            cause.c.id.in_(select(S.run_inputs.c.artifact_id)),
+            cause.c.id != _id("aid"),
         )
-    ]
+    )
+    runs = (
+        select(r.c.id)
+        .select_from(r.join(t, t.c.id == r.c.transform_id))
+        .where(r.c.id.in_(upstream_runs), t.c.is_latest.is_(False), r.c.id.in_(select(ro.c.run_id)))
+    )
+    return arts, runs
+
+
+def _upstream_reasons(conn, aid: int) -> list[dict]:
+    from ..lineage import stale as ST
+    from ..lineage.graph import _rows
+
+    arts_q, runs_q = _cause_queries()
+    arts = [x for (x,) in conn.execute(arts_q, {"start": [aid], "aid": aid})]
+    runs = [x for (x,) in conn.execute(runs_q, {"start": [aid]})]
     if not arts and not runs:
         return []
     walk = conn.execute(ST._walk(arts, runs), {"arts": arts, "runs": runs}).all()
@@ -686,16 +754,8 @@ def _environment(run) -> dict | None:
     }
 
 
-def _is_log(row) -> bool:
-    key = (row["key"] or row["file_name"] or "").lower()
-    return key.endswith(LOG_SUFFIXES) or key.startswith("logs/") or "/logs/" in key
-
-
-def _logs(conn, run) -> list[dict]:
-    """The run's log files (outputs named like logs), the first LOG_BYTES of each as text, read
-    only from a local file that still holds the recorded bytes."""
-    from ..records import Artifact
-
+@cache
+def _logs_query():
     ar, ro = S.artifacts, S.run_outputs
     lower = func.lower(func.coalesce(ar.c.key, ar.c.file_name, ""))
     named = or_(
@@ -703,12 +763,20 @@ def _logs(conn, run) -> list[dict]:
         lower.like("logs/%"),
         lower.like("%/logs/%"),
     )
-    rows = conn.execute(
+    return (
         select(ar)
-        .where(ar.c.id.in_(select(ro.c.artifact_id).where(ro.c.run_id == run.id)), named)
+        .where(ar.c.id.in_(select(ro.c.artifact_id).where(ro.c.run_id == _id())), named)
         .order_by(ar.c.key)
         .limit(LOGS_SHOWN)
-    ).mappings()
+    )
+
+
+def _logs(conn, run) -> list[dict]:
+    """The run's log files (outputs named like logs), the first LOG_BYTES of each as text, read
+    only from a local file that still holds the recorded bytes."""
+    from ..records import Artifact
+
+    rows = conn.execute(_logs_query(), {"id": run.id}).mappings()
     out = []
     for row in rows:
         a = Artifact._from_row(row)
@@ -741,44 +809,14 @@ def run_page(request: Request):
     from ..records import Run
 
     run = find(Run, request.path_params["uid"], "run")
-    r, ar, ri, ro = S.runs, S.artifacts, S.run_inputs, S.run_outputs
     with read_connection(_engine()) as conn:
-        me = conn.execute(_runs_select().where(r.c.id == run.id)).mappings().one()
-        t = (
-            conn.execute(select(S.transforms).where(S.transforms.c.id == run.transform_id))
-            .mappings()
-            .one()
-        )
+        me = conn.execute(_one()["run"], {"id": run.id}).mappings().one()
+        t = conn.execute(_one()["transform"], {"id": run.transform_id}).mappings().one()
         user = _user(conn, run.created_by_id)
         parent = _run_summary(conn, run.parent_id)
-        children = _paged(
-            conn,
-            request,
-            _runs_select().where(r.c.parent_id == run.id).order_by(r.c.id),
-            _count(r, r.c.parent_id == run.id),
-            _run_item,
-            "children_page",
-        )
-        inputs = _paged(
-            conn,
-            request,
-            _artifacts_select()
-            .where(ar.c.id.in_(select(ri.c.artifact_id).where(ri.c.run_id == run.id)))
-            .order_by(ar.c.id),
-            _count(ri, ri.c.run_id == run.id),
-            _artifact_item,
-            "inputs_page",
-        )
-        outputs = _paged(
-            conn,
-            request,
-            _artifacts_select()
-            .where(ar.c.id.in_(select(ro.c.artifact_id).where(ro.c.run_id == run.id)))
-            .order_by(ar.c.id),
-            _count(ro, ro.c.run_id == run.id),
-            _artifact_item,
-            "outputs_page",
-        )
+        children = _paged(conn, request, "children", run.id, _run_item, "children_page")
+        inputs = _paged(conn, request, "inputs", run.id, _artifact_item, "inputs_page")
+        outputs = _paged(conn, request, "outputs", run.id, _artifact_item, "outputs_page")
         logs = _logs(conn, run)
     params = run.params
     data = {
@@ -859,15 +897,27 @@ def highlight(t: dict) -> tuple[str | None, str | None]:
     return html, lexer.name
 
 
+@cache
+def _transform_versions():
+    T, r = S.transforms, S.runs
+    n_runs = select(func.count()).where(r.c.transform_id == T.c.id).scalar_subquery()
+    return (
+        select(
+            T.c.uid, T.c.version, T.c.is_latest, T.c.hash, T.c.created_at, n_runs.label("n_runs")
+        )
+        .where(T.c.stem == bindparam("stem"))
+        .order_by(T.c.uid)
+        .limit(VERSIONS_SHOWN)
+    )
+
+
 def transform_page(request: Request):
     from ..records import Transform
 
     tr = find(Transform, request.path_params["uid"], "transform")
-    T, r = S.transforms, S.runs
     with read_connection(_engine()) as conn:
-        me = conn.execute(select(T).where(T.c.id == tr.id)).mappings().one()
+        me = conn.execute(_one()["transform"], {"id": tr.id}).mappings().one()
         user = _user(conn, tr.created_by_id)
-        n_runs = select(func.count()).where(r.c.transform_id == T.c.id).scalar_subquery()
         versions = [
             {
                 "uid": v["uid"],
@@ -877,39 +927,14 @@ def transform_page(request: Request):
                 "created_at": _utc(v["created_at"]),
                 "runs": v["n_runs"],
             }
-            for v in conn.execute(
-                select(
-                    T.c.uid,
-                    T.c.version,
-                    T.c.is_latest,
-                    T.c.hash,
-                    T.c.created_at,
-                    n_runs.label("n_runs"),
-                )
-                .where(T.c.stem == tr.stem)
-                .order_by(T.c.uid)
-                .limit(VERSIONS_SHOWN)
-            ).mappings()
+            for v in conn.execute(_transform_versions(), {"stem": tr.stem}).mappings()
         ]
-        runs = _paged(
-            conn,
-            request,
-            _runs_select().where(r.c.transform_id == tr.id).order_by(r.c.id.desc()),
-            _count(r, r.c.transform_id == tr.id),
-            _run_item,
-            "runs_page",
-        )
+        runs = _paged(conn, request, "runs", tr.id, _run_item, "runs_page")
         parent = None
         if tr.parent_id is not None:
-            p = conn.execute(select(T).where(T.c.id == tr.parent_id)).mappings().first()
+            p = conn.execute(_one()["transform"], {"id": tr.parent_id}).mappings().first()
             parent = _transform_item(p) if p else None
-        n_members = conn.execute(_count(T, T.c.parent_id == tr.id)).scalar_one()
-        members = [
-            _transform_item(m)
-            for m in conn.execute(
-                select(T).where(T.c.parent_id == tr.id).order_by(T.c.name).limit(FEEDS_SHOWN)
-            ).mappings()
-        ]
+        members = _paged(conn, request, "members", tr.id, _transform_item, "members_page")
     feeds_q = tr.parents.order_by("name")
     feeds = [_transform_item(row) for row in feeds_q._rows(limit=FEEDS_SHOWN)]
     n_feeds = len(feeds) if len(feeds) < FEEDS_SHOWN else feeds_q.count()
@@ -927,7 +952,7 @@ def transform_page(request: Request):
         "versions": versions,
         "runs": runs,
         "parent": parent,
-        "members": {"total": n_members, "items": members},
+        "members": members,
         "feeds": {"total": n_feeds, "items": feeds},
         "lineage": page_url("lineage", tr.uid),
     }

@@ -1,10 +1,51 @@
-"""Typo-tolerant search ranked by similarity (rapidfuzz), per record type or across all of them."""
+"""Typo-tolerant search ranked by similarity (rapidfuzz), per record type or across all of them.
+
+The database preselects candidates through its trigram index (search_index.py: SQLite FTS5,
+PostgreSQL pg_trgm) and rapidfuzz ranks only those, so a search reads a few hundred rows per
+table instead of all of them. Candidates come in rounds, each stopping the search once
+`CANDIDATES` rows are found, newest first:
+
+1. rows holding every word of the query (words as rapidfuzz sees them: lower case, letters and
+   digits; words of fewer than 3 characters only rank, a trigram index cannot look them up);
+2. the same with typos allowed: per word, what a one-letter typo leaves intact — the word with
+   two neighbours swapped, with a letter dropped, and the pieces around a wrong or missing
+   letter (SQLite: NEAR of the two pieces; PostgreSQL: ILIKE '%piece_piece%'), or the longer
+   piece alone. "CRIPSRa" finds "CRISPRa" through a swap, "CRSPRa" through the piece "spra";
+3. every word but one, then each word alone (a query may hold a word no record has);
+4. per word, shorter leftovers of a typo (3-letter pieces): looser, last.
+
+A query of short words only reads the table newest first with LIKE until it has enough. Tables
+of fewer than `SCAN_BELOW` rows, and instances without the index (an older schema read as it is,
+SQLite without trigram FTS5, pg_trgm refused), are read whole and scored as before the index.
+
+On a big table the ranking is over the candidates: when more rows than `CANDIDATES` hold every
+word, the newest of them are ranked (all of them score alike: every word present).
+
+`search_hits` answers the CLI: on a current SQLite instance it reads through the standard
+library's sqlite3, without importing SQLAlchemy or the records (their import alone would take
+longer than the whole search; see fastread.py).
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import heapq
+from dataclasses import dataclass
 
-from .db import read_connection
+# rows per table the database hands to rapidfuzz (at least 4 × the limit asked)
+CANDIDATES = 200
+# tables whose largest id is below this are read whole: as fast as the index there, and every
+# weak match (a score of 50 shares no three letters with the query) is still found
+SCAN_BELOW = 500
+
+# record type -> table, in the order search_all lists ties (records.MODELS' order)
+MODEL_TABLES = {
+    "User": "users",
+    "Storage": "storages",
+    "Transform": "transforms",
+    "Run": "runs",
+    "Artifact": "artifacts",
+    "Environment": "environments",
+}
 
 
 class SearchResult(list):
@@ -35,6 +76,16 @@ class SearchResult(list):
         return df
 
 
+@dataclass(frozen=True)
+class Hit:
+    """One search hit as plain data: the record type's name, its uid and its row."""
+
+    score: float
+    type: str
+    uid: str
+    row: dict
+
+
 def _score(query: str, values) -> float:
     from rapidfuzz import fuzz, utils
 
@@ -52,30 +103,349 @@ def _score(query: str, values) -> float:
     return best
 
 
-def search_records(model, query: str, limit: int = 20, min_score: float = 50.0) -> SearchResult:
-    from .instance import current
+# -- what to ask the index ---------------------------------------------------------------------
+
+
+def query_words(query: str) -> list[str]:
+    """The query's words as rapidfuzz compares them (lower case, letters and digits only), each
+    once: nothing of the query's punctuation — quotes, FTS5 or LIKE operators — reaches SQL."""
+    from rapidfuzz import utils
+
+    return list(dict.fromkeys(utils.default_process(query or "").split()))
+
+
+def _minimal(phrases) -> list[str]:
+    """The phrases none of the others is part of: holding "spra" already holds "crispra"."""
+    out: list[str] = []
+    for p in sorted(set(phrases), key=lambda s: (len(s), s)):
+        if not any(k in p for k in out):
+            out.append(p)
+    return out
+
+
+@dataclass(frozen=True)
+class WordMatch:
+    """How a row may hold a word: any of `phrases` as a substring, or the two parts of a pair
+    apart by one character (a wrong or missing letter between them)."""
+
+    phrases: tuple[str, ...]
+    pairs: tuple[tuple[str, str], ...] = ()
+
+
+def word_match(word: str, level: str) -> WordMatch:
+    """level "exact": the word itself; "typo": what one typo (swap, extra, wrong or missing
+    letter) leaves of it, in pieces of ≥ 4 letters or pairs of ≥ 3; "loose": also 3-letter
+    pieces (short words' typos; slower, less precise)."""
+    n = len(word)
+    if level == "exact" or n < 3:
+        return WordMatch((word,))
+    phrases = {word}
+    phrases |= {word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(n - 1)}
+    pairs = set()
+    shortest = 3 if level == "loose" else 4
+    if n >= 5 or level == "loose":
+        phrases |= {d for i in range(n) if len(d := word[:i] + word[i + 1 :]) >= shortest}
+        # wrong letter at i (word[:i] ? word[i+1:]) or a letter missing before i (word[:i] ?
+        # word[i:]): both leave the pieces around it, one character apart
+        cuts = [(word[:i], word[i + 1 :]) for i in range(n)]
+        cuts += [(word[:i], word[i:]) for i in range(1, n)]
+        for a, b in cuts:
+            if len(a) >= 3 and len(b) >= 3:
+                pairs.add((a, b))
+            elif max(len(a), len(b)) >= shortest:
+                phrases.add(a if len(a) >= len(b) else b)
+    kept = _minimal(phrases)
+    pairs = {(a, b) for a, b in pairs if not any(k in a or k in b for k in kept)}
+    return WordMatch(tuple(kept), tuple(sorted(pairs)))
+
+
+def candidate_rounds(words: list[str]) -> list[list[WordMatch]]:
+    """The rounds of candidate queries (each a list of WordMatch to AND), in order."""
+    long = [w for w in words if len(w) >= 3]
+    rounds: list[list[WordMatch]] = []
+
+    def add(r):
+        if r and r not in rounds:
+            rounds.append(r)
+
+    add([word_match(w, "exact") for w in long])
+    add([word_match(w, "typo") for w in long])
+    if len(long) >= 3:
+        for i in range(len(long)):
+            add([word_match(w, "typo") for j, w in enumerate(long) if j != i])
+    if len(long) >= 2:
+        for w in long:
+            add([word_match(w, "typo")])
+    add([word_match(w, "loose") for w in long])
+    if len(long) >= 2:
+        for w in long:
+            add([word_match(w, "loose")])
+    return rounds
+
+
+def _fts_phrase(s: str) -> str:
+    return '"' + s.replace('"', '""') + '"'
+
+
+def fts_expression(matches: list[WordMatch]) -> str:
+    """An FTS5 MATCH expression (trigram tokenizer): every word, each in any of its forms."""
+    parts = []
+    for m in matches:
+        alts = [_fts_phrase(p) for p in m.phrases]
+        # the pieces' trigrams are 3 positions apart across one character; NEAR allows ≤ 3
+        alts += [f"NEAR({_fts_phrase(a)} {_fts_phrase(b)}, 3)" for a, b in m.pairs]
+        parts.append("(" + " OR ".join(alts) + ")")
+    return " AND ".join(parts)
+
+
+def like_patterns(m: WordMatch) -> list[str]:
+    from .search_index import like_escape
+
+    pats = [f"%{like_escape(p)}%" for p in m.phrases]
+    pats += [f"%{like_escape(a)}_{like_escape(b)}%" for a, b in m.pairs]
+    return pats
+
+
+# -- SQLite, through any DB-API-like runner ----------------------------------------------------
+
+
+def _sqlite_candidates(run, table: str, fields, indexed, words, cap: int) -> list[int] | None:
+    """Row ids to rank, newest first within each round; None: read the whole table.
+    `run(sql, params)` returns rows of tuples."""
+    from .search_index import _q, fts_name, like_escape
+
+    top = run(f"SELECT max(id) FROM {_q(table)}", ())[0][0]
+    if top is None:
+        return []
+    if top < SCAN_BELOW or not indexed:
+        return None
+    found: dict[int, None] = {}
+    if not any(len(w) >= 3 for w in words):
+        cols = [c for c in fields if c in indexed] or list(indexed)
+        where = " AND ".join(
+            "(" + " OR ".join(f"{_q(c)} LIKE ? ESCAPE '\\'" for c in cols) + ")" for _ in words
+        )
+        params = [f"%{like_escape(w)}%" for w in words for _ in cols]
+        rows = run(
+            f"SELECT id FROM {_q(table)} WHERE {where} ORDER BY id DESC LIMIT ?", (*params, cap)
+        )
+        return [r[0] for r in rows]
+    fts = _q(fts_name(table))
+    sql = f"SELECT rowid FROM {fts} WHERE {fts} MATCH ? ORDER BY rowid DESC LIMIT ?"
+    for r in candidate_rounds(words):
+        for (rid,) in run(sql, (fts_expression(r), cap)):
+            found[rid] = None
+        if len(found) >= cap:
+            break
+    return list(found)
+
+
+# -- ranking -----------------------------------------------------------------------------------
+
+
+def _rank(query: str, rows, fields, limit: int, min_score: float) -> list[tuple[float, dict]]:
+    """(score, row) of the best `limit` rows scoring ≥ min_score, by score then newest first;
+    rows are mappings holding id and `fields`."""
+    best: list[tuple[float, int, dict]] = []  # a heap of the best so far, worst at the top
+    for r in rows:
+        s = _score(query, [r[f] for f in fields])
+        if s < min_score:
+            continue
+        item = (s, r["id"], r)  # ids are unique: the rows themselves are never compared
+        if len(best) < limit:
+            heapq.heappush(best, item)
+        elif item[:2] > best[0][:2]:
+            heapq.heapreplace(best, item)
+    best.sort(key=lambda x: (-x[0], -x[1]))
+    return [(round(s, 1), r) for s, _, r in best]
+
+
+# -- through SQLAlchemy (records; SQLite and PostgreSQL) ---------------------------------------
+
+
+def _pg_candidates(conn, t, fields, indexed, words, cap: int) -> list[int] | None:
+    from sqlalchemy import and_, func, or_, select
+
+    top = conn.execute(select(func.max(t.c.id))).scalar()
+    if top is None:
+        return []
+    if top < SCAN_BELOW or not indexed:
+        return None
+    cols = [t.c[c] for c in indexed]
+    found: dict[int, None] = {}
+    if not any(len(w) >= 3 for w in words):
+        from .search_index import like_escape
+
+        cond = and_(
+            *[or_(*[c.ilike(f"%{like_escape(w)}%", escape="\\") for c in cols]) for w in words]
+        )
+        q = select(t.c.id).where(cond).order_by(t.c.id.desc()).limit(cap)
+        return list(conn.execute(q).scalars())
+    for r in candidate_rounds(words):
+        cond = and_(
+            *[or_(*[c.ilike(p, escape="\\") for c in cols for p in like_patterns(m)]) for m in r]
+        )
+        q = select(t.c.id).where(cond).order_by(t.c.id.desc()).limit(cap)
+        for rid in conn.execute(q).scalars():
+            found[rid] = None
+        if len(found) >= cap:
+            break
+    return list(found)
+
+
+def _search_conn(conn, model, query, limit, min_score, indexed) -> list[tuple[float, dict]]:
+    """(score, row) of `model`'s best matches through the SQLAlchemy connection `conn`."""
+    from sqlalchemy import select
 
     t = model._table
+    fields = model._search_fields
+    words = query_words(query)
+    if not words or limit <= 0:
+        return []
+    cap = max(CANDIDATES, 4 * limit)
+    cols = indexed.get(t.name, ())
+    if conn.dialect.name == "sqlite":
+
+        def run(sql, params):
+            return conn.exec_driver_sql(sql, tuple(params)).all()
+
+        ids = _sqlite_candidates(run, t.name, fields, cols, words, cap)
+    elif conn.dialect.name == "postgresql":
+        ids = _pg_candidates(conn, t, fields, cols, words, cap)
+    else:
+        ids = None
+    if ids is None:  # the whole table, only the searched columns, streamed
+        q = select(t.c.id, *[t.c[f] for f in fields])
+        rows = (r._mapping for r in conn.execute(q, execution_options={"yield_per": 5000}))
+        ranked = _rank(query, rows, fields, limit, min_score)
+        full = _rows_by_id(conn, t, [r["id"] for _, r in ranked])
+        return [(s, full[r["id"]]) for s, r in ranked if r["id"] in full]
+    rows = []
+    for i in range(0, len(ids), 500):
+        rows += conn.execute(select(t).where(t.c.id.in_(ids[i : i + 500]))).mappings().all()
+    return _rank(query, rows, fields, limit, min_score)
+
+
+def _rows_by_id(conn, t, ids) -> dict[int, dict]:
+    from sqlalchemy import select
+
+    if not ids:
+        return {}
+    return {r["id"]: r for r in conn.execute(select(t).where(t.c.id.in_(ids))).mappings()}
+
+
+def search_records(model, query: str, limit: int = 20, min_score: float = 50.0) -> SearchResult:
+    from .db import read_connection
+    from .instance import current
+    from .search_index import indexed_columns
+
     with read_connection(current().engine) as conn:
-        rows = conn.execute(select(t)).mappings().all()
-    scored = [(_score(query, [r[f] for f in model._search_fields]), r) for r in rows]
-    scored = [(s, r) for s, r in scored if s >= min_score]
-    scored.sort(key=lambda sr: (-sr[0], -sr[1]["id"]))
-    scored = scored[:limit]
-    return SearchResult(
-        model, [model._from_row(r) for _, r in scored], [round(s, 1) for s, _ in scored]
-    )
+        found = _search_conn(conn, model, query, limit, min_score, indexed_columns(conn))
+    return SearchResult(model, [model._from_row(r) for _, r in found], [s for s, _ in found])
 
 
 def search_all(query: str, limit: int = 10, min_score: float = 50.0) -> list[tuple[float, object]]:
     """(score, record) across every record type, best first."""
+    from .db import read_connection
+    from .instance import current
     from .records import MODELS
+    from .search_index import indexed_columns
 
     hits = []
-    for model in MODELS.values():
-        if not model._search_fields:
-            continue
-        res = search_records(model, query, limit=limit, min_score=min_score)
-        hits.extend(zip(res.scores, res, strict=True))
+    with read_connection(current().engine) as conn:
+        indexed = indexed_columns(conn)
+        for model in MODELS.values():
+            if not model._search_fields:
+                continue
+            for s, r in _search_conn(conn, model, query, limit, min_score, indexed):
+                hits.append((s, model._from_row(r)))
     hits.sort(key=lambda h: -h[0])
+    return hits[:limit]
+
+
+# -- the CLI's fast path -----------------------------------------------------------------------
+
+
+def search_hits(query: str, limit: int = 10, min_score: float = 50.0) -> list[Hit]:
+    """search_all as plain data (what `flowprov search` prints). A current SQLite instance with
+    its index is read through the standard library's sqlite3; anything else goes through
+    search_all."""
+    from . import config as C
+
+    try:
+        cfg = C.load_instance_config(C.locate_instance_config())
+    except Exception:  # noqa: BLE001 - search_all raises the proper error for the member
+        cfg = None
+    fast = _sqlite_fast(cfg.db, query, limit, min_score) if cfg is not None else None
+    if fast is not None:
+        return fast
+    return [
+        Hit(s, type(r).__name__, r.uid, dict(r._row))
+        for s, r in search_all(query, limit, min_score)
+    ]
+
+
+def _sqlite_fast(db_url: str, query: str, limit: int, min_score: float) -> list[Hit] | None:
+    import sqlite3
+
+    from .fastread import _sqlite_path
+    from .migrations import SCHEMA_HEAD
+    from .search_index import SEARCH_COLUMNS, _q, fts_name
+
+    path = _sqlite_path(db_url)
+    if path is None:
+        return None
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    except sqlite3.Error:
+        return None
+    try:
+        rev = con.execute("SELECT version_num FROM alembic_version").fetchone()
+        if rev is None or rev[0] != SCHEMA_HEAD:
+            return None
+        have = {
+            n
+            for (n,) in con.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'search\\_%' "
+                "ESCAPE '\\'"
+            )
+        }
+        if any(fts_name(t) not in have for t in MODEL_TABLES.values()):
+            return None
+        words = query_words(query)
+        if not words or limit <= 0:
+            return []
+        cap = max(CANDIDATES, 4 * limit)
+
+        def run(sql, params):
+            return con.execute(sql, tuple(params)).fetchall()
+
+        def rows_of(sql, params):
+            cur = con.execute(sql, tuple(params))
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in cur]
+
+        hits: list[Hit] = []
+        for name, table in MODEL_TABLES.items():
+            fields = SEARCH_COLUMNS[table]
+            ids = _sqlite_candidates(run, table, fields, fields, words, cap)
+            if ids is None:
+                cols = ", ".join(_q(c) for c in ("id", *fields))
+                ranked = _rank(
+                    query, rows_of(f"SELECT {cols} FROM {_q(table)}", ()), fields, limit, min_score
+                )
+                ids = [r["id"] for _, r in ranked]
+            rows = []
+            for i in range(0, len(ids), 500):
+                part = ids[i : i + 500]
+                rows += rows_of(
+                    f"SELECT * FROM {_q(table)} WHERE id IN ({','.join('?' * len(part))})", part
+                )
+            for s, r in _rank(query, rows, fields, limit, min_score):
+                hits.append(Hit(s, name, r["uid"], r))
+    except sqlite3.Error:
+        return None
+    finally:
+        con.close()
+    hits.sort(key=lambda h: -h.score)
     return hits[:limit]

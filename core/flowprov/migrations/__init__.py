@@ -13,7 +13,7 @@ Compatibility rule (README "Upgrading an existing instance"):
 """
 
 # The newest migration this flowprov knows; a test checks it equals Alembic's head.
-SCHEMA_HEAD = "0008"
+SCHEMA_HEAD = "0009"
 
 # revision -> (flowprov release that brought it, whether clients of the previous revision may
 # keep using the database after it)
@@ -27,6 +27,9 @@ COMPATIBILITY: dict[str, tuple[str, bool]] = {
     "0007": ("0.2.0", True),  # instance_meta, storages.options: both optional
     # environments, packages; runs.environment (JSON) renamed runtime: older clients read it
     "0008": ("0.3.0", False),
+    # search indexes (SQLite FTS5 + triggers, PostgreSQL pg_trgm): they live in the database,
+    # so older writers keep them current
+    "0009": ("0.4.0", True),
 }
 
 

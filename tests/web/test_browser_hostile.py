@@ -35,7 +35,6 @@ def page_script() -> str:
 
 @pytest.fixture
 def hostile(instance, fp_env):
-    root = fp_env / "mydata"
     t = fp.Transform(
         name="hostile " + PAYLOADS[0],
         type="script",
@@ -44,7 +43,7 @@ def hostile(instance, fp_env):
     ).save()
     with fp.Run(transform=t, params={"p<b>": PAYLOADS[2], "q": PAYLOADS[4]}) as r:
         a = fp.Artifact(
-            write(root / "hostile.txt", "x"),
+            write(fp_env / "elsewhere" / "hostile.txt", "x"),
             key="dir/" + PAYLOADS[2] + ".txt",
             description=PAYLOADS[0] + " " + PAYLOADS[5],
         ).save()

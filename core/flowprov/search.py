@@ -14,9 +14,9 @@ table instead of all of them. Candidates come in rounds, each stopping the searc
 3. every word but one, then each word alone (a query may hold a word no record has);
 4. per word, shorter leftovers of a typo (3-letter pieces): looser, last.
 
-A query of short words only reads the table newest first with LIKE until it has enough. Tables
-of fewer than `SCAN_BELOW` rows, and instances without the index (an older schema read as it is,
-SQLite without trigram FTS5, pg_trgm refused), are read whole and scored as before the index.
+A query of short words only reads the newest `SHORT_SCAN` rows with LIKE until it has enough.
+Tables of fewer than `SCAN_BELOW` rows, and instances without the index (an older schema read as
+it is, SQLite without trigram FTS5, pg_trgm refused), are read whole and scored as before.
 
 On a big table the ranking is over the candidates: when more rows than `CANDIDATES` hold every
 word, the newest of them are ranked (all of them score alike: every word present).
@@ -32,7 +32,9 @@ import heapq
 from dataclasses import dataclass
 
 # rows per table the database hands to rapidfuzz (at least 4 × the limit asked)
-CANDIDATES = 200
+CANDIDATES = 100
+# a query of short words only (no trigram to look up) reads at most this many newest rows
+SHORT_SCAN = 20_000
 # tables whose largest id is below this are read whole: as fast as the index there, and every
 # weak match (a score of 50 shares no three letters with the query) is still found
 SCAN_BELOW = 500
@@ -87,20 +89,34 @@ class Hit:
 
 
 def _score(query: str, values) -> float:
+    return _scorer(query)(values)
+
+
+def _scorer(query: str, cutoff: float = 0.0):
+    """score(values) -> the best similarity (0-100) of the query to any of the values; below
+    `cutoff`, 0 (rapidfuzz then stops early)."""
     from rapidfuzz import fuzz, utils
 
-    best = 0.0
-    for v in values:
-        if not v:
-            continue
-        # WRatio tolerates typos and partial matches; token_set_ratio gives 100 when every word
-        # of the query is present, so "hits schmidt22" prefers the record containing both words.
-        s = max(
-            fuzz.WRatio(query, v, processor=utils.default_process),
-            fuzz.token_set_ratio(query, v, processor=utils.default_process),
-        )
-        best = max(best, s)
-    return best
+    # WRatio tolerates typos and partial matches; token_set_ratio gives 100 when every word of
+    # the query is present, so "hits schmidt22" prefers the record containing both words. Both
+    # compare the texts as default_process leaves them: the query's is computed once.
+    q = utils.default_process(query)
+    process, wratio, token_set = utils.default_process, fuzz.WRatio, fuzz.token_set_ratio
+
+    def score(values) -> float:
+        best = 0.0
+        for v in values:
+            if not v:
+                continue
+            pv = process(v)
+            best = max(
+                best,
+                wratio(q, pv, score_cutoff=cutoff),
+                token_set(q, pv, score_cutoff=cutoff),
+            )
+        return best
+
+    return score
 
 
 # -- what to ask the index ---------------------------------------------------------------------
@@ -206,132 +222,165 @@ def like_patterns(m: WordMatch) -> list[str]:
     return pats
 
 
-# -- SQLite, through any DB-API-like runner ----------------------------------------------------
+# -- one search, whatever the backend -------------------------------------------------------
 
 
-def _sqlite_candidates(run, table: str, fields, indexed, words, cap: int) -> list[int] | None:
-    """Row ids to rank, newest first within each round; None: read the whole table.
-    `run(sql, params)` returns rows of tuples."""
-    from .search_index import _q, fts_name, like_escape
+class _Search:
+    """A query, prepared once for every table it is run on."""
 
-    top = run(f"SELECT max(id) FROM {_q(table)}", ())[0][0]
-    if top is None:
-        return []
-    if top < SCAN_BELOW or not indexed:
-        return None
-    found: dict[int, None] = {}
-    if not any(len(w) >= 3 for w in words):
-        cols = [c for c in fields if c in indexed] or list(indexed)
-        where = " AND ".join(
-            "(" + " OR ".join(f"{_q(c)} LIKE ? ESCAPE '\\'" for c in cols) + ")" for _ in words
+    def __init__(self, query: str, limit: int, min_score: float):
+        self.query = query
+        self.limit = limit
+        self.min_score = min_score
+        self.words = query_words(query)
+        self.cap = max(CANDIDATES, 4 * limit)
+        self.short_only = not any(len(w) >= 3 for w in self.words)
+        self._rounds = None
+        self._fts = None
+        self.score = _scorer(query, cutoff=min_score)
+
+    @property
+    def empty(self) -> bool:
+        return not self.words or self.limit <= 0
+
+    @property
+    def rounds(self) -> list[list[WordMatch]]:
+        if self._rounds is None:
+            self._rounds = candidate_rounds(self.words)
+        return self._rounds
+
+    @property
+    def fts(self) -> list[str]:
+        if self._fts is None:
+            self._fts = [fts_expression(r) for r in self.rounds]
+        return self._fts
+
+    def rank(self, rows, fields) -> list[tuple[float, dict]]:
+        """(score, row) of the best `limit` rows scoring ≥ min_score, by score then newest
+        first; rows are mappings holding id and `fields`, each id once."""
+        best: list[tuple[float, int, dict]] = []  # a heap of the best so far, worst on top
+        limit, min_score, score = self.limit, self.min_score, self.score
+        for r in rows:
+            s = score([r[f] for f in fields])
+            if s < min_score:
+                continue
+            item = (s, r["id"], r)  # ids are unique: the rows themselves are never compared
+            if len(best) < limit:
+                heapq.heappush(best, item)
+            elif item[:2] > best[0][:2]:
+                heapq.heapreplace(best, item)
+        best.sort(key=lambda x: (-x[0], -x[1]))
+        return [(round(s, 1), r) for s, _, r in best]
+
+    # -- SQLite, through any DB-API-like `rows(sql, params) -> list of dicts` --
+
+    def sqlite_candidates(self, rows, table: str, fields, indexed) -> list[dict] | None:
+        """Candidate rows (id and `fields`) to rank; None: read the whole table."""
+        from .search_index import _q, fts_name, like_escape
+
+        top = rows(f"SELECT max(id) AS top FROM {_q(table)}", ())[0]["top"]
+        if top is None:
+            return []
+        if top < SCAN_BELOW or not indexed:
+            return None
+        cols = ", ".join(_q(c) for c in ("id", *fields))
+        if self.short_only:  # no trigram to look up: newest first until enough hold them all
+            like = [c for c in fields if c in indexed] or list(indexed)
+            where = " AND ".join(
+                "(" + " OR ".join(f"{_q(c)} LIKE ? ESCAPE '\\'" for c in like) + ")"
+                for _ in self.words
+            )
+            params = [f"%{like_escape(w)}%" for w in self.words for _ in like]
+            return rows(
+                f"SELECT {cols} FROM {_q(table)} WHERE id > ? AND {where} ORDER BY id DESC LIMIT ?",
+                (top - SHORT_SCAN, *params, self.cap),
+            )
+        fts = _q(fts_name(table))
+        sql = (
+            f"SELECT {cols} FROM {_q(table)} WHERE id IN (SELECT rowid FROM {fts} "
+            f"WHERE {fts} MATCH ? ORDER BY rowid DESC LIMIT ?)"
         )
-        params = [f"%{like_escape(w)}%" for w in words for _ in cols]
-        rows = run(
-            f"SELECT id FROM {_q(table)} WHERE {where} ORDER BY id DESC LIMIT ?", (*params, cap)
-        )
-        return [r[0] for r in rows]
-    fts = _q(fts_name(table))
-    sql = f"SELECT rowid FROM {fts} WHERE {fts} MATCH ? ORDER BY rowid DESC LIMIT ?"
-    for r in candidate_rounds(words):
-        for (rid,) in run(sql, (fts_expression(r), cap)):
-            found[rid] = None
-        if len(found) >= cap:
-            break
-    return list(found)
+        found: dict[int, dict] = {}
+        for expr in self.fts:
+            for r in rows(sql, (expr, self.cap)):
+                found.setdefault(r["id"], r)
+            if len(found) >= self.cap:
+                break
+        return list(found.values())
 
+    # -- PostgreSQL, through SQLAlchemy --
 
-# -- ranking -----------------------------------------------------------------------------------
+    def pg_candidates(self, conn, t, fields, indexed) -> list[dict] | None:
+        from sqlalchemy import and_, func, or_, select
 
+        from .search_index import like_escape
 
-def _rank(query: str, rows, fields, limit: int, min_score: float) -> list[tuple[float, dict]]:
-    """(score, row) of the best `limit` rows scoring ≥ min_score, by score then newest first;
-    rows are mappings holding id and `fields`."""
-    best: list[tuple[float, int, dict]] = []  # a heap of the best so far, worst at the top
-    for r in rows:
-        s = _score(query, [r[f] for f in fields])
-        if s < min_score:
-            continue
-        item = (s, r["id"], r)  # ids are unique: the rows themselves are never compared
-        if len(best) < limit:
-            heapq.heappush(best, item)
-        elif item[:2] > best[0][:2]:
-            heapq.heapreplace(best, item)
-    best.sort(key=lambda x: (-x[0], -x[1]))
-    return [(round(s, 1), r) for s, _, r in best]
+        top = conn.execute(select(func.max(t.c.id))).scalar()
+        if top is None:
+            return []
+        if top < SCAN_BELOW or not indexed:
+            return None
+        cols = [t.c[c] for c in indexed]
+        base = select(t.c.id, *[t.c[f] for f in fields]).order_by(t.c.id.desc()).limit(self.cap)
+        if self.short_only:
+            cond = and_(
+                *[
+                    or_(*[c.ilike(f"%{like_escape(w)}%", escape="\\") for c in cols])
+                    for w in self.words
+                ]
+            )
+            cond = and_(t.c.id > top - SHORT_SCAN, cond)
+            return [dict(r) for r in conn.execute(base.where(cond)).mappings()]
+        found: dict[int, dict] = {}
+        for r in self.rounds:
+            cond = and_(
+                *[
+                    or_(*[c.ilike(p, escape="\\") for c in cols for p in like_patterns(m)])
+                    for m in r
+                ]
+            )
+            for row in conn.execute(base.where(cond)).mappings():
+                found.setdefault(row["id"], dict(row))
+            if len(found) >= self.cap:
+                break
+        return list(found.values())
 
 
 # -- through SQLAlchemy (records; SQLite and PostgreSQL) ---------------------------------------
 
 
-def _pg_candidates(conn, t, fields, indexed, words, cap: int) -> list[int] | None:
-    from sqlalchemy import and_, func, or_, select
-
-    top = conn.execute(select(func.max(t.c.id))).scalar()
-    if top is None:
-        return []
-    if top < SCAN_BELOW or not indexed:
-        return None
-    cols = [t.c[c] for c in indexed]
-    found: dict[int, None] = {}
-    if not any(len(w) >= 3 for w in words):
-        from .search_index import like_escape
-
-        cond = and_(
-            *[or_(*[c.ilike(f"%{like_escape(w)}%", escape="\\") for c in cols]) for w in words]
-        )
-        q = select(t.c.id).where(cond).order_by(t.c.id.desc()).limit(cap)
-        return list(conn.execute(q).scalars())
-    for r in candidate_rounds(words):
-        cond = and_(
-            *[or_(*[c.ilike(p, escape="\\") for c in cols for p in like_patterns(m)]) for m in r]
-        )
-        q = select(t.c.id).where(cond).order_by(t.c.id.desc()).limit(cap)
-        for rid in conn.execute(q).scalars():
-            found[rid] = None
-        if len(found) >= cap:
-            break
-    return list(found)
-
-
-def _search_conn(conn, model, query, limit, min_score, indexed) -> list[tuple[float, dict]]:
-    """(score, row) of `model`'s best matches through the SQLAlchemy connection `conn`."""
+def _search_conn(conn, model, s: _Search, indexed) -> list[tuple[float, dict]]:
+    """(score, full row) of `model`'s best matches through the SQLAlchemy connection `conn`."""
     from sqlalchemy import select
 
     t = model._table
     fields = model._search_fields
-    words = query_words(query)
-    if not words or limit <= 0:
+    if s.empty:
         return []
-    cap = max(CANDIDATES, 4 * limit)
     cols = indexed.get(t.name, ())
     if conn.dialect.name == "sqlite":
 
-        def run(sql, params):
-            return conn.exec_driver_sql(sql, tuple(params)).all()
+        def rows(sql, params):
+            return [dict(r) for r in conn.exec_driver_sql(sql, tuple(params)).mappings()]
 
-        ids = _sqlite_candidates(run, t.name, fields, cols, words, cap)
+        found = s.sqlite_candidates(rows, t.name, fields, cols)
     elif conn.dialect.name == "postgresql":
-        ids = _pg_candidates(conn, t, fields, cols, words, cap)
+        found = s.pg_candidates(conn, t, fields, cols)
     else:
-        ids = None
-    if ids is None:  # the whole table, only the searched columns, streamed
+        found = None
+    if found is None:  # the whole table, only the searched columns, streamed
         q = select(t.c.id, *[t.c[f] for f in fields])
-        rows = (r._mapping for r in conn.execute(q, execution_options={"yield_per": 5000}))
-        ranked = _rank(query, rows, fields, limit, min_score)
-        full = _rows_by_id(conn, t, [r["id"] for _, r in ranked])
-        return [(s, full[r["id"]]) for s, r in ranked if r["id"] in full]
-    rows = []
-    for i in range(0, len(ids), 500):
-        rows += conn.execute(select(t).where(t.c.id.in_(ids[i : i + 500]))).mappings().all()
-    return _rank(query, rows, fields, limit, min_score)
-
-
-def _rows_by_id(conn, t, ids) -> dict[int, dict]:
-    from sqlalchemy import select
-
-    if not ids:
-        return {}
-    return {r["id"]: r for r in conn.execute(select(t).where(t.c.id.in_(ids))).mappings()}
+        found = (r._mapping for r in conn.execute(q, execution_options={"yield_per": 5000}))
+    ranked = s.rank(found, fields)
+    if not ranked:
+        return []
+    full = {
+        r["id"]: r
+        for r in conn.execute(select(t).where(t.c.id.in_([r["id"] for _, r in ranked])))
+        .mappings()
+        .all()
+    }
+    return [(score, full[r["id"]]) for score, r in ranked if r["id"] in full]
 
 
 def search_records(model, query: str, limit: int = 20, min_score: float = 50.0) -> SearchResult:
@@ -339,9 +388,10 @@ def search_records(model, query: str, limit: int = 20, min_score: float = 50.0) 
     from .instance import current
     from .search_index import indexed_columns
 
+    s = _Search(query, limit, min_score)
     with read_connection(current().engine) as conn:
-        found = _search_conn(conn, model, query, limit, min_score, indexed_columns(conn))
-    return SearchResult(model, [model._from_row(r) for _, r in found], [s for s, _ in found])
+        found = _search_conn(conn, model, s, indexed_columns(conn)) if not s.empty else []
+    return SearchResult(model, [model._from_row(r) for _, r in found], [sc for sc, _ in found])
 
 
 def search_all(query: str, limit: int = 10, min_score: float = 50.0) -> list[tuple[float, object]]:
@@ -351,14 +401,15 @@ def search_all(query: str, limit: int = 10, min_score: float = 50.0) -> list[tup
     from .records import MODELS
     from .search_index import indexed_columns
 
+    s = _Search(query, limit, min_score)
     hits = []
     with read_connection(current().engine) as conn:
-        indexed = indexed_columns(conn)
+        indexed = indexed_columns(conn) if not s.empty else {}
         for model in MODELS.values():
-            if not model._search_fields:
+            if not model._search_fields or s.empty:
                 continue
-            for s, r in _search_conn(conn, model, query, limit, min_score, indexed):
-                hits.append((s, model._from_row(r)))
+            for score, r in _search_conn(conn, model, s, indexed):
+                hits.append((score, model._from_row(r)))
     hits.sort(key=lambda h: -h[0])
     return hits[:limit]
 
@@ -368,8 +419,8 @@ def search_all(query: str, limit: int = 10, min_score: float = 50.0) -> list[tup
 
 def search_hits(query: str, limit: int = 10, min_score: float = 50.0) -> list[Hit]:
     """search_all as plain data (what `flowprov search` prints). A current SQLite instance with
-    its index is read through the standard library's sqlite3; anything else goes through
-    search_all."""
+    its index is read through the standard library's sqlite3 (rows as stored: times as text);
+    anything else goes through search_all."""
     from . import config as C
 
     try:
@@ -380,8 +431,8 @@ def search_hits(query: str, limit: int = 10, min_score: float = 50.0) -> list[Hi
     if fast is not None:
         return fast
     return [
-        Hit(s, type(r).__name__, r.uid, dict(r._row))
-        for s, r in search_all(query, limit, min_score)
+        Hit(score, type(r).__name__, r.uid, dict(r._row))
+        for score, r in search_all(query, limit, min_score)
     ]
 
 
@@ -399,50 +450,45 @@ def _sqlite_fast(db_url: str, query: str, limit: int, min_score: float) -> list[
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
     except sqlite3.Error:
         return None
+    con.row_factory = sqlite3.Row
     try:
         rev = con.execute("SELECT version_num FROM alembic_version").fetchone()
         if rev is None or rev[0] != SCHEMA_HEAD:
             return None
         have = {
-            n
-            for (n,) in con.execute(
+            r[0]
+            for r in con.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'search\\_%' "
                 "ESCAPE '\\'"
             )
         }
         if any(fts_name(t) not in have for t in MODEL_TABLES.values()):
             return None
-        words = query_words(query)
-        if not words or limit <= 0:
+        s = _Search(query, limit, min_score)
+        if s.empty:
             return []
-        cap = max(CANDIDATES, 4 * limit)
 
-        def run(sql, params):
+        def rows(sql, params):
             return con.execute(sql, tuple(params)).fetchall()
-
-        def rows_of(sql, params):
-            cur = con.execute(sql, tuple(params))
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, r, strict=True)) for r in cur]
 
         hits: list[Hit] = []
         for name, table in MODEL_TABLES.items():
             fields = SEARCH_COLUMNS[table]
-            ids = _sqlite_candidates(run, table, fields, fields, words, cap)
-            if ids is None:
+            found = s.sqlite_candidates(rows, table, fields, fields)
+            if found is None:
                 cols = ", ".join(_q(c) for c in ("id", *fields))
-                ranked = _rank(
-                    query, rows_of(f"SELECT {cols} FROM {_q(table)}", ()), fields, limit, min_score
+                found = con.execute(f"SELECT {cols} FROM {_q(table)}")
+            ranked = s.rank(found, fields)
+            if not ranked:
+                continue
+            ids = [r["id"] for _, r in ranked]
+            full = {
+                r["id"]: dict(r)
+                for r in rows(
+                    f"SELECT * FROM {_q(table)} WHERE id IN ({','.join('?' * len(ids))})", ids
                 )
-                ids = [r["id"] for _, r in ranked]
-            rows = []
-            for i in range(0, len(ids), 500):
-                part = ids[i : i + 500]
-                rows += rows_of(
-                    f"SELECT * FROM {_q(table)} WHERE id IN ({','.join('?' * len(part))})", part
-                )
-            for s, r in _rank(query, rows, fields, limit, min_score):
-                hits.append(Hit(s, name, r["uid"], r))
+            }
+            hits += [Hit(sc, name, full[r["id"]]["uid"], full[r["id"]]) for sc, r in ranked]
     except sqlite3.Error:
         return None
     finally:

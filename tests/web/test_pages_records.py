@@ -310,6 +310,12 @@ def test_stale_and_why_as_flowprov_stale_says(world, fp_env, app_client):
 
     w = world
     root = fp_env / "mydata"
+    # a mirror of raw.txt's bytes (no producer of its own), read by a summary run
+    mirror = fp.Artifact(write(root / "mirror" / "raw.txt", "raw\n")).save()
+    summary_t = fp.Transform(name="summary", type="script").save()
+    with fp.Run(transform=summary_t):
+        mirror.cache()
+        summary = fp.Artifact(write(root / "summary.txt", "1 line\n")).save()
     # raw.txt gets a newer version: what count v2 made from the old one is stale
     with fp.Run(transform=fp.Transform(name="Upload screen", type="upload").save()):
         fp.Artifact(write(root / "raw.txt", "raw, corrected\n")).save()
@@ -334,6 +340,13 @@ def test_stale_and_why_as_flowprov_stale_says(world, fp_env, app_client):
         f"/artifact/{w.out2.uid}",
     ]
     assert by_kind["newer code version"]["path"][0]["url"] == f"/transform/{w.t2.uid}"
+    # what was made from a copy of the old raw bytes rests on them too
+    d = c.get(f"/artifact/{summary.uid}?format=json").json()["stale"]
+    assert (
+        {(r["kind"], r["cause"]) for r in d["reasons"]}
+        == {(r.kind, r.cause) for r in expected[summary.uid].reasons}
+        == {("newer input version", w.raw.uid)}
+    )
     # a producer-less copy of out.txt's bytes is judged as `flowprov stale` judges it: only what
     # runs made from it would be stale
     copy = c.get(f"/artifact/{w.copy.uid}?format=json").json()["stale"]
@@ -456,6 +469,22 @@ def test_transform_page_and_its_json_twin(world, app_client):
     assert d["feeds"]["total"] == 1
     assert f'href="/transform/{d["feeds"]["items"][0]["uid"]}"' in r.text
     assert f'href="/transform/{w.t1.uid}"' in r.text  # the other version
+
+
+def test_the_feeding_transforms_of_a_transform_of_many_runs_wait_to_be_asked(
+    world, app_client, monkeypatch
+):
+    from flowprov.web import pages_records
+
+    monkeypatch.setattr(pages_records, "FEEDS_RUNS_AT_ONCE", 1)  # count v2 has 2 runs
+    c = app_client()
+    uid = world.t2.uid
+    d = c.get(f"/transform/{uid}?format=json").json()["feeds"]
+    assert d == {"total": None, "items": [], "deferred": True}
+    assert f"/transform/{uid}?feeds=all" in c.get(f"/transform/{uid}").text
+    d = c.get(f"/transform/{uid}?format=json&feeds=all").json()["feeds"]
+    assert [f["name"] for f in d["items"]] == ["Upload screen"] and d["deferred"] is False
+    assert c.get(f"/transform/{uid}?feeds=some").status_code == 400
 
 
 def test_transform_runs_are_paged_and_members_listed(instance, app_client):

@@ -36,6 +36,7 @@ PAGE_SIZE = 50
 VERSIONS_SHOWN = 200
 SAME_BYTES_SHOWN = 50
 FEEDS_SHOWN = 100
+FEEDS_RUNS_AT_ONCE = 2000  # runs of a transform above which its feeding transforms wait for a click
 PACKAGES_SHOWN = 5000
 LOGS_SHOWN = 10
 LOG_BYTES = 64 * 1024
@@ -620,43 +621,60 @@ def _own_file(a) -> tuple[str, str] | None:
 
 @cache
 def _cause_queries() -> tuple:
-    """The causes `flowprov stale` counts, among what is upstream of artifact `start` (the walk
-    of lineage/walk.py): older versions read by some run whose bytes (or a producer-less copy's)
-    runs upstream read; runs upstream of an older version of their code."""
-    from ..lineage.walk import copies_of, run_walk_statement
-
+    """The causes `flowprov stale` counts, among the runs upstream of an artifact (`runs`):
+    older versions they read — or whose bytes they read as a producer-less copy
+    (lineage/walk.copies_of) — and they themselves when their code has a newer version. Each
+    query starts from the runs, through indexes: never a scan of every old version."""
     ar, r, t, ri, ro = S.artifacts, S.runs, S.transforms, S.run_inputs, S.run_outputs
-    up = run_walk_statement("upstream", "a", False).subquery("up")
-    upstream_runs = select(up.c.run_id)
-    cause, read = ar.alias("cause"), ar.alias("cread")
-    arts = (
+    runs = bindparam("runs", expanding=True)
+    read, cause, ri2 = ar.alias("cread"), ar.alias("cause"), ri.alias("cread_by")
+    read_itself = (
+        select(read.c.id)
+        .select_from(ri.join(read, read.c.id == ri.c.artifact_id))
+        .where(ri.c.run_id.in_(runs), read.c.is_latest.is_(False), read.c.id != _id("aid"))
+    )
+    copied = (
         select(cause.c.id)
-        .distinct()
         .select_from(
-            cause.join(read, copies_of(cause, read)).join(ri, ri.c.artifact_id == read.c.id)
+            ri.join(read, read.c.id == ri.c.artifact_id).join(cause, cause.c.hash == read.c.hash)
         )
         .where(
-            ri.c.run_id.in_(upstream_runs),
+            ri.c.run_id.in_(runs),
+            read.c.run_id.is_(None),
+            read.c.size > 0,
             cause.c.is_latest.is_(False),
-            cause.c.id.in_(select(S.run_inputs.c.artifact_id)),
             cause.c.id != _id("aid"),
+            # read by some run (an index probe: an IN list would read every input of the store)
+            select(ri2.c.run_id).where(ri2.c.artifact_id == cause.c.id).exists(),
         )
     )
-    runs = (
+    old_code = (
         select(r.c.id)
         .select_from(r.join(t, t.c.id == r.c.transform_id))
-        .where(r.c.id.in_(upstream_runs), t.c.is_latest.is_(False), r.c.id.in_(select(ro.c.run_id)))
+        .where(
+            r.c.id.in_(runs),
+            t.c.is_latest.is_(False),
+            select(ro.c.run_id).where(ro.c.run_id == r.c.id).exists(),
+        )
     )
-    return arts, runs
+    return read_itself, copied, old_code
 
 
 def _upstream_reasons(conn, aid: int) -> list[dict]:
     from ..lineage import stale as ST
     from ..lineage.graph import _rows
+    from ..lineage.walk import chunks, run_walk_statement
 
-    arts_q, runs_q = _cause_queries()
-    arts = [x for (x,) in conn.execute(arts_q, {"start": [aid], "aid": aid})]
-    runs = [x for (x,) in conn.execute(runs_q, {"start": [aid]})]
+    upstream = {
+        r for r, _ in conn.execute(run_walk_statement("upstream", "a", False), {"start": [aid]})
+    }
+    read_itself, copied, old_code = _cause_queries()
+    arts, runs = set(), set()
+    for part in chunks(upstream):
+        for q in (read_itself, copied):
+            arts |= {x for (x,) in conn.execute(q, {"runs": part, "aid": aid})}
+        runs |= {x for (x,) in conn.execute(old_code, {"runs": part})}
+    arts, runs = sorted(arts), sorted(runs)
     if not arts and not runs:
         return []
     walk = conn.execute(ST._walk(arts, runs), {"arts": arts, "runs": runs}).all()
@@ -897,6 +915,21 @@ def highlight(t: dict) -> tuple[str | None, str | None]:
     return html, lexer.name
 
 
+def _feeds(request: Request, tr, n_runs: int) -> dict:
+    """The transforms whose runs made what this one's runs read (Transform.parents). Finding
+    them reads every input of every run: for a transform of many runs, only when asked
+    (`?feeds=all`), so that its page stays quick."""
+    from .params import choice_param
+
+    asked = choice_param(request, "feeds", ("all",)) == "all"
+    if n_runs > FEEDS_RUNS_AT_ONCE and not asked:
+        return {"total": None, "items": [], "deferred": True}
+    q = tr.parents.order_by("name")
+    items = [_transform_item(row) for row in q._rows(limit=FEEDS_SHOWN)]
+    total = len(items) if len(items) < FEEDS_SHOWN else q.count()
+    return {"total": total, "items": items, "deferred": False}
+
+
 @cache
 def _transform_versions():
     T, r = S.transforms, S.runs
@@ -935,9 +968,7 @@ def transform_page(request: Request):
             p = conn.execute(_one()["transform"], {"id": tr.parent_id}).mappings().first()
             parent = _transform_item(p) if p else None
         members = _paged(conn, request, "members", tr.id, _transform_item, "members_page")
-    feeds_q = tr.parents.order_by("name")
-    feeds = [_transform_item(row) for row in feeds_q._rows(limit=FEEDS_SHOWN)]
-    n_feeds = len(feeds) if len(feeds) < FEEDS_SHOWN else feeds_q.count()
+    feeds = _feeds(request, tr, runs["total"])
     data = {
         "kind": "transform",
         **_transform_item(me),
@@ -953,7 +984,7 @@ def transform_page(request: Request):
         "runs": runs,
         "parent": parent,
         "members": members,
-        "feeds": {"total": n_feeds, "items": feeds},
+        "feeds": feeds,
         "lineage": page_url("lineage", tr.uid),
     }
     code_html, language = highlight(me)

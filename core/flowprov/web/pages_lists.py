@@ -26,6 +26,7 @@ from starlette.routing import Route
 
 from .. import schema as S
 from ..events import RUN_STATUSES, TRANSFORM_TYPES
+from ..records import Artifact, Storage, Transform, User
 from .params import choice_param, date_param, paging, text_param
 from .respond import BadRequest, page
 
@@ -58,14 +59,14 @@ def _utc(v):
     return v
 
 
-def contains(cols, text: str):
-    """`text` inside any of `cols`, ignoring case: the lists' "key contains" / "name contains".
+def contains(conn, model, fields, text: str):
+    """`text` inside any of the `fields` of `model`, ignoring case: the lists' "key contains" /
+    "name contains". Through the search index (search_index.contains_clause: SQLite's FTS5
+    trigram table, PostgreSQL's pg_trgm GIN index) where the instance has one; else an escaped
+    LIKE, right but a scan."""
+    from ..search_index import contains_clause
 
-    SWITCH-TO-TRIGRAM: the one call site of substring search in the web app. Until the search
-    helper's `contains_clause` (database trigram index: SQLite FTS5 trigram, PostgreSQL pg_trgm)
-    lands, this is LIKE '%text%' — correct on both backends, but a scan of the table.
-    """
-    return or_(*(c.icontains(text, autoescape=True) for c in cols))
+    return or_(*(contains_clause(model, f, text, conn) for f in fields))
 
 
 def duration(started, finished) -> float | None:
@@ -236,7 +237,7 @@ def artifacts(request: Request):
             # who recorded it: for an artifact a run made, the user who ran that run
             w.append(A.c.created_by_id == user_id(conn, handle))
         if key is not None:
-            w.append(contains([A.c.key, A.c.file_name], key))
+            w.append(contains(conn, Artifact, ("key", "file_name"), key))
         if latest:
             w.append(A.c.is_latest.is_(True))
         return w
@@ -336,7 +337,9 @@ def runs(request: Request):
             w.append(R.c.environment_id == eid)
         if transform is not None:
             w.append(
-                R.c.transform_id.in_(select(T.c.id).where(contains([T.c.name, T.c.key], transform)))
+                R.c.transform_id.in_(
+                    select(T.c.id).where(contains(conn, Transform, ("name", "key"), transform))
+                )
             )
         if top:
             w.append(R.c.parent_id.is_(None))
@@ -417,7 +420,7 @@ def transforms(request: Request):
         if ttype is not None:
             w.append(T.c.type == ttype)
         if key is not None:
-            w.append(contains([T.c.key, T.c.name], key))
+            w.append(contains(conn, Transform, ("key", "name"), key))
         if handle is not None:
             w.append(T.c.created_by_id == user_id(conn, handle))
         if latest:
@@ -473,7 +476,7 @@ def users(request: Request):
     text = text_param(request, "q", 150)
 
     def where_of(conn):
-        return [contains([U.c.handle, U.c.name], text)] if text is not None else []
+        return [contains(conn, User, ("handle", "name"), text)] if text is not None else []
 
     return run_list(
         request,
@@ -508,7 +511,7 @@ def storages(request: Request):
         if stype is not None:
             w.append(ST.c.type == stype)
         if root is not None:
-            w.append(contains([ST.c.root, ST.c.description], root))
+            w.append(contains(conn, Storage, ("root", "description"), root))
         return w
 
     def fetch(conn, ids):

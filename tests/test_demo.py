@@ -16,7 +16,7 @@ from pathlib import Path
 import flowprov as fp
 import pytest
 
-from tests.conftest import _reset_process_state
+from tests.conftest import TEST_ARTIFACTS, _reset_process_state
 
 REPO = Path(__file__).resolve().parents[1]
 # the installed command, as a user types it (not `python -m`)
@@ -330,3 +330,86 @@ def test_a_step_played_before_its_inputs_exist_says_why(fp_env, number, how, cau
         and len(lines) <= 4
     )
     assert Path(lines[-1].removeprefix("  full log: ")).stat().st_size > 0
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_browse_the_demo_with_flowprov_serve(store, browser):
+    """What the demo's last line says to do, in a real headless Chromium: `flowprov serve` as typed
+    (in the clone, no flags), then home → search "CRIPSRa" (sic) → the notebook → follow its
+    outputs to the figure → the figure's lineage → click the Cell Ranger run → its version and
+    params, in the graph's panel and on the run's own page. Screenshots in test-artifacts/."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    from tests.web.serving import serving
+
+    assert "Browse it: flowprov serve, then open http://127.0.0.1:8700/" in store.out
+    TEST_ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shots = iter(range(1, 100))
+
+    def shot(name: str) -> None:
+        assert browser.save_screenshot(str(TEST_ARTIFACTS / f"serve-demo-{next(shots)}-{name}.png"))
+
+    def follow(xpath: str) -> None:
+        links = browser.find_elements(By.XPATH, xpath)
+        assert links, f"no link {xpath} on {browser.current_url}"
+        links[0].click()
+
+    typed = _port_free(8700)  # as the demo says, unless something here holds 8700 already
+    env = {k: v for k, v in store.env.items() if k != "FLOWPROV_INSTANCE"}
+    with serving(env=env, cwd=store.clone, as_typed=typed) as url:
+        browser.get(url + "/")
+        assert "flowprov-demo" in browser.title
+        recent = browser.find_element(By.ID, "recent").text
+        assert "Cell Ranger" in recent and "GWS CRISPRa analysis" in recent
+        shot("home")
+
+        box = browser.find_element(By.ID, "search-box")
+        box.send_keys("CRIPSRa" + Keys.ENTER)
+        assert "/search?q=CRIPSRa" in browser.current_url
+        shot("search")
+        follow("//a[contains(@class, 'hit') and starts-with(@href, '/transform/')"
+               " and contains(., 'GWS CRISPRa analysis')]")  # fmt: skip
+        assert "GWS CRISPRa analysis" in browser.find_element(By.TAG_NAME, "h1").text
+        assert "notebook" in browser.find_element(By.TAG_NAME, "main").text
+        shot("notebook")
+
+        # the notebook's run → its output hits.parquet → the flow that read it → the figure
+        follow("//table[@id='runs']//a[starts-with(@href, '/run/')]")
+        follow("//table[@id='outputs']//a[contains(., 'hits.parquet')]")
+        follow("//table[@id='readers']//tr[contains(., 'integrate with CRISPRa screen')]"
+               "//a[starts-with(@href, '/run/')]")  # fmt: skip
+        follow("//table[@id='children']//tr[contains(., 'matrixplot_figure')]"
+               "//a[starts-with(@href, '/run/')]")  # fmt: skip
+        follow("//table[@id='outputs']//a[contains(., 'matrixplot')]")
+        assert "matrixplot_fig2" in browser.find_element(By.ID, "artifact-key").text
+        shot("figure")
+
+        browser.find_element(By.ID, "lineage-link").click()
+        boxes = [
+            g for g in browser.find_elements(By.CSS_SELECTOR, "#graph g.node")
+            if "Cell Ranger 7.2.0" in (g.get_attribute("textContent") or "")
+        ]  # fmt: skip
+        assert boxes, "no Cell Ranger box in the figure's lineage"
+        ActionChains(browser).move_to_element(boxes[0]).click().perform()
+        panel = browser.find_element(By.ID, "record")
+        assert "7.2.0" in panel.text and "chemistry" in panel.text and "SC3Pv3" in panel.text
+        shot("lineage")
+
+        panel.find_element(By.CSS_SELECTOR, "a.open-page").click()
+        assert "7.2.0" in browser.find_element(By.ID, "transform-version").text
+        params = browser.find_element(By.ID, "params").text
+        assert "chemistry" in params and "SC3Pv3" in params and "3000" in params
+        assert browser.find_element(By.ID, "status").text == "completed"
+        shot("cellranger-run")

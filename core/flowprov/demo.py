@@ -95,6 +95,8 @@ def run_step(step: Step, inst, directory: Path, number: int) -> None:
         cmd += ["--cores", "1", "--quiet", "rules", "--logger", "flowprov"]
         cmd += ["--logger-flowprov-name", "Cell Ranger", "--logger-flowprov-version", "7.2.0"]
         cmd += ["--logger-flowprov-reference", CELLRANGER_DOCS]
+        # the workflow's config: recorded as the Cell Ranger run's params
+        cmd += ["--config", "chemistry=SC3Pv3", "expect_cells=3000"]
     else:
         cmd = [sys.executable, str(path), inst.storage.root]
     with log.open("w") as out:

@@ -17,13 +17,14 @@ FLOWPROV = Path(sys.executable).with_name("flowprov")
 
 
 @contextlib.contextmanager
-def serving(*args: str, env: dict | None = None, cwd=None, port: int | None = None):
-    """Runs `flowprov serve --port P ARGS` until the block ends; yields the base URL (loopback)."""
-    port = port or free_port()
+def serving(*args: str, env: dict | None = None, cwd=None, as_typed: bool = False):
+    """Runs `flowprov serve --port P ARGS` until the block ends; yields the base URL (loopback).
+    as_typed: `flowprov serve ARGS` exactly, on its default port 8700."""
+    port = 8700 if as_typed else free_port()
     e = dict(os.environ)
     e.update(env or {})
     log = open(Path(cwd or ".") / f"serve-{port}.log", "w+b") if cwd else subprocess.DEVNULL
-    cmd = [str(FLOWPROV), "serve", *(["--port", str(port)] if "--port" not in args else []), *args]
+    cmd = [str(FLOWPROV), "serve", *([] if as_typed else ["--port", str(port)]), *args]
     proc = subprocess.Popen(cmd, env=e, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
     try:
         try:

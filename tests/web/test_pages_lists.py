@@ -393,12 +393,59 @@ def test_counts_stop_at_the_cap(lab, app_client, monkeypatch):
     monkeypatch.setattr(pages_lists, "COUNT_CAP", 3)
     c = app_client()
     j = _json(c, "/artifacts?size=2")
-    assert (j["total"], j["total_exact"], j["count_cap"]) == (3, False, 3)
+    assert (j["total"], j["total_exact"], j["count_cap"], j["count_stopped"]) == (
+        3,
+        False,
+        3,
+        "cap",
+    )
     page = html.unescape(c.get("/artifacts?size=2").text)
     assert "1–2 of more than 3 artifacts" in page
     # under the cap, exact
     j = _json(c, "/artifacts?size=1&suffix=.csv")
     assert (j["total"], j["total_exact"]) == (2, True)
+
+
+def test_counting_stops_on_time_and_the_reading_goes_on(instance):
+    """count_within: a count that would outlast its budget is abandoned (None) — SQLite through
+    a progress handler, PostgreSQL through statement_timeout in a savepoint — and the read
+    transaction goes on, its timeout as before."""
+    import time
+
+    from flowprov.db import read_connection
+    from flowprov.web.pages_lists import count_within
+    from sqlalchemy import text
+
+    slow = text(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000000) "
+        "SELECT count(*) FROM c"
+    )
+    quick = text("SELECT count(*) FROM (SELECT 1 AS x UNION ALL SELECT 2) AS t")
+    with read_connection(instance.engine) as conn:
+        t0 = time.perf_counter()
+        assert count_within(conn, slow, 0.05) is None
+        assert time.perf_counter() - t0 < 2
+        assert count_within(conn, quick, 5) == 2
+        assert conn.execute(text("SELECT count(*) FROM users")).scalar() == 1
+        if conn.dialect.name == "postgresql":
+            assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "0"
+
+
+def test_a_count_stopped_on_time_says_so(lab, app_client, backend, monkeypatch):
+    if backend == "postgresql":
+        pytest.skip("PostgreSQL's shortest timeout (1 ms) outlasts counting 5 rows")
+    from flowprov.web import pages_lists
+
+    monkeypatch.setattr(pages_lists, "COUNT_BUDGET", -1.0)
+    monkeypatch.setattr(pages_lists, "_PROGRESS_STEPS", 1)
+    c = app_client()
+    j = _json(c, "/artifacts?size=2")
+    assert (j["total"], j["total_exact"], j["count_stopped"]) == (2, False, "time")
+    page = html.unescape(c.get("/artifacts?size=2").text)
+    assert "1–2 of more than 2 artifacts" in page and "counting stopped after" in page
+    # the last page needs no count: it is exact
+    j = _json(c, "/artifacts?size=2&page=3")
+    assert (j["total"], j["total_exact"], j["count_stopped"]) == (5, True, None)
 
 
 # -- user data stays inert --------------------------------------------------------------------

@@ -18,6 +18,7 @@ uid) are looked up first: an unknown one is a 400 saying so, not an empty list.
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
 
 from sqlalchemy import and_, func, or_, select
@@ -40,6 +41,8 @@ _RUN, _TRANSFORM, _PARENT_RUN, _PARENT_TRANSFORM = (
 )
 
 COUNT_CAP = 10_000
+COUNT_BUDGET = 0.025  # seconds a list may spend counting its matches
+_PROGRESS_STEPS = 2000  # SQLite virtual-machine steps between two looks at the clock
 # the engines that record runs (runs.engine); a run without one is of its transform's type
 ENGINES = ("nextflow", "prefect", "snakemake")
 RUN_KINDS = (*ENGINES, *TRANSFORM_TYPES)
@@ -67,6 +70,41 @@ def contains(conn, model, fields, text: str):
     from ..search_index import contains_clause
 
     return or_(*(contains_clause(model, f, text, conn) for f in fields))
+
+
+def count_within(conn, stmt, budget: float) -> int | None:
+    """The scalar of a count statement, or None if it would take longer than `budget` seconds:
+    an exact count of a filter that no single index answers (two filters, a common "contains")
+    can read a million rows. SQLite: a progress handler interrupts it; PostgreSQL: a
+    statement_timeout inside a savepoint (the read transaction goes on)."""
+    from sqlalchemy.exc import OperationalError
+
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        raw = conn.connection.driver_connection
+        deadline = time.perf_counter() + budget
+        raw.set_progress_handler(lambda: time.perf_counter() > deadline, _PROGRESS_STEPS)
+        try:
+            return conn.execute(stmt).scalar()
+        except OperationalError as e:
+            if "interrupted" in str(e.orig):
+                return None
+            raise
+        finally:
+            raw.set_progress_handler(None, 0)
+    if dialect == "postgresql":
+        before = conn.exec_driver_sql("SHOW statement_timeout").scalar()
+        try:
+            with conn.begin_nested():
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(int(budget * 1000), 1)}")
+                n = conn.execute(stmt).scalar()
+                conn.exec_driver_sql("SELECT set_config('statement_timeout', %s, true)", (before,))
+                return n
+        except OperationalError as e:
+            if getattr(e.orig, "sqlstate", None) == "57014":  # query_canceled: the timeout
+                return None
+            raise
+    return conn.execute(stmt).scalar()
 
 
 def duration(started, finished) -> float | None:
@@ -177,12 +215,21 @@ def run_list(
         more = len(ids) > size
         ids = ids[:size]
         by_id = {r["id"]: r for r in fetch(conn, ids)} if ids else {}
-        if pg == 1 and not more:
-            total, exact = len(ids), True
+        seen = offset + len(ids)  # rows up to the end of this page
+        stopped = None  # why the count is not exact: "cap" or "time"
+        if not more and (ids or pg == 1):
+            total = seen  # this page holds the last match
+        elif more and seen >= COUNT_CAP:
+            total, stopped = seen, "cap"  # past the cap already: no count to make
         else:
             matching = select(table.c.id).where(*where).limit(COUNT_CAP + 1).subquery()
-            n = conn.execute(select(func.count()).select_from(matching)).scalar()
-            total, exact = (n, True) if n <= COUNT_CAP else (COUNT_CAP, False)
+            n = count_within(conn, select(func.count()).select_from(matching), COUNT_BUDGET)
+            if n is None:
+                total, stopped = seen, "time"
+            elif n > COUNT_CAP:
+                total, stopped = COUNT_CAP, "cap"
+            else:
+                total = n
     rows = []
     for i in ids:
         r = dict(by_id[i])
@@ -197,8 +244,12 @@ def run_list(
         page=pg,
         size=size,
         total=total,
-        total_exact=exact,
+        total_exact=stopped is None,
+        # past COUNT_CAP rows ("cap"), or COUNT_BUDGET seconds ("time"), the count stops:
+        # `total` is then a lower bound ("more than")
+        count_stopped=stopped,
         count_cap=COUNT_CAP,
+        count_budget_ms=round(COUNT_BUDGET * 1000),
         first=offset + 1 if rows else 0,
         last=offset + len(rows),
         prev=_link_url(request, page=str(pg - 1) if pg > 2 else None) if pg > 1 else None,

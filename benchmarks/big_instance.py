@@ -30,7 +30,9 @@ What is in it (a lab's three years, deterministic: the same parameters give the 
   started/finished times spread over the months;
 - artifacts with keys as labs name them (`screens/GWS_0001234/counts.tsv`, fastq.gz under
   sequencing runs, BAMs, Cell Ranger outputs, h5ad, figures, MultiQC reports), some keyless
-  uploads (a file name only), descriptions on about a quarter, sizes, BLAKE3-length hashes;
+  uploads (a file name only), descriptions on about a quarter, sizes, BLAKE3-length hashes; a
+  place written again (a MultiQC report rewritten per sample) holds versions: one stem, the
+  newest `is_latest`;
 - run inputs and outputs: each pipeline step reads the outputs of the step before for the same
   sample, so lineage chains exist everywhere;
 - notable records (their uids are returned): the notebook transform "GWS CRISPRa analysis"
@@ -54,7 +56,7 @@ import sys
 import time
 from datetime import datetime, timedelta
 
-VERSION = 1  # bump when the content changes: cached instances of older versions are rebuilt
+VERSION = 2  # bump when the content changes: cached instances of older versions are rebuilt
 NAME = "bench-big"
 _B62 = string.digits + string.ascii_letters
 START = datetime(2023, 1, 9, 8, 0)  # UTC
@@ -197,6 +199,7 @@ def _fill(db: str, root: str, n_art: int, n_runs: int, say) -> dict:
         sqlite_index_statements,
         sqlite_rebuild_statements,
     )
+    from flowprov.uids import version_suffix
 
     rng = random.Random(20260101 + n_art + n_runs)
     con = sqlite3.connect(db, isolation_level=None)
@@ -372,7 +375,7 @@ def _fill(db: str, root: str, n_art: int, n_runs: int, say) -> dict:
     art_rows = _Rows(con, "artifacts")
     ins: list[tuple] = []
     outs: list[tuple] = []
-    per_run = n_art / n_runs  # artifacts per run, on average
+    per_run = 0.97 * n_art / n_runs  # artifacts per run, on average (topped up at the end)
     screen_no = [0]
     notable: dict[str, str] = {}
 
@@ -391,12 +394,25 @@ def _fill(db: str, root: str, n_art: int, n_runs: int, say) -> dict:
         )  # fmt: skip
         return rid, uid, finished or started
 
+    places: dict[tuple[int, str], tuple[int, str, int]] = {}  # place -> (row, stem, versions)
+
     def artifact(key, run_id, user, made, suffix, storage=storage_local, description=None,
                  file_name=None) -> tuple[int, str]:  # fmt: skip
-        uid = _uid(rng, 20)
+        """A new artifact; at a place seen before, its next version (same stem, the earlier
+        version no longer the latest)."""
+        seen = places.get((storage, key)) if key is not None else None
+        if seen is None:
+            stem, n = _uid(rng, 16), 0
+        else:
+            row, stem, n = seen
+            old = art_rows.rows[row]
+            art_rows.rows[row] = old[:15] + (0,) + old[16:]
+        uid = stem + version_suffix(n)
+        if key is not None:
+            places[(storage, key)] = (len(art_rows.rows), stem, n + 1)
         when = _ts(made)
         aid = art_rows.add(
-            (uid, uid[:16], key, 0, description, suffix, rng.randint(10**3, 5 * 10**9),
+            (uid, stem, key, 0, description, suffix, rng.randint(10**3, 5 * 10**9),
              f"{rng.getrandbits(256):064x}", "blake3", file_name, None, None, None, 1, 1,
              0, storage, run_id, user, when, when)
         )  # fmt: skip
@@ -432,7 +448,9 @@ def _fill(db: str, root: str, n_art: int, n_runs: int, say) -> dict:
                     "STAR_ALIGN": f"{prun_tag}/star/{sample}_{k}.Aligned.out.bam",
                     "SAMTOOLS_SORT": f"{prun_tag}/star/{sample}_{k}.sorted.bam",
                     "SALMON_QUANT": f"{prun_tag}/salmon/{sample}_{k}/quant.sf",
-                    "MULTIQC": f"{prun_tag}/multiqc/multiqc_report.html",
+                    "MULTIQC": f"{prun_tag}/multiqc/multiqc_report.html"
+                    if not j
+                    else f"{prun_tag}/multiqc/multiqc_data/multiqc_{j}.txt",
                     "CELLRANGER_COUNT": f"{prun_tag}/cellranger/{sample}_{k}/outs/"
                     + [
                         "filtered_feature_bc_matrix.h5",
@@ -600,6 +618,12 @@ def _fill(db: str, root: str, n_art: int, n_runs: int, say) -> dict:
         art_rows.rows = [r for r in art_rows.rows if r[0] not in drop]
         outs[:] = [o for o in outs if o[1] not in drop]
         ins[:] = [i for i in ins if i[1] not in drop]
+        last = {(r[17], r[3]): i for i, r in enumerate(art_rows.rows) if r[3] is not None}
+        art_rows.rows = [
+            r[:15] + (int(r[3] is None or last[(r[17], r[3])] == i),) + r[16:]
+            for i, r in enumerate(art_rows.rows)
+        ]
+        places.clear()
     while len(art_rows.rows) < n_art:
         i = len(art_rows.rows)
         name = rng.choice(["plate_layout", "sample_sheet", "library", "protocol", "notes"])

@@ -27,6 +27,7 @@ BENCHMARKS = [
     "bench_environment.py",
     "bench_concurrency.py",
     "bench_weblog.py",
+    "bench_search.py",
 ]
 
 

@@ -381,6 +381,19 @@ def test_pagination_boundaries(lab, app_client):
     assert [x["uid"] for x in f["rows"]] == [a["raw"]]
     assert f["next"] == "/artifacts?suffix=.csv&sort=key&size=1&page=2"
     assert _uids(c, f["next"]) == [a["clean"]]
+    # a "contains" filter (the set found once, sorted and counted in one statement on SQLite)
+    f = _json(c, "/artifacts?key=.csv&size=1&sort=key")
+    assert [x["uid"] for x in f["rows"]] == [a["raw"]] and (f["total"], f["total_exact"]) == (
+        2,
+        True,
+    )
+    assert _uids(c, f["next"]) == [a["clean"]]
+    # runs of transforms named so (dense on SQLite: walked in started_at order), page by page
+    r = lab["runs"]
+    jobs = [r["live2"], r["live1"], r["job2"], r["job1"]]
+    pages = [_json(c, f"/runs?transform=count&size=1&page={i}") for i in (1, 2, 3, 4, 5)]
+    assert [p["rows"][0]["uid"] for p in pages[:4]] == jobs and pages[4]["rows"] == []
+    assert [(p["total"], p["total_exact"]) for p in pages[:4]] == [(4, True)] * 4
     page = html.unescape(c.get("/artifacts?suffix=.csv&sort=key&size=1&page=2").text)
     assert "page 2" in page and "2–2 of 2 artifacts" in page
     assert 'id="prev" href="/artifacts?suffix=.csv&sort=key&size=1"' in page

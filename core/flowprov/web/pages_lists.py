@@ -21,7 +21,9 @@ import re
 import time
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Boolean, and_, func, or_, select
+from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.operators import custom_op
 from starlette.requests import Request
 from starlette.routing import Route
 
@@ -43,6 +45,9 @@ _RUN, _TRANSFORM, _PARENT_RUN, _PARENT_TRANSFORM = (
 COUNT_CAP = 10_000
 COUNT_BUDGET = 0.025  # seconds a list may spend counting its matches
 _PROGRESS_STEPS = 2000  # SQLite virtual-machine steps between two looks at the clock
+# matches of a set term count as dense when they are one row in DENSE of the table or more: a
+# walk of the sort's index then reads about size × DENSE rows for the first page
+DENSE = 100
 # the engines that record runs (runs.engine); a run without one is of its transform's type
 ENGINES = ("nextflow", "prefect", "snakemake")
 RUN_KINDS = (*ENGINES, *TRANSFORM_TYPES)
@@ -70,6 +75,32 @@ def contains(conn, model, fields, text: str):
     from ..search_index import contains_clause
 
     return or_(*(contains_clause(model, f, text, conn) for f in fields))
+
+
+class Where(list):
+    """The WHERE clauses of a list page. `sets` are those among them that test membership in a
+    set found elsewhere — the ids a trigram index matched, the runs of some transforms: the
+    database finds them all, then sorts them, which is slow when they are many (see run_list).
+    A set is `cheap` when an index counts its members without finding the set anew each time
+    (the runs of some transforms: yes; a trigram match: no)."""
+
+    def __init__(self, clauses=()):
+        super().__init__(clauses)
+        self.sets: list[tuple] = []  # (clause, cheap)
+
+    def add_set(self, clause, cheap: bool) -> None:
+        self.append(clause)
+        self.sets.append((clause, cheap))
+
+
+def _among(clause, sets) -> bool:
+    return any(clause is c for c, _ in sets)
+
+
+def _unindexed(clause):
+    """SQLite: `+(clause)` — a term no index may answer, so that the planner walks the sort's
+    index and tests the term row by row."""
+    return UnaryExpression(clause.self_group(), operator=custom_op("+"), type_=Boolean())
 
 
 def count_within(conn, stmt, budget: float) -> int | None:
@@ -185,6 +216,12 @@ def _filter(name, label, kind="text", value=None, choices=None, placeholder=None
     )
 
 
+def _count(conn, table, where) -> int | None:
+    """Rows matching `where`, up to COUNT_CAP + 1, within COUNT_BUDGET; None past the budget."""
+    matching = select(table.c.id).where(*where).limit(COUNT_CAP + 1).subquery()
+    return count_within(conn, select(func.count()).select_from(matching), COUNT_BUDGET)
+
+
 def run_list(
     request: Request,
     *,
@@ -207,11 +244,33 @@ def run_list(
     offset = (pg - 1) * size
     with read_connection(_engine()) as conn:
         where = where_of(conn)
-        ids = list(
-            conn.execute(
-                select(table.c.id).where(*where).order_by(*order).limit(size + 1).offset(offset)
-            ).scalars()
-        )
+        counted, n, window = False, None, False
+        sets = getattr(where, "sets", None)
+        if sets and conn.dialect.name == "sqlite":
+            # Matches of a set term (see Where) are found whole, then sorted: fine for a few
+            # hundred, slow for tens of thousands. PostgreSQL's statistics choose between that
+            # and walking the sort's index; SQLite has none, so:
+            if all(cheap for _, cheap in sets):
+                # counted first (an index answers): when the matches are dense, the set terms
+                # are kept off indexes, so that SQLite walks the sort's index and stops at the
+                # page's last row, having read about size × DENSE rows
+                n, counted = _count(conn, table, where), True
+                top = conn.execute(select(func.max(table.c.id))).scalar() or 0
+                if n is not None and (n > COUNT_CAP or n * DENSE >= top):
+                    where = [_unindexed(c) if _among(c, sets) else c for c in where]
+            else:
+                # finding the set is the cost (a trigram match): found once, sorted and
+                # counted in the same statement
+                window = True
+        q = select(table.c.id).where(*where).order_by(*order).limit(size + 1).offset(offset)
+        if window:
+            q = q.add_columns(func.count().over().label("n"))
+            found = conn.execute(q).all()
+            ids = [r[0] for r in found]
+            if found:
+                n, counted = found[0][1], True
+        else:
+            ids = list(conn.execute(q).scalars())
         more = len(ids) > size
         ids = ids[:size]
         by_id = {r["id"]: r for r in fetch(conn, ids)} if ids else {}
@@ -219,17 +278,17 @@ def run_list(
         stopped = None  # why the count is not exact: "cap" or "time"
         if not more and (ids or pg == 1):
             total = seen  # this page holds the last match
-        elif more and seen >= COUNT_CAP:
+        elif more and seen >= COUNT_CAP and not window:
             total, stopped = seen, "cap"  # past the cap already: no count to make
         else:
-            matching = select(table.c.id).where(*where).limit(COUNT_CAP + 1).subquery()
-            n = count_within(conn, select(func.count()).select_from(matching), COUNT_BUDGET)
+            if not counted:
+                n = _count(conn, table, where)
             if n is None:
                 total, stopped = seen, "time"
-            elif n > COUNT_CAP:
+            elif n > COUNT_CAP and not window:
                 total, stopped = COUNT_CAP, "cap"
             else:
-                total = n
+                total = n  # a window count is exact: every match was sorted anyway
     rows = []
     for i in ids:
         r = dict(by_id[i])
@@ -276,7 +335,7 @@ def artifacts(request: Request):
     created = time_range(request, A.c.created_at)
 
     def where_of(conn):
-        w = list(created)
+        w = Where(created)
         if suffix is not None:
             w.append(A.c.suffix == suffix)
         if storage is not None:
@@ -288,7 +347,7 @@ def artifacts(request: Request):
             # who recorded it: for an artifact a run made, the user who ran that run
             w.append(A.c.created_by_id == user_id(conn, handle))
         if key is not None:
-            w.append(contains(conn, Artifact, ("key", "file_name"), key))
+            w.add_set(contains(conn, Artifact, ("key", "file_name"), key), cheap=False)
         if latest:
             w.append(A.c.is_latest.is_(True))
         return w
@@ -374,9 +433,11 @@ def runs(request: Request):
     started = time_range(request, R.c.started_at)
 
     def where_of(conn):
-        w = list(started)
-        if kind is not None:
+        w = Where(started)
+        if kind in ENGINES:
             w.append(kind_clause(kind))
+        elif kind is not None:
+            w.add_set(kind_clause(kind), cheap=True)  # the runs of transforms of a type
         if status is not None:
             w.append(R.c.status == status)
         if handle is not None:
@@ -387,10 +448,11 @@ def runs(request: Request):
                 raise BadRequest(f"environment: no environment with the uid {environment[:60]!r}")
             w.append(R.c.environment_id == eid)
         if transform is not None:
-            w.append(
+            w.add_set(
                 R.c.transform_id.in_(
                     select(T.c.id).where(contains(conn, Transform, ("name", "key"), transform))
-                )
+                ),
+                cheap=True,  # a few transforms: their runs counted through transform_id
             )
         if top:
             w.append(R.c.parent_id.is_(None))

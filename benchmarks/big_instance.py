@@ -155,7 +155,7 @@ def build(
             shutil.rmtree(folder)
         os.makedirs(folder)
         t0 = time.perf_counter()
-        _flowprov("init", "--storage", root, "--name", NAME)
+        _flowprov("init", "--storage", root, "--name", NAME, "--force")
         db = os.path.join(root, ".flowprov", "flowprov.sqlite")
         info = _fill(db, root, artifacts, runs, say)
         info["build_seconds"] = time.perf_counter() - t0
@@ -164,7 +164,9 @@ def build(
             json.dump(info, f, indent=1)
         os.replace(marker + ".part", marker)
         say(f"built in {info['build_seconds']:.0f} s: {folder}")
-    _flowprov("init", "--storage", root, "--name", NAME)  # known here (reconnects, no migration)
+    # known here under this name (reconnects, no migration; replaces a config of that name left
+    # by an older build of the cache)
+    _flowprov("init", "--storage", root, "--name", NAME, "--force")
     info["name"] = NAME
     say(
         f"  {info['counts']['artifacts']:,} artifacts, {info['counts']['runs']:,} runs, "

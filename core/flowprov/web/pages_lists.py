@@ -245,12 +245,17 @@ def run_list(
     with read_connection(_engine()) as conn:
         where = where_of(conn)
         counted, n, window = False, None, False
-        sets = getattr(where, "sets", None)
+        sets = getattr(where, "sets", None) or []
+        # Matches of a set term (see Where) are found whole, then sorted: fine for a few
+        # hundred, slow for tens of thousands. PostgreSQL's statistics choose between that and
+        # walking the sort's index (stopping at the page's last row); SQLite has none, so:
         if sets and conn.dialect.name == "sqlite":
-            # Matches of a set term (see Where) are found whole, then sorted: fine for a few
-            # hundred, slow for tens of thousands. PostgreSQL's statistics choose between that
-            # and walking the sort's index; SQLite has none, so:
-            if all(cheap for _, cheap in sets):
+            if any(not cheap for _, cheap in sets):
+                # finding the set is the cost (a trigram match, always found whole): found
+                # once, then sorted and counted in the same statement. (Not on PostgreSQL: a
+                # count over the window would keep its walk of the index from stopping early.)
+                window = True
+            else:
                 # counted first (an index answers): when the matches are dense, the set terms
                 # are kept off indexes, so that SQLite walks the sort's index and stops at the
                 # page's last row, having read about size × DENSE rows
@@ -258,10 +263,6 @@ def run_list(
                 top = conn.execute(select(func.max(table.c.id))).scalar() or 0
                 if n is not None and (n > COUNT_CAP or n * DENSE >= top):
                     where = [_unindexed(c) if _among(c, sets) else c for c in where]
-            else:
-                # finding the set is the cost (a trigram match): found once, sorted and
-                # counted in the same statement
-                window = True
         q = select(table.c.id).where(*where).order_by(*order).limit(size + 1).offset(offset)
         if window:
             q = q.add_columns(func.count().over().label("n"))

@@ -9,8 +9,9 @@ table instead of all of them. Candidates come in rounds, each stopping the searc
    digits; words of fewer than 3 characters only rank, a trigram index cannot look them up);
 2. the same with typos allowed: per word, what a one-letter typo leaves intact — the word with
    two neighbours swapped, with a letter dropped, and the pieces around a wrong or missing
-   letter (SQLite: NEAR of the two pieces; PostgreSQL: ILIKE '%piece_piece%'), or the longer
-   piece alone. "CRIPSRa" finds "CRISPRa" through a swap, "CRSPRa" through the piece "spra";
+   letter (SQLite: NEAR of the two pieces; PostgreSQL: the regular expression 'piece.piece'),
+   or the longer piece alone. "CRIPSRa" finds "CRISPRa" through a swap, "CRSPRa" through the
+   piece "spra";
 3. every word but one, then each word alone (a query may hold a word no record has);
 4. per word, shorter leftovers of a typo (3-letter pieces): looser, last.
 
@@ -35,6 +36,8 @@ from dataclasses import dataclass
 CANDIDATES = 100
 # a query of short words only (no trigram to look up) reads at most this many newest rows
 SHORT_SCAN = 20_000
+# PostgreSQL looks for candidates among the newest this many rows first
+PG_WINDOW = 20_000
 # tables whose largest id is below this are read whole: as fast as the index there, and every
 # weak match (a score of 50 shares no three letters with the query) is still found
 SCAN_BELOW = 500
@@ -214,12 +217,15 @@ def fts_expression(matches: list[WordMatch]) -> str:
     return " AND ".join(parts)
 
 
-def like_patterns(m: WordMatch) -> list[str]:
-    from .search_index import like_escape
+def pg_regex(m: WordMatch) -> str:
+    """A PostgreSQL regular expression (for ~*) matching any form of the word: one predicate per
+    word and column, whose trigrams pg_trgm's GIN index looks up."""
 
-    pats = [f"%{like_escape(p)}%" for p in m.phrases]
-    pats += [f"%{like_escape(a)}_{like_escape(b)}%" for a, b in m.pairs]
-    return pats
+    def lit(x: str) -> str:  # words hold letters and digits only; anything else made literal
+        return "".join(c if c.isalnum() else "\\" + c for c in x)
+
+    alts = [lit(p) for p in m.phrases] + [f"{lit(a)}.{lit(b)}" for a, b in m.pairs]
+    return "(" + "|".join(alts) + ")"
 
 
 # -- one search, whatever the backend -------------------------------------------------------
@@ -311,36 +317,52 @@ class _Search:
     # -- PostgreSQL, through SQLAlchemy --
 
     def pg_candidates(self, conn, t, fields, indexed) -> list[dict] | None:
-        from sqlalchemy import and_, func, or_, select
-
-        from .search_index import like_escape
+        from sqlalchemy import func, select
 
         top = conn.execute(select(func.max(t.c.id))).scalar()
         if top is None:
             return []
         if top < SCAN_BELOW or not indexed:
             return None
+        # the planner prices a regular expression per row far too low: it would read the whole
+        # table, or walk the primary key newest first hoping to meet matches soon — for a rare
+        # word, the whole table again. The trigram index's bitmaps cost what the matches cost.
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off")
+        found = self._pg_rounds(conn, t, fields, indexed, top)
+        # the rest of the transaction plans as usual (max(id), rows by id); after an error the
+        # transaction ends, and these settings with it
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = on; SET LOCAL enable_indexscan = on")
+        return found
+
+    def _pg_rounds(self, conn, t, fields, indexed, top) -> list[dict]:
+        from sqlalchemy import and_, or_, select
+
+        from .search_index import like_escape
+
         cols = [t.c[c] for c in indexed]
         base = select(t.c.id, *[t.c[f] for f in fields]).order_by(t.c.id.desc()).limit(self.cap)
         if self.short_only:
             cond = and_(
+                t.c.id > top - SHORT_SCAN,
                 *[
                     or_(*[c.ilike(f"%{like_escape(w)}%", escape="\\") for c in cols])
                     for w in self.words
-                ]
+                ],
             )
-            cond = and_(t.c.id > top - SHORT_SCAN, cond)
             return [dict(r) for r in conn.execute(base.where(cond)).mappings()]
         found: dict[int, dict] = {}
         for r in self.rounds:
-            cond = and_(
-                *[
-                    or_(*[c.ilike(p, escape="\\") for c in cols for p in like_patterns(m)])
-                    for m in r
-                ]
-            )
-            for row in conn.execute(base.where(cond)).mappings():
-                found.setdefault(row["id"], dict(row))
+            cond = and_(*[or_(*[c.regexp_match(pg_regex(m), flags="i") for c in cols]) for m in r])
+            # the newest rows first: a common word fills the candidates there, and its bitmap
+            # over the whole table (sorted to find the newest) is never built
+            for where in (
+                and_(t.c.id > top - PG_WINDOW, cond),
+                and_(t.c.id <= top - PG_WINDOW, cond),
+            ):
+                for row in conn.execute(base.where(where)).mappings():
+                    found.setdefault(row["id"], dict(row))
+                if len(found) >= self.cap or top <= PG_WINDOW:
+                    break
             if len(found) >= self.cap:
                 break
         return list(found.values())

@@ -114,7 +114,7 @@ runs = Table(
     Column("name", String(255)),
     _ts("started_at", nullable=False, index=True),
     _ts("finished_at"),
-    Column("status", String(16), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
     Column("params", JSON),
     # how the run ran beyond its software: exit code or signal, command line (JSON). Until 0008
     # this was `environment` and also held the Python version, platform and imported packages,
@@ -122,14 +122,22 @@ runs = Table(
     Column("runtime", JSON),
     Column("environment_id", Integer, ForeignKey("environments.id"), index=True),
     Column("error", Text),
-    Column("parent_id", Integer, ForeignKey("runs.id"), index=True),
+    Column("parent_id", Integer, ForeignKey("runs.id")),
     Column("engine", String(32)),
     Column("reference", String(255)),
     Column("reference_type", String(64)),
-    Column("created_by_id", Integer, ForeignKey("users.id"), index=True),
+    Column("created_by_id", Integer, ForeignKey("users.id")),
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),
     UniqueConstraint("engine", "reference"),
+    # lists filter by one of these and show the newest first (0010): one index serves both, and
+    # its leading column still serves lookups by that column alone
+    Index("ix_runs_status_started_at", "status", "started_at"),
+    Index("ix_runs_parent_started_at", "parent_id", "started_at"),
+    Index("ix_runs_created_by_started_at", "created_by_id", "started_at"),
+    Index("ix_runs_engine_started_at", "engine", "started_at"),
+    # what just ended, top-level runs (`flowprov status`, the web app's home)
+    Index("ix_runs_parent_finished_at", "parent_id", "finished_at"),
 )
 
 # The software a run used, identified by content: `hash` is EnvironmentSpec.digest() (events.py)
@@ -190,9 +198,9 @@ artifacts = Table(
     Column("is_latest", Boolean, nullable=False, default=True),
     # managed: flowprov copied the bytes into its storage root (and so may delete them)
     Column("managed", Boolean, nullable=False, default=False),
-    Column("storage_id", Integer, ForeignKey("storages.id"), nullable=False, index=True),
+    Column("storage_id", Integer, ForeignKey("storages.id"), nullable=False),
     Column("run_id", Integer, ForeignKey("runs.id"), index=True),
-    Column("created_by_id", Integer, ForeignKey("users.id"), index=True),
+    Column("created_by_id", Integer, ForeignKey("users.id")),
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),
     UniqueConstraint("storage_id", "key", "hash"),
@@ -205,6 +213,10 @@ artifacts = Table(
         postgresql_where=text("key IS NULL"),
     ),
     Index("ix_artifacts_created_at", "created_at"),
+    # lists filter by one of these and show the newest first (0010)
+    Index("ix_artifacts_storage_created_at", "storage_id", "created_at"),
+    Index("ix_artifacts_created_by_created_at", "created_by_id", "created_at"),
+    Index("ix_artifacts_suffix_created_at", "suffix", "created_at"),
 )
 
 run_inputs = Table(

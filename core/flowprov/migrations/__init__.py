@@ -13,7 +13,7 @@ Compatibility rule (README "Upgrading an existing instance"):
 """
 
 # The newest migration this flowprov knows; a test checks it equals Alembic's head.
-SCHEMA_HEAD = "0009"
+SCHEMA_HEAD = "0010"
 
 # revision -> (flowprov release that brought it, whether clients of the previous revision may
 # keep using the database after it)
@@ -30,6 +30,7 @@ COMPATIBILITY: dict[str, tuple[str, bool]] = {
     # search indexes (SQLite FTS5 + triggers, PostgreSQL pg_trgm): they live in the database,
     # so older writers keep them current
     "0009": ("0.4.0", True),
+    "0010": ("0.4.0", True),  # indexes only: (column, time) pairs for lists
 }
 
 

@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import socket
 
 import click
 
 from .errors import FlowprovError, ValidationError
-
-
-def is_loopback(host: str) -> bool:
-    """Whether binding `host` keeps the app on this machine (every address it resolves to)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError:
-        return False
-    return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
+from .netbind import is_loopback
 
 
 @click.command()

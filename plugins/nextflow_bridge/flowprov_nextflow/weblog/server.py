@@ -15,17 +15,16 @@ import asyncio
 import base64
 import binascii
 import hmac
-import ipaddress
 import logging
 import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
 
 from aiohttp import web
 from flowprov.errors import FlowprovError
+from flowprov.netbind import is_loopback
 
 from .envelope import MAX_BODY, EnvelopeError, parse_body
 from .journal import Journal, JournalError, Writer
@@ -39,19 +38,6 @@ STOP_WAIT = 60.0  # seconds a stopping receiver gives its applier to drain the j
 
 class ReceiverError(FlowprovError):
     """The receiver cannot start as asked (an unsafe bind, a bad token, a port in use)."""
-
-
-def is_loopback(host: str) -> bool:
-    """Whether every address `host` stands for is a loopback one (a name is resolved)."""
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError:
-        return False
-    return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
 
 
 def check_bind(host: str, token: str | None) -> bytes | None:

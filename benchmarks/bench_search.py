@@ -26,9 +26,10 @@ Targets (issue 16): `flowprov search` ≤ 0.5 s and < 200 MB on 1,000,000 artifa
 runs; the search page's server time p50 ≤ 50 ms (search_all here).
 
 --old-scan runs search without the index once, as a whole process (every row of every table
-read and scored — what an instance where the index could not be made does). --write-cost measures what the index's triggers add to writers: a trace of Nextflow
-tasks ingested (bench_nextflow's trace) and files registered in one `fp.save` batch and one by
-one, each on fresh instances with the search index's triggers and without them (dropped after
+read and scored — what an instance where the index could not be made does). --write-cost
+measures what the index's triggers add to writers: a trace of Nextflow tasks ingested
+(bench_nextflow's trace) and files registered in one `fp.save` batch and one by one, each on
+fresh instances with the search index's triggers and without them (dropped after
 init: the 0008 shape), interleaved.
 """
 

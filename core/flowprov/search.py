@@ -291,12 +291,11 @@ class _Search:
             return None
         cols = ", ".join(_q(c) for c in ("id", *fields))
         if self.short_only:  # no trigram to look up: newest first until enough hold them all
-            like = [c for c in fields if c in indexed] or list(indexed)
             where = " AND ".join(
-                "(" + " OR ".join(f"{_q(c)} LIKE ? ESCAPE '\\'" for c in like) + ")"
+                "(" + " OR ".join(f"{_q(c)} LIKE ? ESCAPE '\\'" for c in fields) + ")"
                 for _ in self.words
             )
-            params = [f"%{like_escape(w)}%" for w in self.words for _ in like]
+            params = [f"%{like_escape(w)}%" for w in self.words for _ in fields]
             return rows(
                 f"SELECT {cols} FROM {_q(table)} WHERE id > ? AND {where} ORDER BY id DESC LIMIT ?",
                 (top - SHORT_SCAN, *params, self.cap),

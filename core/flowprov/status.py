@@ -121,7 +121,7 @@ def current_runs(
 def _top_level(conn, cutoff: datetime, user: str | None) -> list[dict]:
     """Runs with no parent, open or ended since the cutoff: two index lookups joined by UNION
     ALL — open ones through (status, started_at), ended ones through (parent_id, finished_at).
-    One OR over both made the database read every top-level run (36 ms on 27,000 of them)."""
+    One OR over both made the database read every top-level run (32 ms on 27,000 of them)."""
     base = (
         select(
             _R.c.id,
@@ -140,14 +140,20 @@ def _top_level(conn, cutoff: datetime, user: str | None) -> list[dict]:
         )
         .join(_T, _T.c.id == _R.c.transform_id)
         .outerjoin(_U, _U.c.id == _R.c.created_by_id)
-        .where(_R.c.parent_id.is_(None))
     )
     if user:
         base = base.where(_U.c.handle == user)
-    q = union_all(
-        base.where(_R.c.status.in_(OPEN)),
-        base.where(_R.c.finished_at >= cutoff, _R.c.status.not_in(OPEN)),
+    # the ids first, each branch on the runs table alone and served by its own index (a join
+    # or a second condition beside them let SQLite's planner read a whole table instead); the
+    # open runs' parent is tested on the few rows found: `parent_id + 0` is that test, made
+    # unservable by the parent_id indexes
+    ids = union_all(
+        select(_R.c.id).where(_R.c.status.in_(OPEN)),
+        select(_R.c.id).where(
+            _R.c.parent_id.is_(None), _R.c.finished_at >= cutoff, _R.c.status.not_in(OPEN)
+        ),
     )
+    q = base.where(_R.c.id.in_(ids), (_R.c.parent_id + 0).is_(None))
     return [dict(m) for m in conn.execute(q).mappings()]
 
 

@@ -363,3 +363,29 @@ def test_short_words_are_looked_up_without_the_index(lab, indexed):
 def test_search_objects_are_named_apart_from_the_schema():
     assert is_search_object("search_artifacts_data") and is_search_object("search_runs_name")
     assert not is_search_object("artifacts") and not is_search_object(None)
+
+
+def test_an_index_this_sqlite_cannot_open_is_not_used(lab, indexed):
+    """A database indexed by a client whose SQLite has the trigram tokenizer, read by one whose
+    SQLite has not (simulated: the index names a tokenizer nobody has): search reads every row."""
+    if current().engine.dialect.name != "sqlite":
+        pytest.skip("an SQLite matter")
+    import sqlite3
+
+    from flowprov.db import sqlite_path
+
+    path = sqlite_path(current().config.db)
+    reset_cache()
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA writable_schema=ON")
+    con.execute(
+        "UPDATE sqlite_master SET sql = replace(sql, 'trigram', 'nosuchtokenizer') "
+        "WHERE name = 'search_transforms'"
+    )
+    con.commit()
+    con.close()
+    with read_connection(current().engine) as conn:
+        assert "transforms" not in indexed_columns(conn) and "artifacts" in indexed_columns(conn)
+    for q in ["GWS CRIPSRa analysis", "CRIPSRa"]:
+        assert found(fp.Transform, q) == old_scan(fp.Transform, q)
+    assert search.search_hits("GWS CRIPSRa analysis")[0].uid == lab["nb"].uid

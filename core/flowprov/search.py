@@ -485,6 +485,7 @@ def _sqlite_fast(db_url: str, query: str, limit: int, min_score: float) -> list[
         }
         if any(fts_name(t) not in have for t in MODEL_TABLES.values()):
             return None
+        con.execute(f"PRAGMA table_info({_q(fts_name('artifacts'))})")  # this SQLite can open it
         s = _Search(query, limit, min_score)
         if s.empty:
             return []

@@ -176,10 +176,15 @@ def indexed_columns(conn: Connection) -> dict[str, tuple[str, ...]]:
             ).scalars()
         )
         out = {}
+        from sqlalchemy.exc import DBAPIError
+
         for table in SEARCH_COLUMNS:
             fts = fts_name(table)
             if fts in have:
-                cols = [r[1] for r in conn.exec_driver_sql(f"PRAGMA table_info({_q(fts)})")]
+                try:  # opens the index: an SQLite without FTS5 or trigram cannot (then: a scan)
+                    cols = [r[1] for r in conn.exec_driver_sql(f"PRAGMA table_info({_q(fts)})")]
+                except DBAPIError:
+                    continue
                 out[table] = tuple(cols)
         return out
     if name == "postgresql":

@@ -151,11 +151,12 @@ def test_migrations_match_the_schema(instance):
     from alembic.migration import MigrationContext
     from alembic.script import ScriptDirectory
     from flowprov.db import _alembic_config
-    from flowprov.migrations import SCHEMA_HEAD
+    from flowprov.migrations import SCHEMA_HEAD, include_name
     from flowprov.schema import metadata
 
     with instance.engine.connect() as c:
-        assert compare_metadata(MigrationContext.configure(c), metadata) == []
+        context = MigrationContext.configure(c, opts={"include_name": include_name})
+        assert compare_metadata(context, metadata) == []
     assert ScriptDirectory.from_config(_alembic_config(None)).get_current_head() == SCHEMA_HEAD
 
 

@@ -41,3 +41,12 @@ def compatibility_floor(revision: str) -> str:
     while i > 0 and COMPATIBILITY[order[i]][1]:
         i -= 1
     return order[i]
+
+
+def include_name(name, type_, parent_names) -> bool:
+    """What schema comparisons (Alembic's autogenerate, the schema test) look at: everything but
+    the search index (migration 0009: FTS5 tables and their shadow tables, pg_trgm indexes),
+    which statements make, not the metadata."""
+    from ..search_index import is_search_object
+
+    return not is_search_object(name)

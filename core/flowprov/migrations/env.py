@@ -5,6 +5,7 @@ The caller passes an open SQLAlchemy connection in ``config.attributes["connecti
 
 from alembic import context
 
+from flowprov.migrations import include_name
 from flowprov.schema import metadata
 
 config = context.config
@@ -14,6 +15,7 @@ context.configure(
     target_metadata=metadata,
     render_as_batch=connection.dialect.name == "sqlite",  # SQLite needs batch ALTERs
     compare_type=True,
+    include_name=include_name,
 )
 with context.begin_transaction():
     context.run_migrations()

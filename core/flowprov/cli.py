@@ -184,12 +184,11 @@ def show(uid):
 @click.option("-n", "--limit", default=10, show_default=True)
 def search(query, limit):
     """Typo-tolerant search across every record type, best match first."""
-    from .search import search_all
+    from .search import search_hits  # plain rows: no records, no SQLAlchemy on SQLite
 
-    hits = search_all(query, limit=limit)
     rows = []
-    for score, rec in hits:
-        r = rec._row  # each record type has its own fields: a User has no key, a Run no name
+    for h in search_hits(query, limit=limit):
+        r = h.row  # each record type has its own fields: a User has no key, a Run no name
         label = next(
             (
                 str(r[f])
@@ -198,9 +197,7 @@ def search(query, limit):
             ),
             "",
         )
-        rows.append(
-            {"score": f"{score:.0f}", "type": type(rec).__name__, "uid": rec.uid, "match": label}
-        )
+        rows.append({"score": f"{h.score:.0f}", "type": h.type, "uid": h.uid, "match": label})
     _console().print(_table(f"search {query!r}", ("score", "type", "uid", "match"), rows))
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
 
-from .status import RunActivity, current_runs, parse_duration, span
+if TYPE_CHECKING:  # the status queries load SQLAlchemy: only when `status` runs (every CLI
+    from .status import RunActivity  # command loads this module; `flowprov search` must be fast)
 
 _STYLE = {
     "running": "bold green",
@@ -41,12 +43,16 @@ def _tasks(a: RunActivity) -> str:
 
 
 def _ago(a: RunActivity, now: float) -> str:
+    from .status import span
+
     return span(now - a.last_event.timestamp()) + " ago"
 
 
 def _table(runs: list[RunActivity], title: str):
     from rich.table import Table
     from rich.text import Text
+
+    from .status import span
 
     t = Table(title=title, title_justify="left", pad_edge=False)
     for c in ("run", "name", "engine", "user", "state", "tasks", "elapsed", "last event", "note"):
@@ -134,6 +140,7 @@ def status(watch, interval, since, user, kind, lost_after, fmt):
     from .cli_output import _console
     from .errors import ValidationError
     from .instance import current
+    from .status import current_runs, parse_duration, span
 
     every = parse_duration(interval, "--interval")
     kw = dict(

@@ -28,6 +28,7 @@ BENCHMARKS = [
     "bench_concurrency.py",
     "bench_weblog.py",
     "bench_search.py",
+    "bench_serve.py",
 ]
 
 

@@ -206,8 +206,26 @@ class _UserAwareStore:
         self._user_seen: str | None = None
 
     def apply_stream(self, make_events, chunk: int = 2000) -> dict[str, int]:
+        from . import openlineage as ol
+
         self.apply([])  # checks the schema takes writes; records the current user first
-        return self._store.apply_stream(make_events, chunk)
+        if not ol.configured():
+            return self._store.apply_stream(make_events, chunk)
+        signals: list = []
+
+        def tapped():  # what starts or ends a run, noted as the stream goes by
+            from .openlineage.emitter import signals_of
+
+            signals.clear()  # a retry starts over
+            for e in make_events():
+                signals_of((e,), signals)
+                yield e
+
+        counts = self._store.apply_stream(tapped, chunk)
+        from .openlineage.emitter import submit_signals
+
+        submit_signals(self._inst, signals)
+        return counts
 
     def apply(self, events):
         from .events import UserSeen
@@ -216,11 +234,23 @@ class _UserAwareStore:
         user = C.current_user_config()
         self._store.default_user = user.handle
         if self._user_seen != user.handle:  # make sure the user's name is recorded once
-            events = [UserSeen(handle=user.handle, name=user.name, uid=user.uid), *events]
-            results = self._store.apply(events)[1:]
+            results = self._store.apply(
+                [UserSeen(handle=user.handle, name=user.name, uid=user.uid), *events]
+            )[1:]
             self._user_seen = user.handle
-            return results
-        return self._store.apply(events)
+        else:
+            results = self._store.apply(events)
+        if events and _ol_configured():  # committed: its runs' OpenLineage events can go out
+            from .openlineage.emitter import submit
+
+            submit(self._inst, events)
+        return results
+
+
+def _ol_configured() -> bool:
+    from .openlineage import configured
+
+    return configured()
 
 
 _cache: dict[tuple, Instance] = {}

@@ -1,0 +1,35 @@
+"""OpenLineage out: every run, of every engine, as RunEvents through openlineage-python.
+
+Configured the client's usual way, and only that way: `OPENLINEAGE_URL` (with
+`OPENLINEAGE_ENDPOINT`, `OPENLINEAGE_API_KEY`), an `openlineage.yml` (`OPENLINEAGE_CONFIG`, the
+working directory, `~/.openlineage/`), or `OPENLINEAGE__TRANSPORT__...` variables;
+`OPENLINEAGE_DISABLED=true` turns it off. With none of these, nothing is imported and nothing is
+sent: `configured()` is the whole cost.
+
+- emitter.py: live events after each committed write, from a background thread; spooling
+- facts.py: the runs, their transforms, parents and datasets, read in bulk
+- mapping.py: facts → RunEvent (job per transform, run id from the run's uid, facets)
+- backfill.py: a lineage's recorded history as newline-delimited RunEvents
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def configured() -> bool:
+    """Whether the openlineage-python client would find a transport here (without importing it:
+    the client falls back to printing events to the console, which flowprov does not want)."""
+    env = os.environ
+    if env.get("OPENLINEAGE_DISABLED", "").strip().lower() == "true":
+        return False
+    if env.get("OPENLINEAGE_URL"):
+        return True
+    if any(k.startswith("OPENLINEAGE__TRANSPORT") for k in env):
+        return True
+    if env.get("OPENLINEAGE_CONFIG"):
+        return Path(env["OPENLINEAGE_CONFIG"]).is_file()
+    return os.path.isfile("openlineage.yml") or os.path.isfile(
+        os.path.expanduser("~/.openlineage/openlineage.yml")
+    )

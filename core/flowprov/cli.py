@@ -298,8 +298,9 @@ def demo(directory):
 @click.argument("file", required=False, type=click.Path())
 def replay(file):
     """Apply events kept on disk, idempotently. No FILE: every pending journal of this machine
-    (left by a killed process, or one that could not reach its store), each to its instance.
-    FILE: that journal, or a spool file of an earlier flowprov (to the current instance)."""
+    (left by a killed process, or one that could not reach its store), each to its instance, then
+    every OpenLineage event a process could not send. FILE: that journal, or a spool file of an
+    earlier flowprov (to the current instance)."""
     from rich.markup import escape
 
     from .spool import journal_dir, replay_pending
@@ -322,7 +323,20 @@ def replay(file):
             out.print(f"replayed {r.events} events in {r.batches} batches from {where}{cut}")
     if not results:
         out.print(f"no pending journals in {escape(str(journal_dir()))}")
-    if any(r.error for r in results):
+    failed = any(r.error for r in results)
+    # then the OpenLineage events a process could not send (rebuilt from the store, which now
+    # holds what the journals held)
+    from .openlineage.emitter import replay_spools
+
+    for path, n, error in replay_spools():
+        if error:
+            failed = True
+            _console(stderr=True).print(
+                f"[bold red]OpenLineage events not sent[/] from {escape(str(path))}: {escape(error)}"
+            )
+        else:
+            out.print(f"sent {n} OpenLineage events from {escape(str(path))}")
+    if failed:
         sys.exit(1)
 
 

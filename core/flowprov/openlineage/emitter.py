@@ -172,7 +172,7 @@ class _Emitter:
         self.spool = _Spool.create()
         self.last_try = time.monotonic()
         logger.warning(
-            "flowprov: cannot send OpenLineage events (%s); they are kept in %s — send them"
+            "cannot send OpenLineage events (%s); they are kept in %s — send them"
             " later with `flowprov replay`",
             _one_line(error),
             self.spool.path,
@@ -240,7 +240,7 @@ def submit(inst, events) -> None:
         if signals:
             _the_emitter().submit(inst, signals)
     except Exception as e:  # noqa: BLE001
-        logger.warning("flowprov: OpenLineage events not sent: %s", _one_line(e))
+        logger.warning("OpenLineage events not sent: %s", _one_line(e))
 
 
 def submit_signals(inst, signals: list) -> None:
@@ -343,8 +343,15 @@ def replay_spools() -> list[tuple[Path, int, str | None]]:
     if not folder.is_dir():
         return []
     out = []
+    files = sorted(folder.glob("*.jsonl"), key=lambda p: p.stat().st_mtime)
+    if files and not configured():
+        why = (
+            "no OpenLineage transport is configured here (OPENLINEAGE_URL, openlineage.yml or"
+            " OPENLINEAGE__TRANSPORT__* variables): kept"
+        )
+        return [(p, 0, why) for p in files]
     emitter = _the_emitter()
-    for path in sorted(folder.glob("*.jsonl"), key=lambda p: p.stat().st_mtime):
+    for path in files:
         fd = os.open(path, os.O_RDONLY)
         try:
             if fcntl is not None:

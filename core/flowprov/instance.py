@@ -243,7 +243,7 @@ class _UserAwareStore:
         if events and _ol_configured():  # committed: its runs' OpenLineage events can go out
             from .openlineage.emitter import submit
 
-            submit(self._inst, events)
+            submit(self._inst, events, results)
         return results
 
 

@@ -40,17 +40,23 @@ _TERMINAL = {"completed", "failed", "aborted", "cached", "crashed", "cancelled",
 
 
 # -- what in a batch of flowprov events makes an OpenLineage event ------------------------------
-def signals_of(events, out: list) -> list:
+def signals_of(events, out: list, applied=None) -> list:
     """Append (event type, run, status, time) for each event that starts or ends a run; `run` is
-    its uid, or (engine, reference) for a run the engine names by its own id."""
-    for e in events:
+    its uid, or (engine, reference) for a run the engine names by its own id. With the store's
+    `applied` results, a run that already existed gets no second START (an ingest repeated), and
+    the run is named by the uid the store knows it by."""
+    for i, e in enumerate(events):
         kind = e.kind
         if kind == "run_started":
-            if e.status == "started":
-                out.append(("START", e.uid, None, e.at))
+            uid, existed = e.uid, False
+            if applied is not None:
+                uid, existed = applied[i].uid or e.uid, applied[i].existed
+            if e.status == "started" and not existed:
+                out.append(("START", uid, None, e.at))
             elif e.status in _TERMINAL:  # reported after it ended (a trace row)
-                out.append(("START", e.uid, None, e.at))
-                out.append(("END", e.uid, e.status, e.finished_at or e.at))
+                if not existed:
+                    out.append(("START", uid, None, e.at))
+                out.append(("END", uid, e.status, e.finished_at or e.at))
         elif kind == "run_alive" and e.began:
             out.append(("START", _ref(e.run), None, e.at))
         elif kind == "run_finished":
@@ -230,13 +236,13 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_after_fork)
 
 
-def submit(inst, events) -> None:
+def submit(inst, events, applied=None) -> None:
     """Send the OpenLineage events of these (committed) flowprov events, if a transport is
-    configured; never raises."""
+    configured; never raises. `applied`: the store's results, one per event."""
     if not configured():
         return
     try:
-        signals = signals_of(events, [])
+        signals = signals_of(events, [], applied)
         if signals:
             _the_emitter().submit(inst, signals)
     except Exception as e:  # noqa: BLE001

@@ -13,12 +13,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.orm import aliased
 
 from .. import schema as S
 
 _CHUNK = 500
+ENGINES = ("snakemake", "nextflow", "prefect")  # engines whose version a package can tell
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +140,10 @@ def _runs_query():
 
 def _engine_versions_query():
     k = S.packages
-    return select(k.c.environment_id, k.c.name, k.c.version).where(
-        k.c.environment_id.in_(bindparam("ids", expanding=True)), k.c.source == "engine"
+    return select(k.c.environment_id, k.c.name, k.c.version, k.c.source).where(
+        k.c.environment_id.in_(bindparam("ids", expanding=True)),
+        k.c.source.in_(("engine", "pip", "conda")),
+        func.lower(k.c.name).in_(ENGINES),
     )
 
 
@@ -219,12 +222,19 @@ def run_facts(conn, ids) -> dict[int, RunFacts]:
                 getattr(out[row["run_id"]], attr).append(
                     DatasetFacts(row["root"], _location(row), row["hash"], row["hash_type"])
                 )
+    # the engine's version: the package named like the run's engine in the software it ran in —
+    # as the engine reported it (a Snakemake job's environment), else the distribution installed
+    # in the interpreter that ran it (a Prefect task's, a Snakemake workflow's own process)
+    rank = {"engine": 0, "conda": 1, "pip": 2}
+    best: dict[int, tuple[int, str]] = {}
     for chunk in _chunks(env_ids):
         for row in conn.execute(_engine_versions_query(), {"ids": chunk}).all():
             for run_id in env_ids[row.environment_id]:
                 f = out[run_id]
-                # the engine package named like the run's engine (Snakemake's environment holds
-                # only "snakemake"; a Prefect task's, "prefect")
-                if row.version and (f.engine is None or row.name.lower() == f.engine.lower()):
-                    f.engine_version = row.version
+                if not row.version or (f.engine or "").lower() != row.name.lower():
+                    continue
+                if run_id not in best or rank[row.source] < best[run_id][0]:
+                    best[run_id] = (rank[row.source], row.version)
+    for run_id, (_, version) in best.items():
+        out[run_id].engine_version = version
     return out

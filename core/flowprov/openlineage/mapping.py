@@ -87,7 +87,9 @@ def _datasets(cls, items: list[DatasetFacts]) -> list:
         if (ns, name, d.hash) in seen:
             continue
         seen.add((ns, name, d.hash))
-        facet = dataset_version_dataset.DatasetVersionDatasetFacet(datasetVersion=d.hash)
+        facet = dataset_version_dataset.DatasetVersionDatasetFacet(
+            datasetVersion=d.hash, producer=PRODUCER
+        )
         out.append(cls(namespace=ns, name=name, facets={"version": facet}))
     return out
 
@@ -117,29 +119,33 @@ def _source_location(t: TransformFacts):
     ref = t.reference or ""
     if not (_GIT_HOST.match(ref) or (ref.startswith(("https://", "http://")) and ".git" in ref)):
         return None  # where the code lives is not known as a repository: said nothing
-    return source_code_location_job.SourceCodeLocationJobFacet(type="git", url=ref)
+    return source_code_location_job.SourceCodeLocationJobFacet(
+        type="git", url=ref, producer=PRODUCER
+    )
 
 
 def _job(f: RunFacts, namespace: str) -> Job:
     t = f.transform
     facets: dict = {
         "jobType": job_type_job.JobTypeJobFacet(
+            producer=PRODUCER,
             processingType="BATCH",
             integration=(f.engine or "flowprov").upper(),
             jobType=t.type.upper(),
         ),
         "tags": tags_job.TagsJobFacet(
+            producer=PRODUCER,
             tags=[
                 tags_job.TagsJobFacetFields(
                     key="flowprov.transform", value=t.uid, source="FLOWPROV"
                 )
-            ]
+            ],
         ),
     }
     lang = language(t, f.engine)
     if t.source_code and lang:
         facets["sourceCode"] = source_code_job.SourceCodeJobFacet(
-            language=lang, sourceCode=t.source_code
+            producer=PRODUCER, language=lang, sourceCode=t.source_code
         )
     loc = _source_location(t)
     if loc is not None:
@@ -158,17 +164,18 @@ def _engine_facet(f: RunFacts):
     else:
         return None  # the engine's version is not recorded: no facet rather than a guess
     return processing_engine_run.ProcessingEngineRunFacet(
-        version=version, name=name, openlineageAdapterVersion=__version__
+        producer=PRODUCER, version=version, name=name, openlineageAdapterVersion=__version__
     )
 
 
 def _run(f: RunFacts, namespace: str, state: RunState, status: str) -> Run:
     facets: dict = {
         "tags": tags_run.TagsRunFacet(
+            producer=PRODUCER,
             tags=[
                 tags_run.TagsRunFacetFields(key="flowprov.run", value=f.uid, source="FLOWPROV"),
                 tags_run.TagsRunFacetFields(key="flowprov.status", value=status, source="FLOWPROV"),
-            ]
+            ],
         )
     }
     if f.parent_uid and f.parent_transform:
@@ -179,6 +186,7 @@ def _run(f: RunFacts, namespace: str, state: RunState, status: str) -> Run:
                 job=parent_run.RootJob(namespace=namespace, name=job_name(f.root_transform)),
             )
         facets["parent"] = parent_run.ParentRunFacet(
+            producer=PRODUCER,
             run=parent_run.Run(runId=run_id(f.parent_uid)),
             job=parent_run.Job(namespace=namespace, name=job_name(f.parent_transform)),
             root=root,
@@ -188,6 +196,7 @@ def _run(f: RunFacts, namespace: str, state: RunState, status: str) -> Run:
         facets["processing_engine"] = engine
     if state == RunState.FAIL and f.error:
         facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
+            producer=PRODUCER,
             message=f.error,
             programmingLanguage=language(f.transform, f.engine) or "unknown",
         )

@@ -514,7 +514,12 @@ def verify(uids, sample, seed, workers, show_ok, all_versions):
 @click.command()
 @click.argument("uid")
 @click.option(
-    "--format", "fmt", type=click.Choice(["prov-json", "prov-n", "ro-crate"]), required=True
+    "--format",
+    "fmt",
+    type=click.Choice(["prov-json", "prov-n", "ro-crate", "openlineage"]),
+    required=True,
+    help="openlineage: the runs' START and final RunEvents, newline-delimited, in time order"
+    " (a backfill of what a live OpenLineage transport would have received).",
 )
 @click.option(
     "-o",
@@ -533,10 +538,20 @@ def verify(uids, sample, seed, workers, show_ok, all_versions):
     help="RO-Crate: the crate's license (Workflow RO-Crate asks for one), e.g. CC-BY-4.0.",
 )
 def export(uid, fmt, output, direction, depth, with_data, license_):
-    """Export the lineage of a record as W3C PROV (PROV-JSON, PROV-N) or an RO-Crate."""
+    """Export the lineage of a record as W3C PROV (PROV-JSON, PROV-N), an RO-Crate, or
+    OpenLineage RunEvents."""
     from .exports import export as do_export
 
     rec = _lineage_record(uid)
+    if fmt == "openlineage":
+        if with_data or license_:
+            raise click.UsageError("--with-data and --license are options of an RO-Crate export")
+        from .lineage import lineage as graph_of
+        from .openlineage.backfill import write_events
+
+        path, n = write_events(graph_of(rec, direction, depth), output)
+        _console().print(f"wrote {escape(str(path))} ({n} OpenLineage RunEvents)")
+        return
     path = do_export(
         rec, output, fmt, direction=direction, depth=depth, with_data=with_data, license=license_
     )

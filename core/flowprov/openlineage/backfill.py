@@ -40,15 +40,16 @@ def graph_events(graph, inst, ns: str | None = None) -> list:
     return [x[3] for x in timed]
 
 
-def write_events(graph, path: str | os.PathLike, inst=None) -> Path:
-    """Write the RunEvents of a lineage graph to `path` as newline-delimited JSON."""
+def write_events(graph, path: str | os.PathLike, inst=None) -> tuple[Path, int]:
+    """Write the RunEvents of a lineage graph to `path` as newline-delimited JSON; returns the
+    path and how many events."""
     from openlineage.client.serde import Serde
 
     from ..instance import current
 
     inst = inst or current()
     events = graph_events(graph, inst)
-    path = Path(path)
+    path = Path(path).expanduser().absolute()
     text = "".join(Serde.to_json(e) + "\n" for e in events)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
@@ -57,4 +58,4 @@ def write_events(graph, path: str | os.PathLike, inst=None) -> Path:
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise StorageError(f"cannot write {path}: {e.strerror or e}") from e
-    return path
+    return path, len(events)

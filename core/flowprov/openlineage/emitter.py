@@ -119,7 +119,8 @@ class _Emitter:
         self.thread: threading.Thread | None = None
         self.client = None
         self.exiting = False
-        self.lock = threading.RLock()
+        self.lock = threading.RLock()  # one sender at a time: the worker, exit, `replay`
+        self.thread_lock = threading.Lock()
         self.spool: _Spool | None = None
         self.last_try = 0.0
 
@@ -127,7 +128,7 @@ class _Emitter:
         if self.exiting:
             self._handle(inst, signals)
             return
-        with self.lock:
+        with self.thread_lock:  # not self.lock: the worker holds that while it sends
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(
                     target=self._work, name="flowprov-openlineage", daemon=True

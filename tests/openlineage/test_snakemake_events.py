@@ -232,7 +232,7 @@ def test_an_unreachable_endpoint_warns_once_spools_and_replays(
     assert len(ol_http_down.bodies) == 2 * n_runs  # nothing sent twice
 
 
-def test_with_nothing_configured_nothing_is_emitted_nor_imported(counting, shim, tmp_path):
+def test_with_nothing_configured_nothing_is_emitted_nor_imported(counting, shim, tmp_path):  # noqa: F811
     report = tmp_path / "modules.txt"
     env = shim(
         f"""

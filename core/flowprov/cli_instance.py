@@ -1,6 +1,9 @@
-"""`flowprov init`, `info`, `delete`: creating, inspecting and removing an instance."""
+"""`flowprov init`, `info`, `delete`: creating, inspecting and removing an instance; `flowprov
+instance set|get`: the settings every member of an instance shares."""
 
 from __future__ import annotations
+
+import sys
 
 import click
 
@@ -219,4 +222,60 @@ def delete(force):
     )
 
 
-COMMANDS = (init, info, migrate, delete)
+@click.group("instance")
+def instance_group():
+    """Settings of the current instance, shared by every member (kept in its database)."""
+
+
+@instance_group.command("set")
+@click.argument("key")
+@click.argument("value", required=False)
+@click.option("--unset", is_flag=True, help="Remove the setting.")
+def instance_set(key, value, unset):
+    """Set an instance setting KEY to VALUE (or remove it with --unset).
+
+    Known settings: export.license (default license of exported RO-Crates, a URL or SPDX id),
+    openlineage.namespace (OpenLineage job namespace, default the instance's name)."""
+    from rich.markup import escape
+
+    from . import instance_settings
+    from .errors import ValidationError
+    from .instance import current
+
+    if unset and value is not None:
+        raise ValidationError(f"give either a value or --unset for {key!r}, not both")
+    if not unset and value is None:
+        raise ValidationError(f"give a value for {key!r} (or --unset to remove it)")
+    inst = current()
+    instance_settings.set(inst, key, None if unset else value)
+    if unset:
+        _console().print(f"{escape(key)} unset on instance {escape(inst.name)}")
+    else:
+        _console().print(f"{escape(key)} = {escape(value.strip())} on instance {escape(inst.name)}")
+
+
+@instance_group.command("get")
+@click.argument("key", required=False)
+def instance_get(key):
+    """Show an instance setting (KEY), or every known setting and its value."""
+    from rich.markup import escape
+
+    from . import instance_settings
+    from .instance import current
+
+    inst = current()
+    out = _console()
+    if key is not None:
+        value = instance_settings.get(inst, key)
+        if value is None:
+            out.print(f"{escape(key)} is not set")
+            sys.exit(1)
+        click.echo(value)
+        return
+    values = instance_settings.all_settings(inst)
+    for k, help_ in instance_settings.KNOWN.items():
+        shown = escape(values[k]) if k in values else "[dim](not set)[/]"
+        out.print(f"{escape(k)} = {shown}  [dim]{escape(help_)}[/]")
+
+
+COMMANDS = (init, info, migrate, delete, instance_group)

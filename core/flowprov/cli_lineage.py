@@ -535,9 +535,27 @@ def verify(uids, sample, seed, workers, show_ok, all_versions):
     "license_",
     default=None,
     metavar="URL|SPDX",
-    help="RO-Crate: the crate's license (Workflow RO-Crate asks for one), e.g. CC-BY-4.0.",
+    help="RO-Crate: the crate's license (Workflow RO-Crate asks for one), e.g. CC-BY-4.0; "
+    "default: the instance setting export.license.",
 )
-def export(uid, fmt, output, direction, depth, with_data, license_):
+@click.option(
+    "--places",
+    type=click.Choice(["absolute", "relative", "storage"]),
+    default="absolute",
+    show_default=True,
+    help="PROV, RO-Crate: how file locations are written: absolute (this machine's paths, "
+    "storage URLs), relative (urn:flowprov:storage:<storage uid>/<path under its root>), storage "
+    "(s3://, gs:// URLs of cloud files, the relative form for local ones). Other than absolute, "
+    "no path of this machine is written.",
+)
+@click.option(
+    "--people",
+    type=click.Choice(["named", "pseudonymised"]),
+    default="named",
+    show_default=True,
+    help="PROV, RO-Crate: name people (handle, full name) or write a stable pseudonym for each.",
+)
+def export(uid, fmt, output, direction, depth, with_data, license_, places, people):
     """Export the lineage of a record as W3C PROV (PROV-JSON, PROV-N), an RO-Crate, or
     OpenLineage RunEvents."""
     from .exports import export as do_export
@@ -552,8 +570,26 @@ def export(uid, fmt, output, direction, depth, with_data, license_):
         path, n = write_events(graph_of(rec, direction, depth), output)
         _console().print(f"wrote {escape(str(path))} ({n} OpenLineage RunEvents)")
         return
+    if fmt == "ro-crate" and license_ is None:
+        from .exports import default_license
+
+        license_ = default_license()
+        if license_ is None:
+            _console().print(
+                "note: no license given, so this crate is not a valid Workflow RO-Crate (the "
+                "profile requires one): give it with --license (e.g. --license CC-BY-4.0) or "
+                "set the instance's default: flowprov instance set export.license CC-BY-4.0"
+            )
     path = do_export(
-        rec, output, fmt, direction=direction, depth=depth, with_data=with_data, license=license_
+        rec,
+        output,
+        fmt,
+        direction=direction,
+        depth=depth,
+        with_data=with_data,
+        license=license_,
+        places=places,
+        people=people,
     )
     _console().print(f"wrote {escape(str(path))} ({fmt})")
 

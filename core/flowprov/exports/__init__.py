@@ -4,11 +4,13 @@
     export(figure, "figure.prov.json", "prov-json")            # W3C PROV-JSON
     export(figure, "figure.provn", "prov-n")                   # W3C PROV-N
     export(figure, "figure.crate.zip", "ro-crate", with_data=True)
+    export(figure, "public.crate.zip", "ro-crate", places="relative", people="pseudonymised")
 
 Both are built from the lineage Graph (flowprov.lineage) plus what its pictures do not need —
 each run's transform and exact times, each artifact's checksums and location — read in bulk by
 `details` (two statements, chunked, whatever the size of the graph). The layouts are described in
-prov.py and rocrate.py.
+prov.py and rocrate.py; how places and people are written for publishing (`places`, `people`) in
+portable.py.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ from sqlalchemy import bindparam, select
 from .. import schema as S
 from ..errors import ValidationError
 
-__all__ = ["FORMATS", "details", "export"]
+__all__ = ["FORMATS", "PEOPLE", "PLACES", "details", "export"]
 
 logger = logging.getLogger("flowprov")
 
 FORMATS = ("prov-json", "prov-n", "ro-crate")
+PLACES = ("absolute", "relative", "storage")  # see portable.py
+PEOPLE = ("named", "pseudonymised")
 
 
 def export(
@@ -40,6 +44,8 @@ def export(
     depth: int | None = None,
     with_data: bool = False,
     license: str | None = None,
+    places: str = "absolute",
+    people: str = "named",
 ) -> Path:
     """Write the lineage of an Artifact, Run or Transform to `path` as "prov-json", "prov-n" or
     "ro-crate" (a folder, or a zip when the path ends in .zip); returns the path written.
@@ -47,27 +53,51 @@ def export(
     with_data (RO-Crate only) copies the files into the crate; by default the crate refers to them
     where they are. Files that cannot be read are exported without checksum and logged as
     warnings (see flowprov.exports.rocrate.write_crate for the list itself). license (RO-Crate
-    only; Workflow RO-Crate asks for one): a URL or SPDX id such as "CC-BY-4.0"."""
+    only; Workflow RO-Crate asks for one): a URL or SPDX id such as "CC-BY-4.0"; without it, the
+    instance setting "export.license" (see flowprov.instance_settings) is used.
+
+    places: how file locations are written — "absolute" (file:// paths of this machine, storage
+    URLs), "relative" (urn:flowprov:storage:<storage uid>/<path under its root>, every storage),
+    "storage" (the storage URL of cloud files, the relative form for local ones). With any but
+    "absolute", absolute paths of this machine in other texts (keys, params, errors) are cut
+    to their last part. people: "named" (handles and full names) or "pseudonymised" (a stable
+    pseudonym per person; no handle, name or user uid). See portable.py."""
     if format not in FORMATS:
         raise ValidationError(f"unknown export format {format!r}; use one of {', '.join(FORMATS)}")
+    if places not in PLACES:
+        raise ValidationError(f"unknown places {places!r}; use one of {', '.join(PLACES)}")
+    if people not in PEOPLE:
+        raise ValidationError(f"unknown people {people!r}; use one of {', '.join(PEOPLE)}")
     if with_data and format != "ro-crate":
         raise ValidationError(
             f"with_data copies files into an RO-Crate; a {format} export describes files only"
         )
     from ..lineage import lineage
+    from .portable import Portable
 
     graph = lineage(record, direction, depth)
     path = Path(path).expanduser().absolute()
+    portable = Portable.of(places, people)
     if format == "ro-crate":
         from .rocrate import write_crate
 
-        result = write_crate(graph, path, with_data=with_data, license=license)
+        if license is None:
+            license = default_license()
+        result = write_crate(graph, path, with_data=with_data, license=license, portable=portable)
         for warning in result.warnings:
             logger.warning("%s", warning)
         return result.path
     from .prov import write_prov
 
-    return write_prov(graph, path, "json" if format == "prov-json" else "provn")
+    return write_prov(graph, path, "json" if format == "prov-json" else "provn", portable=portable)
+
+
+def default_license() -> str | None:
+    """The instance's default license of exported crates (setting "export.license"), if set."""
+    from .. import instance_settings
+    from ..instance import current
+
+    return instance_settings.get(current(), "export.license")
 
 
 # -- what the exports need beyond the graph ---------------------------------------------------
@@ -78,6 +108,7 @@ class UserInfo:
     uid: str
     handle: str
     name: str | None
+    pseudonymous: bool = False  # uid and handle are a pseudonym; no name
 
 
 @dataclass(frozen=True)
@@ -89,6 +120,8 @@ class TransformInfo:
     key: str | None
     reference: str | None
     description: str | None
+    source_code: str | None = None
+    parent: str | None = None  # uid of the enclosing transform (a rule's pipeline)
 
 
 @dataclass(frozen=True)
@@ -121,6 +154,8 @@ class ArtifactInfo:
     root: str  # storage root: a local folder or a URL
     location: str  # where the bytes are: a local path or a URL
     user: UserInfo | None
+    storage_uid: str = ""
+    storage_description: str | None = None
 
     @property
     def is_folder(self) -> bool:
@@ -182,6 +217,8 @@ def _artifact_query():
             a.c.checksums,
             a.c.managed,
             s.c.root,
+            s.c.uid.label("storage_uid"),
+            s.c.description.label("storage_description"),
             u.c.uid.label("user_uid"),
             u.c.handle,
             u.c.name.label("user_name"),
@@ -193,6 +230,7 @@ def _artifact_query():
 
 def _run_query():
     r, t, u = S.runs, S.transforms, S.users
+    tp = S.transforms.alias("tp")
     return (
         select(
             r.c.id,
@@ -213,12 +251,16 @@ def _run_query():
             t.c.key.label("t_key"),
             t.c.reference.label("t_reference"),
             t.c.description.label("t_description"),
+            t.c.source_code.label("t_source_code"),
+            tp.c.uid.label("t_parent"),
             u.c.uid.label("user_uid"),
             u.c.handle,
             u.c.name.label("user_name"),
         )
         .select_from(
-            r.join(t, t.c.id == r.c.transform_id).outerjoin(u, u.c.id == r.c.created_by_id)
+            r.join(t, t.c.id == r.c.transform_id)
+            .outerjoin(tp, tp.c.id == t.c.parent_id)
+            .outerjoin(u, u.c.id == r.c.created_by_id)
         )
         .where(r.c.id.in_(bindparam("ids", expanding=True)))
     )
@@ -262,6 +304,8 @@ def details(graph) -> Details:
                 root=row["root"],
                 location=_location(row),
                 user=_user(row),
+                storage_uid=row["storage_uid"],
+                storage_description=row["storage_description"],
             )
         for row in _rows(conn, _run_query(), r_ids):
             t = TransformInfo(
@@ -272,6 +316,8 @@ def details(graph) -> Details:
                 key=row["t_key"],
                 reference=row["t_reference"],
                 description=row["t_description"],
+                source_code=row["t_source_code"],
+                parent=row["t_parent"],
             )
             out.runs[f"r{row['id']}"] = RunInfo(
                 uid=row["uid"],

@@ -14,7 +14,8 @@ entities carry the same uid as `identifier`):
     activity(fp:run/<uid>)         a run, with start and end time: prov:label, fp:uid, fp:status,
                                    fp:name, fp:params (JSON text), fp:engine, fp:reference
     agent(fp:user/<uid>)           a user, prov:type prov:Person: prov:label (handle), fp:handle,
-                                   fp:name
+                                   fp:name; pseudonymised (portable.py): fp:user/<pseudonym>,
+                                   prov:label the pseudonym, fp:pseudonymous true, nothing else
     entity(fp:environment/<uid>)   a software environment, prov:type prov:Collection and
                                    fp:Environment: prov:label, fp:uid, fp:hash, fp:interpreter,
                                    fp:os, fp:container_image, fp:container_digest,
@@ -72,6 +73,7 @@ from prov.model import ProvDocument
 
 from ..errors import ValidationError
 from . import ArtifactInfo, Details, RunInfo, details
+from .portable import Portable
 
 PREFIX = "fp"
 NAMESPACE = "urn:flowprov:"
@@ -137,8 +139,8 @@ def _checksum_attrs(checksums: dict) -> dict:
     return out
 
 
-def _artifact(doc: ProvDocument, a: ArtifactInfo) -> None:
-    attrs = {PROV_LABEL: a.name, PROV_LOCATION: Identifier(a.uri)}
+def _artifact(doc: ProvDocument, a: ArtifactInfo, portable: Portable) -> None:
+    attrs = {PROV_LABEL: a.name, PROV_LOCATION: Identifier(portable.uri(a, a.location))}
     attrs.update({f: getattr(a, f) for f in _ARTIFACT_FIELDS})
     attrs.update(_checksum_attrs(a.checksums))
     doc.entity(artifact_id(a.uid), _attrs(attrs))
@@ -206,9 +208,13 @@ def _package(doc: ProvDocument, package: tuple) -> None:
     doc.entity(package_id(package), _attrs(attrs))
 
 
-def prov_document(graph, info: Details | None = None) -> ProvDocument:
-    """The PROV document of a lineage graph (see the module docstring for its layout)."""
-    info = info or details(graph)
+def prov_document(
+    graph, info: Details | None = None, portable: Portable | None = None
+) -> ProvDocument:
+    """The PROV document of a lineage graph (see the module docstring for its layout); with a
+    `portable` that is active, its texts are not yet made portable (see `prov_json`)."""
+    portable = portable or Portable()
+    info = info or portable_details(graph, portable)
     doc = ProvDocument()
     doc.add_namespace(PREFIX, NAMESPACE)
     arts = {nid: info.artifacts[nid] for nid in sorted(info.artifacts, key=_db_id)}
@@ -216,7 +222,7 @@ def prov_document(graph, info: Details | None = None) -> ProvDocument:
 
     # entities: artifacts, then the transforms (plans) of the runs
     for a in arts.values():
-        _artifact(doc, a)
+        _artifact(doc, a, portable)
     plans = {r.transform.uid: r.transform for r in runs.values()}
     for t in plans.values():
         attrs = {
@@ -248,8 +254,9 @@ def prov_document(graph, info: Details | None = None) -> ProvDocument:
         attrs = {
             PROV_TYPE: PROV["Person"],
             PROV_LABEL: u.handle,
-            "handle": u.handle,
+            "handle": None if u.pseudonymous else u.handle,
             "name": u.name,
+            "pseudonymous": True if u.pseudonymous else None,
         }
         doc.agent(user_id(u.uid), _attrs(attrs))
 
@@ -288,12 +295,35 @@ def _db_id(node_id: str) -> int:
     return int(node_id[1:])
 
 
-def write_prov(graph, path: str | os.PathLike, format: str = "json") -> Path:
+def portable_details(graph, portable: Portable) -> Details:
+    from ..instance import current
+
+    info = details(graph)
+    return portable.apply(info, current().uid) if portable.active else info
+
+
+def prov_json(doc: ProvDocument, portable: Portable | None = None) -> str:
+    """PROV-JSON text of a document, its texts made portable when asked (portable.py)."""
+    text = doc.serialize(format="json", indent=2)
+    if portable is None or not portable.active:
+        return text
+    return json.dumps(portable.walk(json.loads(text)), indent=2, ensure_ascii=False)
+
+
+def write_prov(
+    graph, path: str | os.PathLike, format: str = "json", portable: Portable | None = None
+) -> Path:
     """Write the PROV document of a graph as PROV-JSON (format "json") or PROV-N ("provn")."""
     if format not in ("json", "provn"):
         raise ValidationError(f"unknown PROV format {format!r}: use 'json' or 'provn'")
-    doc = prov_document(graph)
-    text = doc.serialize(format="json", indent=2) if format == "json" else doc.get_provn()
+    portable = portable or Portable()
+    doc = prov_document(graph, portable=portable)
+    if portable.active:  # texts made portable in the JSON, PROV-N written from it read back
+        text = prov_json(doc, portable)
+        if format == "provn":
+            text = ProvDocument.deserialize(content=text, format="json").get_provn()
+    else:
+        text = doc.serialize(format="json", indent=2) if format == "json" else doc.get_provn()
     return write_text(Path(path), text + "\n")
 
 

@@ -67,7 +67,10 @@ from rocrate.rocrate import ROCrate
 from .. import __version__
 from ..errors import StorageError, ValidationError
 from ..instance import current
-from . import ArtifactInfo, Details, RunInfo, TransformInfo, details
+from . import ArtifactInfo, Details, RunInfo, TransformInfo
+from .code import LANGUAGES, file_name, language
+from .portable import Portable
+from .prov import portable_details, prov_json
 
 PROFILES = (
     ("https://w3id.org/ro/wfrun/process/0.5", "Process Run Crate", "0.5"),
@@ -115,11 +118,18 @@ class CrateResult:
 
 
 def write_crate(
-    graph, path: str | os.PathLike, *, with_data: bool = False, license: str | None = None
+    graph,
+    path: str | os.PathLike,
+    *,
+    with_data: bool = False,
+    license: str | None = None,
+    portable: Portable | None = None,
 ) -> CrateResult:
     """Write the RO-Crate of a lineage graph to a folder (new or empty), or to a zip file when
     `path` ends in .zip. `license` (a URL or SPDX id) applies to the crate's content; Workflow
-    RO-Crate asks for one, flowprov cannot know it."""
+    RO-Crate asks for one, flowprov cannot know it. `portable` says how places and people are
+    written (portable.py; default: absolute places, named people)."""
+    portable = portable or Portable()
     path = Path(path).absolute()
     zipped = path.suffix.lower() == ".zip"
     if zipped and path.is_dir():
@@ -129,11 +139,14 @@ def write_crate(
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.part-{secrets.token_hex(4)}")
     with tempfile.TemporaryDirectory(prefix="flowprov-crate-") as scratch:
-        builder = _Builder(graph, details(graph), with_data, Path(scratch))
+        builder = _Builder(graph, portable_details(graph, portable), with_data, Path(scratch))
+        builder.portable = portable
         crate = builder.build(license)
         packed = staging.with_name(staging.name + ".zip")
         try:
             crate.write(staging)
+            if portable.active:
+                _portable_metadata(staging / "ro-crate-metadata.json", portable)
             if zipped:
                 _zip(staging, packed)
                 os.replace(packed, path)
@@ -145,6 +158,13 @@ def write_crate(
             shutil.rmtree(staging, ignore_errors=True)
             packed.unlink(missing_ok=True)
     return CrateResult(path, builder.warnings)
+
+
+def _portable_metadata(path: Path, portable: Portable) -> None:
+    """The crate's metadata with its texts made portable (every string; ids made portable
+    already stay as they are)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps(portable.walk(data), indent=4, ensure_ascii=False), "utf-8")
 
 
 def _zip(folder: Path, target: Path) -> None:
@@ -250,6 +270,9 @@ class _Builder:
         self.outputs: dict[str, list[str]] = {}
         self.software: dict[str, object] = {}  # package and interpreter entities, by @id
         self.containers: dict[str, object] = {}  # ContainerImage entities, by @id
+        self.portable = Portable()
+        self.languages: dict[str, object] = {}  # ComputerLanguage entities, by language id
+        self.code: dict[str, object] = {}  # transform uid → the File of its code
         for e in graph.edges:
             if e.kind == "used":
                 self.inputs.setdefault(e.target, []).append(e.source)
@@ -276,6 +299,9 @@ class _Builder:
 
         for nid in sorted(info.artifacts, key=_db_id):
             self.data[nid] = self._data_entity(info.artifacts[nid])
+        note = self.portable.storages_note()
+        if note:
+            crate.description = f"{crate.description} {note}"
         runs = {n.id: info.runs[n.id] for n in sorted(self.g.runs, key=lambda n: _db_id(n.id))}
         enclosing = {i: info.runs[i] for i in sorted(self.g.groups, key=_db_id) if i not in runs}
         people = self._people([*runs.values(), *enclosing.values()])
@@ -290,8 +316,10 @@ class _Builder:
         )
         named = {r.engine for r in [*runs.values(), *enclosing.values()]} - {None}
         engines = [self._engine(e) for e in sorted(named)]
+        for nid, r in [*runs.items(), *enclosing.items()]:
+            self._code(r, apps[tools[nid]])
 
-        workflow, steps = self._workflow(runs, apps, tools)
+        workflow, steps = self._workflow(runs, apps, tools, [*runs.values(), *enclosing.values()])
         actions, controls = [], []
         for nid, r in [*runs.items(), *enclosing.items()]:
             action = self._run_action(nid, r, apps[tools[nid]], people)
@@ -333,7 +361,10 @@ class _Builder:
         out = {}
         for r in runs:
             u = r.user
-            if u is not None and u.uid not in out:
+            if u is not None and u.uid not in out and u.pseudonymous:
+                props = {"name": u.handle, "description": "a pseudonym (see portable.py)"}
+                out[u.uid] = self.crate.add(Person(self.crate, f"#{u.uid}", props))
+            elif u is not None and u.uid not in out:
                 props = {"name": u.name or u.handle, "alternateName": u.handle, "identifier": u.uid}
                 out[u.uid] = self.crate.add(Person(self.crate, f"#user-{u.uid}", _clean(props)))
         return out
@@ -406,9 +437,113 @@ class _Builder:
         props = {"name": name, "url": ENGINES.get(name.lower())}
         return self.crate.add(SoftwareApplication(self.crate, f"#engine-{slug}", _clean(props)))
 
-    def _workflow(self, runs: dict[str, RunInfo], apps: dict[str, SoftwareApplication], tools):
+    # -- code -----------------------------------------------------------------------------------
+    def _language(self, lang: str):
+        if lang not in self.languages:
+            lid, name, extra, url = LANGUAGES[lang]
+            props = {"name": name, "url": {"@id": url}}
+            props.update({k: {"@id": v} for k, v in extra.items()})
+            self.languages[lang] = self.crate.add(ComputerLanguage(self.crate, lid, props))
+        return self.languages[lang]
+
+    def _code(self, r: RunInfo, app) -> None:
+        """The File of the code of a run's transform (once per transform), with its language;
+        its targetProduct is the transform's SoftwareApplication(s)."""
+        t = r.transform
+        if not t.source_code:
+            return
+        if t.uid in self.code:
+            self.code[t.uid].append_to("targetProduct", app)
+            return
+        lang = language(t, r.engine)
+        dest = file_name(t, lang)
+        if self._clashes(dest):
+            dest = f"flowprov-{dest}"
+        self.taken.add(dest)
+        parts = dest.split("/")
+        self.dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
+        props = {
+            "@type": ["File", "SoftwareSourceCode"],
+            "name": f"code of {t.type} {t.name}",
+            "description": (
+                f"The code flowprov recorded for transform {t.uid} ({t.type} {t.name}"
+                + (f" {t.version}" if t.version else "")
+                + ")"
+                + (f", key {t.key}" if t.key else "")
+                + "."
+            ),
+            "version": t.version,
+            "encodingFormat": "text/plain",
+            "programmingLanguage": self._language(lang) if lang else None,
+            "targetProduct": app,
+        }
+        raw = t.source_code.encode("utf-8")
+        props.update(sha256=hashlib.sha256(raw).hexdigest(), contentSize=str(len(raw)))
+        self.code[t.uid] = self.crate.add_file(
+            BytesIO(raw), dest_path=dest, properties=_clean(props)
+        )
+
+    def _known_workflow(self, runs: list[RunInfo]):
+        """(kind, run) of the one workflow definition the graph's runs name — a Snakemake
+        pipeline with its Snakefile, a Nextflow pipeline with its repository and commit — or
+        None: none, or several (then the synthesised workflow stays the main one)."""
+        found = {}
+        for r in runs:
+            t = r.transform
+            if t.type != "pipeline":
+                continue
+            if r.engine == "snakemake" and t.source_code and t.uid in self.code:
+                found[t.uid] = ("snakemake", r)
+            elif r.engine == "nextflow" and _repository_file(t) is not None:
+                found[t.uid] = ("nextflow", r)
+        return next(iter(found.values())) if len(found) == 1 else None
+
+    def _main_workflow(self, kind: str, r: RunInfo, lang):
+        """The workflow definition as the crate's main workflow."""
+        t, crate = r.transform, self.crate
+        props = {
+            "@type": ["File", "SoftwareSourceCode", "ComputationalWorkflow", "HowTo"],
+            "name": t.name,
+            "version": t.version,
+            "description": (
+                f"The workflow definition of {t.name} ({kind}), as flowprov recorded it "
+                f"(transform {t.uid}); its steps are the transforms its runs ran."
+            ),
+        }
+        if kind == "snakemake":
+            code = self.code[t.uid]
+            for k, v in _clean(props).items():
+                code[k] = v
+            code["programmingLanguage"] = lang
+            crate.mainEntity = code
+            return code
+        url = _repository_file(t)
+        props.update(url=t.reference, programmingLanguage=lang)
+        return crate.add_workflow(url, main=True, lang=lang, properties=_clean(props))
+
+    def _workflow(
+        self, runs: dict[str, RunInfo], apps: dict[str, SoftwareApplication], tools, all_runs
+    ):
         crate, info = self.crate, self.info
         from .prov import prov_document
+
+        known = self._known_workflow(all_runs)
+        if known is not None:
+            kind, run = known
+            workflow = self._main_workflow(kind, run, self._language(kind))
+            text = prov_json(prov_document(self.g, info, self.portable), self.portable)
+            prov_file = crate.add_file(
+                BytesIO(text.encode()),
+                dest_path=WORKFLOW_FILE,
+                properties={
+                    "name": f"The recorded {info.title}",
+                    "description": "The lineage flowprov recorded, as W3C PROV-JSON.",
+                    "encodingFormat": "application/json",
+                    "conformsTo": {"@id": PROV_JSON},
+                },
+            )
+            crate.root_dataset.append_to("hasPart", prov_file)
+            return self._steps(workflow, runs, apps, tools)
 
         lang = crate.add(
             ComputerLanguage(
@@ -422,7 +557,7 @@ class _Builder:
                 },
             )
         )
-        text = prov_document(self.g, info).serialize(format="json", indent=2)
+        text = prov_json(prov_document(self.g, info, self.portable), self.portable)
         workflow = crate.add_workflow(
             BytesIO(text.encode()),
             WORKFLOW_FILE,
@@ -439,6 +574,10 @@ class _Builder:
                 "encodingFormat": "application/json",
             },
         )
+        return self._steps(workflow, runs, apps, tools)
+
+    def _steps(self, workflow, runs, apps, tools):
+        crate = self.crate
         steps = {}
         order, acyclic = _step_order(self.g, {nid: tools[nid] for nid in runs})
         env_of = {tools[nid]: self.g.environment_of(nid) for nid in runs}
@@ -594,7 +733,7 @@ class _Builder:
         return self.crate.add_dataset(self._uri(a, a.location), properties=props)
 
     def _uri(self, a: ArtifactInfo, location: str) -> str:
-        uri = Path(location).as_uri() if a.is_local else location
+        uri = self.portable.uri(a, location)
         if uri in self.ids:  # two versions of an in-place file: same place, different bytes
             uri = f"{uri}#{a.uid}"
         self.ids.add(uri)
@@ -757,3 +896,17 @@ def _step_order(graph, tools: dict[str, str]) -> tuple[list[str], bool]:
 
 def _db_id(node_id: str) -> int:
     return int(node_id[1:])
+
+
+_COMMIT = re.compile(r"[0-9a-f]{7,40}")
+
+
+def _repository_file(t: TransformInfo) -> str | None:
+    """The URL of a Nextflow pipeline's main.nf at the commit it ran, when its repository (a
+    GitHub or GitLab URL) and commit are recorded; else None."""
+    ref, version = (t.reference or "").rstrip("/"), t.version or ""
+    if not re.match(r"^https://(github\.com|gitlab\.com)/[^/]+/[^/]+$", ref.removesuffix(".git")):
+        return None
+    if not _COMMIT.fullmatch(version):
+        return None
+    return f"{ref.removesuffix('.git')}/blob/{version}/main.nf"

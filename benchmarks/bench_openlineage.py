@@ -1,0 +1,247 @@
+"""What OpenLineage emission costs, with the client's file transport configured.
+
+Snakemake: bench_snakemake.py's 500-job workflow (its Snakefile and its `run`, imported) in three
+ways, interleaved, from a clean output folder each time — no flowprov, `--logger flowprov` with
+no transport, and `--logger flowprov` with OPENLINEAGE__TRANSPORT__TYPE=file. The Snakemake
+process sends its events before it exits, so its wall time includes them. Target: the logger with
+the transport ≤ 10 % over plain Snakemake (median of per-trial ratios).
+
+Prefect: bench_prefect.py's flow of small chained tasks (the same task and body) in one process
+with Prefect's temporary server warm — plain, `@track()` with no transport, and `@track()` with the
+file transport. The transport's time is counted until its last event is written
+(`flowprov.openlineage` flushed). Target: ≤ 2 ms added per task over the plain flow.
+
+Each case checks its result: every job/task recorded, and START + final event per run in the file.
+
+    python benchmarks/bench_openlineage.py [--jobs 500] [--tasks 200] [--trials 5] [--quick]
+        [--only snakemake|prefect]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import header, median, temp_base  # noqa: E402
+
+
+def set_transport(path: Path | None) -> None:
+    """Configure the client's file transport through the environment (or remove it)."""
+    for k in [k for k in os.environ if k.startswith("OPENLINEAGE")]:
+        del os.environ[k]
+    if path is not None:
+        os.environ["OPENLINEAGE__TRANSPORT__TYPE"] = "file"
+        os.environ["OPENLINEAGE__TRANSPORT__LOG_FILE_PATH"] = str(path)
+        os.environ["OPENLINEAGE__TRANSPORT__APPEND"] = "true"
+
+
+def count_events(path: Path) -> dict[str, int]:
+    out: dict[str, int] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            t = json.loads(line)["eventType"]
+            out[t] = out.get(t, 0) + 1
+    return out
+
+
+def check_events(path: Path, runs: int, what: str) -> None:
+    got = count_events(path)
+    final = sum(v for k, v in got.items() if k != "START")
+    if got.get("START") != runs or final != runs:
+        sys.exit(f"{what}: expected {runs} START and {runs} final events in {path}, found {got}")
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def bench_snakemake(base: Path, jobs: int, trials: int, cores: int) -> None:
+    import bench_snakemake as bs
+    import flowprov as fp
+    from flowprov import instance
+
+    header(f"bench_openlineage / Snakemake: {jobs}-job workflow, --cores {cores}, {trials} trials")
+    wf = base / "wf"
+    wf.mkdir()
+    (wf / "Snakefile").write_text(bs.SNAKEFILE.format())
+    instance.init(base / "store")
+    fp.Storage(wf, description="the benchmark's workflow").save()
+    events = base / "ol" / "snakemake.ndjson"
+    events.parent.mkdir()
+    times: dict[str, list[float]] = {"plain": [], "logger": [], "logger+ol": []}
+    cases = list(times)
+    for trial in range(trials):
+        order = cases[trial % 3 :] + cases[: trial % 3]  # each case first in turn
+        for case in order:
+            set_transport(events if case == "logger+ol" else None)
+            before = count_events(events).get("START", 0)
+            times[case].append(bs.run(wf, jobs, cores, logger=case != "plain"))
+            set_transport(None)
+            if case == "logger+ol":
+                check_events_added(events, before, jobs)
+        print(
+            f"  trial {trial + 1}/{trials}: "
+            + ", ".join(f"{c} {times[c][-1]:.2f} s" for c in cases)
+        )
+    instance.reset_cache()
+    recorded = fp.Run.filter(transform__name="work", status="completed").count()
+    if recorded != 2 * jobs * trials:
+        sys.exit(f"expected {2 * jobs * trials} recorded job runs, found {recorded}")
+    # jobs + the workflow run per trial with the transport
+    check_events(events, (jobs + 1) * trials, "Snakemake with the file transport")
+    ratio_ol = median([a / b for a, b in zip(times["logger+ol"], times["plain"], strict=True)])
+    ratio_logger = median([a / b for a, b in zip(times["logger"], times["plain"], strict=True)])
+    ratio_vs_logger = median(
+        [a / b for a, b in zip(times["logger+ol"], times["logger"], strict=True)]
+    )
+    print(f"\nwall time, median of {trials} (min–max):")
+    for c in cases:
+        print(f"  {c:10s} {median(times[c]):6.2f} s  ({min(times[c]):.2f}–{max(times[c]):.2f})")
+    print(f"  events written: {sum(count_events(events).values())} ({jobs + 1} runs × 2 per trial)")
+    print(f"  logger (no transport) / plain:     {ratio_logger:.3f}")
+    print(f"  logger + file transport / logger:  {ratio_vs_logger:.3f}")
+    print(f"  logger + file transport / plain:   {ratio_ol:.3f}")
+    print(
+        f"target: logger with the file transport ≤ 10 % over plain Snakemake (median of "
+        f"per-trial ratios): {100 * (ratio_ol - 1):+.1f} %  [{verdict(ratio_ol <= 1.10)}]"
+    )
+
+
+def check_events_added(path: Path, before: int, jobs: int) -> None:
+    after = count_events(path).get("START", 0)
+    if after - before != jobs + 1:
+        sys.exit(
+            f"a Snakemake run with the transport wrote {after - before} START events, not {jobs + 1}"
+        )
+
+
+def bench_prefect(base: Path, tasks: int, trials: int) -> None:
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(dir=base)
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "300"
+    os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+    os.environ["PREFECT_LOGGING_TO_API_ENABLED"] = "false"
+    # as bench_prefect.py: Prefect's in-memory database keeps per-task times comparable
+    os.environ["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = "sqlite+aiosqlite:///:memory:"
+    import flowprov as fp
+    from flowprov import instance
+    from flowprov.openlineage import emitter
+    from flowprov.prefect import track
+    from prefect import flow, task
+
+    header(f"bench_openlineage / Prefect: a {tasks}-task flow, {trials} trials")
+    instance.init(base / "pstore")
+    work = base / "work"
+    work.mkdir()
+    os.chdir(work)
+    events = base / "ol" / "prefect.ndjson"
+    events.parent.mkdir(exist_ok=True)
+
+    @task
+    def step(prev: Path, i: int) -> Path:  # bench_prefect.py's task
+        out = Path(f"step_{i % 10}.txt")
+        out.write_text(prev.read_text()[:50] + f"{i}\n")
+        return out
+
+    def body(n: int) -> Path:
+        p = Path("seed.txt")
+        p.write_text("seed\n")
+        for i in range(n):
+            p = step(p, i)
+        return p
+
+    plain = flow(name="plain")(body)
+    tracked = track()(flow(name="tracked")(body))
+
+    def fresh_emitter() -> None:
+        # the process's emitter keeps the client it made: a case without the transport must not
+        # reuse one (flowprov.openlineage has no public reset; this is what a new process has)
+        if emitter._emitter is not None:
+            emitter._emitter.flush(120)
+        emitter._emitter = None
+
+    def timed(case: str) -> float:
+        fl = plain if case == "plain" else tracked
+        set_transport(events if case == "tracked+ol" else None)
+        fresh_emitter()
+        t0 = time.perf_counter()
+        fl(tasks)
+        if case == "tracked+ol":
+            emitter.flush(120)  # until the last event is written
+        elapsed = (time.perf_counter() - t0) / tasks * 1000
+        set_transport(None)
+        return elapsed
+
+    for case in ("plain", "tracked", "tracked+ol"):  # start the server, warm every path
+        fl = plain if case == "plain" else tracked
+        set_transport(events if case == "tracked+ol" else None)
+        fresh_emitter()
+        fl(5)
+        emitter.flush(120)
+        set_transport(None)
+    warm = count_events(events).get("START", 0)
+    times: dict[str, list[float]] = {"plain": [], "tracked": [], "tracked+ol": []}
+    cases = list(times)
+    for trial in range(trials):
+        for case in cases[trial % 3 :] + cases[: trial % 3]:
+            times[case].append(timed(case))
+        print(
+            f"  trial {trial + 1}/{trials}: "
+            + ", ".join(f"{c} {times[c][-1]:.2f} ms/task" for c in cases)
+        )
+    fresh_emitter()
+    recorded = fp.Run.filter(transform__name="step", status="completed").count()
+    expected = 2 * (trials * tasks + 5)
+    if recorded != expected:
+        sys.exit(f"expected {expected} recorded task runs, found {recorded}")
+    starts = count_events(events).get("START", 0) - warm
+    if starts != trials * (tasks + 1):
+        sys.exit(f"expected {trials * (tasks + 1)} START events with the transport, found {starts}")
+    check_events(events, trials * (tasks + 1) + 6, "Prefect with the file transport")
+    added_ol = median([a - b for a, b in zip(times["tracked+ol"], times["plain"], strict=True)])
+    added = median([a - b for a, b in zip(times["tracked"], times["plain"], strict=True)])
+    ol_only = median([a - b for a, b in zip(times["tracked+ol"], times["tracked"], strict=True)])
+    print(f"\nms per task, median of {trials}:")
+    for c in cases:
+        print(f"  {c:11s} {median(times[c]):6.2f}  ({min(times[c]):.2f}–{max(times[c]):.2f})")
+    print(f"  @track() without a transport adds   {added:+.2f} ms/task over plain")
+    print(f"  the file transport adds             {ol_only:+.2f} ms/task over @track()")
+    print(
+        f"  ratio tracked+ol / tracked {median(times['tracked+ol']) / median(times['tracked']):.3f}, "
+        f"tracked+ol / plain {median(times['tracked+ol']) / median(times['plain']):.3f}"
+    )
+    print(
+        f"target: ≤ 2 ms added per task with the file transport (median of per-trial "
+        f"differences): {added_ol:+.2f} ms  [{verdict(added_ol <= 2)}]"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--jobs", type=int, default=500)
+    ap.add_argument("--tasks", type=int, default=200)
+    ap.add_argument("--trials", type=int, default=5)
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--only", choices=("snakemake", "prefect"))
+    ap.add_argument("--quick", action="store_true", help="100 jobs, 50 tasks, 3 trials")
+    args = ap.parse_args()
+    if args.quick:
+        args.jobs, args.tasks, args.trials = 100, 50, 3
+    set_transport(None)
+    with temp_base("openlineage") as base:
+        if args.only in (None, "snakemake"):
+            bench_snakemake(Path(base), args.jobs, args.trials, args.cores)
+        if args.only in (None, "prefect"):
+            bench_prefect(Path(base), args.tasks, args.trials)
+
+
+if __name__ == "__main__":
+    main()

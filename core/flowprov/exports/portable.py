@@ -11,6 +11,10 @@ places (where each file is):
   for cloud roots, which name no machine; a local root has no such URI, so its files take the
   relative form above.
 
+A file under no declared root (the host root "/", e.g. a Nextflow work folder) has no path but
+the machine's: in the relative and storage forms it is ``urn:flowprov:artifact:<artifact uid>``
+(``/<path in the folder>`` for a file of a folder artifact).
+
 An RO-Crate may give a File that is not in the crate an absolute URI only (a relative @id means
 "in the crate", and the validator requires it there), hence the ``urn:`` form rather than a bare
 relative path; copied files (with_data) are named by their place in the crate in every mode.
@@ -43,6 +47,7 @@ from urllib.parse import quote
 import blake3
 
 STORAGE_URN = "urn:flowprov:storage:"
+ARTIFACT_URN = "urn:flowprov:artifact:"  # a file under the host root "/": its path is the machine's
 
 # an absolute POSIX path of two parts or more, not inside a URL or a relative path
 _ABS_PATH = re.compile(r"(?<![\w.~:/@-])/(?:[^\s/\"'<>|:;,()\[\]{}`]+/)+[^\s/\"'<>|:;,()\[\]{}`]*")
@@ -80,6 +85,9 @@ class Portable:
 
         if self.places == "absolute" or (self.places == "storage" and not a.is_local):
             return Path(location).as_uri() if a.is_local else location
+        if a.is_local and a.root.rstrip("/") == "":  # outside every declared root: its uid
+            part = location[len(a.location) :].lstrip("/")
+            return f"{ARTIFACT_URN}{a.uid}" + (f"/{quote(part)}" if part else "")
         self.storages.setdefault(a.storage_uid, (a.storage_description, a.is_local))
         rel = StorageRoot(a.root).key_of(location) if a.is_local else None
         if rel is None:

@@ -169,8 +169,8 @@ def _portable_metadata(path: Path, portable: Portable) -> None:
 
 def _zip(folder: Path, target: Path) -> None:
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-        for p in sorted(folder.rglob("*")):
-            if p.is_file():
+        for p in sorted(folder.rglob("*")):  # folders too: a Dataset's @id names its entry
+            if p.is_file() or p.is_dir():
                 zf.write(p, p.relative_to(folder).as_posix())
 
 

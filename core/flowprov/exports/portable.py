@@ -42,7 +42,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import blake3
 
@@ -135,6 +135,7 @@ class Portable:
         if not self.active or not isinstance(s, str):
             return s
         if self.portable_places:
+            s = _FILE_URL.sub(self._file_url, s)
             for root, replacement in self._roots:
                 s = s.replace(root, replacement)
             home = os.path.expanduser("~").rstrip("/")
@@ -144,6 +145,15 @@ class Portable:
         for pattern, p in self._names:
             s = pattern.sub(p, s)
         return s
+
+    def _file_url(self, m: re.Match) -> str:
+        """A file:// URL in a text (a package installed from a folder): its storage form when
+        under a storage root, else its last part."""
+        path = unquote(m.group(1))
+        for root, replacement in self._roots:
+            if path == root or path.startswith(root.rstrip("/") + "/"):
+                return replacement + quote(path[len(root.rstrip("/")) :])
+        return _last_part(m)
 
     def walk(self, value):
         """`text` applied to every string of a JSON value (keys too)."""
@@ -169,8 +179,11 @@ class Portable:
         )
 
 
+_FILE_URL = re.compile(r"file://(?:localhost)?(/[^\s\"'<>]*)")
+
+
 def _last_part(m: re.Match) -> str:
-    path = m.group(0).rstrip("/")
+    path = m.group(m.re.groups and 1 or 0).rstrip("/")
     return "…/" + path.rsplit("/", 1)[-1]
 
 

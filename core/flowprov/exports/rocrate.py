@@ -510,13 +510,22 @@ class _Builder:
                 f"(transform {t.uid}); its steps are the transforms its runs ran."
             ),
         }
-        if kind == "snakemake":
-            code = self.code[t.uid]
-            for k, v in _clean(props).items():
-                code[k] = v
-            code["programmingLanguage"] = lang
-            crate.mainEntity = code
-            return code
+        if kind == "snakemake":  # its code file becomes the main workflow
+            code = self.code.pop(t.uid)
+            keep = {
+                k: code[k] for k in ("sha256", "contentSize", "encodingFormat", "targetProduct")
+            }
+            crate.delete(code)
+            raw = t.source_code.encode("utf-8")
+            workflow = crate.add_workflow(
+                BytesIO(raw),
+                code.id,
+                main=True,
+                lang=lang,
+                properties=_clean({**props, **keep, "programmingLanguage": lang}),
+            )
+            self.code[t.uid] = workflow
+            return workflow
         url = _repository_file(t)
         props.update(url=t.reference, programmingLanguage=lang)
         return crate.add_workflow(url, main=True, lang=lang, properties=_clean(props))

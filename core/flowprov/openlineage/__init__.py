@@ -33,3 +33,11 @@ def configured() -> bool:
     return os.path.isfile("openlineage.yml") or os.path.isfile(
         os.path.expanduser("~/.openlineage/openlineage.yml")
     )
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Wait until this process's OpenLineage events are sent (or spooled); False if `timeout`
+    seconds ran out first."""
+    from .emitter import flush as _flush
+
+    return _flush(timeout)

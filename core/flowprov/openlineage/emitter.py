@@ -138,11 +138,24 @@ class _Emitter:
 
     def _work(self) -> None:
         while True:
-            inst, signals = self.queue.get()
+            items = [self.queue.get()]
+            while True:  # what queued up meanwhile goes in one round: one read of the store
+                try:
+                    items.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
             try:
-                self._handle(inst, signals)
+                i = 0
+                while i < len(items):
+                    inst, signals = items[i][0], list(items[i][1])
+                    i += 1
+                    while i < len(items) and items[i][0] is inst:
+                        signals += items[i][1]
+                        i += 1
+                    self._handle(inst, signals)
             finally:
-                self.queue.task_done()
+                for _ in items:
+                    self.queue.task_done()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued event is sent (or spooled); False when `timeout` ran out."""
@@ -253,6 +266,18 @@ def submit(inst, events, applied=None) -> None:
 def submit_signals(inst, signals: list) -> None:
     if signals and configured():
         _the_emitter().submit(inst, signals)
+
+
+def reset() -> None:
+    """Forget this process's client, spool and namespaces (after the configuration changed):
+    the next event starts afresh. What is queued is sent first."""
+    global _emitter
+    if _emitter is not None:
+        _emitter.flush(timeout=60)
+        if _emitter.spool is not None:
+            _emitter.spool.close(delete=False)
+    _emitter = None
+    _namespaces.clear()
 
 
 def flush(timeout: float | None = None) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 
 from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.orm import aliased
@@ -99,6 +100,7 @@ def _transform(row, prefix: str) -> TransformFacts | None:
     )
 
 
+@cache  # built once: building the aliased joins costs more than running them
 def _runs_query():
     r = S.runs
     p, g = aliased(S.runs), aliased(S.runs)
@@ -138,6 +140,7 @@ def _runs_query():
     )
 
 
+@cache
 def _engine_versions_query():
     k = S.packages
     return select(k.c.environment_id, k.c.name, k.c.version, k.c.source).where(
@@ -147,6 +150,7 @@ def _engine_versions_query():
     )
 
 
+@cache
 def _datasets_query(link):
     a, s = S.artifacts, S.storages
     return (

@@ -23,12 +23,7 @@ def graph_events(graph, inst, ns: str | None = None) -> list:
         # the enclosing runs of enclosing runs (a Nextflow launch above its sub-workflow)
         more = {f.parent_uid for f in facts.values()} - {f.uid for f in facts.values()} - {None}
         if more:
-            from sqlalchemy import select
-
-            from .. import schema as S
-
-            extra = conn.execute(select(S.runs.c.id).where(S.runs.c.uid.in_(sorted(more))))
-            facts.update(run_facts(conn, {row.id for row in extra}))
+            facts.update(run_facts(conn, uids=more))
     timed = []
     for f in facts.values():
         if f.status == "scheduled":

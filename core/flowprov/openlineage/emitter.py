@@ -98,14 +98,14 @@ def build(inst, signals: list, ns: str | None = None) -> list:
     from .mapping import final_event, start_event
 
     ns = ns or namespace(inst)
-    uids = {s[1] for s in signals if isinstance(s[1], str)}
     refs = {tuple(s[1]) for s in signals if not isinstance(s[1], str)}
     with read_connection(inst.engine) as conn:
-        ids = resolve(conn, uids, refs)
-        facts = run_facts(conn, set(ids.values()))
+        uid_of = resolve(conn, refs) if refs else {}
+        uids = {s[1] if isinstance(s[1], str) else uid_of.get(tuple(s[1])) for s in signals}
+        by_uid = {f.uid: f for f in run_facts(conn, uids=uids - {None}).values()}
     out = []
     for kind, ref, status, at in signals:
-        f = facts.get(ids.get(ref if isinstance(ref, str) else tuple(ref)))
+        f = by_uid.get(ref if isinstance(ref, str) else uid_of.get(tuple(ref)))
         if f is None:
             continue
         out.append(start_event(f, ns) if kind == "START" else final_event(f, ns, status, at))

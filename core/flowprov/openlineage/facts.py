@@ -101,7 +101,7 @@ def _transform(row, prefix: str) -> TransformFacts | None:
 
 
 @cache  # built once: building the aliased joins costs more than running them
-def _runs_query():
+def _runs_query(by: str):
     r = S.runs
     p, g = aliased(S.runs), aliased(S.runs)
     t, pt = aliased(S.transforms), aliased(S.transforms)
@@ -136,7 +136,7 @@ def _runs_query():
             .outerjoin(gtf, gtf.c.id == g.c.transform_id)
             .outerjoin(gtp, gtp.c.id == gtf.c.parent_id)
         )
-        .where(r.c.id.in_(bindparam("ids", expanding=True)))
+        .where(getattr(r.c, by).in_(bindparam("ids", expanding=True)))
     )
 
 
@@ -175,52 +175,50 @@ def _chunks(ids):
         yield ids[i : i + _CHUNK]
 
 
-def resolve(conn, uids: set[str], refs: set[tuple[str, str]]) -> dict:
-    """Run ids of run uids and of (engine, reference) pairs: {uid or (engine, ref): id}."""
+def resolve(conn, refs: set[tuple[str, str]]) -> dict:
+    """The uids of runs an engine names by its own id: {(engine, reference): uid}."""
     out: dict = {}
     r = S.runs
-    uids = sorted(uids)
-    for i in range(0, len(uids), _CHUNK):
-        for row in conn.execute(
-            select(r.c.id, r.c.uid).where(r.c.uid.in_(uids[i : i + _CHUNK]))
-        ).all():
-            out[row.uid] = row.id
     refs_l = sorted(refs)
     for i in range(0, len(refs_l), _CHUNK):
         part = refs_l[i : i + _CHUNK]
         cond = or_(*(and_(r.c.engine == e, r.c.reference == ref) for e, ref in part))
-        for row in conn.execute(select(r.c.id, r.c.engine, r.c.reference).where(cond)).all():
-            out[(row.engine, row.reference)] = row.id
+        for row in conn.execute(select(r.c.uid, r.c.engine, r.c.reference).where(cond)).all():
+            out[(row.engine, row.reference)] = row.uid
     return out
 
 
-def run_facts(conn, ids) -> dict[int, RunFacts]:
-    """The facts of these runs (ids), with their inputs and outputs, by id."""
+def run_facts(conn, ids=(), uids=()) -> dict[int, RunFacts]:
+    """The facts of these runs (by ids and/or uids), with their inputs and outputs, by id."""
     from ..exports import _location
 
     out: dict[int, RunFacts] = {}
     env_ids: dict[int, list[int]] = defaultdict(list)
-    for chunk in _chunks(ids):
-        for row in conn.execute(_runs_query(), {"ids": chunk}).mappings():
-            f = RunFacts(
-                id=row["id"],
-                uid=row["uid"],
-                status=row["status"],
-                started_at=_utc(row["started_at"]),
-                finished_at=_utc(row["finished_at"]),
-                error=row["error"],
-                engine=row["engine"],
-                engine_version=None,
-                interpreter=row["interpreter"],
-                transform=_transform(row, "t_"),
-                parent_uid=row["parent_uid"],
-                parent_transform=_transform(row, "p_"),
-                root_uid=row["root_uid"],
-                root_transform=_transform(row, "g_"),
-            )
-            out[f.id] = f
-            if row["environment_id"] is not None:
-                env_ids[row["environment_id"]].append(f.id)
+    for by, keys in (("id", ids), ("uid", uids)):
+        for chunk in _chunks(keys):
+            for row in conn.execute(_runs_query(by), {"ids": chunk}).mappings():
+                if row["id"] in out:
+                    continue
+                f = RunFacts(
+                    id=row["id"],
+                    uid=row["uid"],
+                    status=row["status"],
+                    started_at=_utc(row["started_at"]),
+                    finished_at=_utc(row["finished_at"]),
+                    error=row["error"],
+                    engine=row["engine"],
+                    engine_version=None,
+                    interpreter=row["interpreter"],
+                    transform=_transform(row, "t_"),
+                    parent_uid=row["parent_uid"],
+                    parent_transform=_transform(row, "p_"),
+                    root_uid=row["root_uid"],
+                    root_transform=_transform(row, "g_"),
+                )
+                out[f.id] = f
+                if row["environment_id"] is not None:
+                    env_ids[row["environment_id"]].append(f.id)
+    for chunk in _chunks(out):
         for link, attr in ((S.run_inputs, "inputs"), (S.run_outputs, "outputs")):
             for row in conn.execute(_datasets_query(link), {"ids": chunk}).mappings():
                 getattr(out[row["run_id"]], attr).append(

@@ -486,7 +486,9 @@ class _Builder:
     def _known_workflow(self, runs: list[RunInfo]):
         """(kind, run) of the one workflow definition the graph's runs name — a Snakemake
         pipeline with its Snakefile, a Nextflow pipeline with its repository and commit — or
-        None: none, or several (then the synthesised workflow stays the main one)."""
+        None: none, several, or runs outside it in the graph (an upload, a notebook, a Prefect
+        flow: the definition did not make the whole lineage, and saying it did would be false;
+        the synthesised workflow stays the main one)."""
         found = {}
         for r in runs:
             t = r.transform
@@ -496,7 +498,22 @@ class _Builder:
                 found[t.uid] = ("snakemake", r)
             elif r.engine == "nextflow" and _repository_file(t) is not None:
                 found[t.uid] = ("nextflow", r)
-        return next(iter(found.values())) if len(found) == 1 else None
+        if len(found) != 1:
+            return None
+        kind, run = next(iter(found.values()))
+        by_uid = {r.uid: r for r in self.info.runs.values()}
+        node_of = {r.uid: nid for nid, r in self.info.runs.items()}
+        pipeline_runs = {node_of[r.uid] for r in runs if r.transform.uid == run.transform.uid}
+        for r in runs:  # every run is one of the pipeline's, or inside one
+            seen, cur = set(), by_uid.get(r.uid)
+            while cur is not None and node_of[cur.uid] not in pipeline_runs:
+                if cur.uid in seen or cur.parent is None:
+                    return None
+                seen.add(cur.uid)
+                cur = self.info.runs.get(cur.parent)
+            if cur is None:
+                return None
+        return kind, run
 
     def _main_workflow(self, kind: str, r: RunInfo, lang):
         """The workflow definition as the crate's main workflow."""

@@ -121,6 +121,28 @@ def test_an_ingested_trace(instance, ol_file):
         assert parent["run"]["runId"] == run_id(launch.uid)
 
 
+def test_a_nextflow_lineage_store_names_the_pipelines_repository_at_its_commit(
+    instance, ol_file, fp_env
+):
+    from tests.nextflow.test_lineage_store import _ingest, _lineage_store
+
+    _ingest(_lineage_store(fp_env))
+    flush()
+    events = ol_file.events()
+    validate_all(events)
+    pipeline = [e for e in events if e["job"]["facets"]["jobType"]["jobType"] == "PIPELINE"]
+    assert pipeline and {e["eventType"] for e in pipeline} >= {"START"}
+    loc = pipeline[0]["job"]["facets"]["sourceCodeLocation"]
+    assert loc["type"] == "git" and loc["url"] == "https://github.com/nextflow-io/rnaseq-nf"
+    assert loc["version"] == "86165b8c81d43a1f57363964431395152e353e56"
+    # its task is a job of the pipeline, its file a dataset with the recorded hash as version
+    multiqc = [e for e in events if e["job"]["name"].endswith(".MULTIQC")]
+    assert multiqc and multiqc[-1]["outputs"]
+    assert multiqc[-1]["outputs"][0]["facets"]["version"]["datasetVersion"] == (
+        "b14f5171a48ce5c22ea27d7b8e57b6c4"
+    )
+
+
 def test_an_ingested_trace_through_the_cli(run_flowprov, fp_env, ol_file):
     run_flowprov("init", "--storage", str(fp_env / "store"))
     run_flowprov(

@@ -112,6 +112,7 @@ def language(t: TransformFacts, engine: str | None) -> str | None:
     return None
 
 
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")  # a pipeline's version that is its git commit
 _GIT_HOST = re.compile(r"^https?://(github\.com|gitlab\.[^/]+|bitbucket\.org|codeberg\.org)/")
 
 
@@ -119,8 +120,9 @@ def _source_location(t: TransformFacts):
     ref = t.reference or ""
     if not (_GIT_HOST.match(ref) or (ref.startswith(("https://", "http://")) and ".git" in ref)):
         return None  # where the code lives is not known as a repository: said nothing
+    commit = t.version if t.version and _COMMIT.match(t.version) else None
     return source_code_location_job.SourceCodeLocationJobFacet(
-        type="git", url=ref, producer=PRODUCER
+        type="git", url=ref, repoUrl=ref, version=commit, producer=PRODUCER
     )
 
 

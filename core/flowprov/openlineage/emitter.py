@@ -20,6 +20,9 @@ import json
 import logging
 import os
 import queue
+import select
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime
@@ -35,6 +38,9 @@ except ImportError:  # Windows
 logger = logging.getLogger("flowprov")
 
 RETRY_SECONDS = 30.0
+# a process with more runs than this to tell (a workflow, a flow) sends through a child process
+# (sender.py), off the engine's interpreter lock; a script's one run is sent from its own thread
+SENDER_AFTER = 20
 SPOOL_FORMAT = 1
 _TERMINAL = {"completed", "failed", "aborted", "cached", "crashed", "cancelled", "unknown"}
 
@@ -66,6 +72,26 @@ def signals_of(events, out: list, applied=None) -> list:
 
 def _ref(r):
     return r.uid if r.uid else (r.engine, r.reference)
+
+
+def encode_signal(sig) -> list:
+    kind, ref, status, at = sig
+    return [
+        kind,
+        ref if isinstance(ref, str) else list(ref),
+        status,
+        at.isoformat() if isinstance(at, datetime) else at,
+    ]
+
+
+def decode_signal(x) -> tuple:
+    kind, ref, status, at = x
+    return (
+        kind,
+        ref if isinstance(ref, str) else tuple(ref),
+        status,
+        datetime.fromisoformat(at) if at else None,
+    )
 
 
 # -- the namespace -----------------------------------------------------------------------------
@@ -123,6 +149,10 @@ class _Emitter:
         self.thread_lock = threading.Lock()
         self.spool: _Spool | None = None
         self.last_try = 0.0
+        self.proc: subprocess.Popen | None = None  # the sender process, once busy
+        self.proc_failed = False
+        self.n_signals = 0
+        self.syncs = 0
 
     def submit(self, inst, signals: list) -> None:
         if self.exiting:
@@ -152,10 +182,71 @@ class _Emitter:
                     while i < len(items) and items[i][0] is inst:
                         signals += items[i][1]
                         i += 1
-                    self._handle(inst, signals)
+                    self._dispatch(inst, signals)
             finally:
                 for _ in items:
                     self.queue.task_done()
+
+    def _dispatch(self, inst, signals: list) -> None:
+        """Hand the signals to the sender process (started once this process has had more
+        than SENDER_AFTER to tell), else handle them here."""
+        self.n_signals += len(signals)
+        if self.proc is None and not self.proc_failed and self.n_signals > SENDER_AFTER:
+            self._start_sender()
+        if self.proc is not None:
+            line = json.dumps(
+                {
+                    "instance": str(inst.config_path),
+                    "signals": [encode_signal(x) for x in signals],
+                }
+            )
+            try:
+                self.proc.stdin.write(line.encode() + b"\n")
+                self.proc.stdin.flush()
+                return
+            except OSError as e:  # it died: what it had not sent is lost; say so, go on here
+                logger.warning(
+                    "the OpenLineage sender process ended (%s); events it had not sent are"
+                    " lost, later ones are sent from this process",
+                    _one_line(e),
+                )
+                self.proc, self.proc_failed = None, True
+        self._handle(inst, signals)
+
+    def _start_sender(self) -> None:
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "flowprov.openlineage.sender"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                close_fds=True,
+            )
+        except OSError as e:
+            logger.debug("OpenLineage sender not started (%s): events sent from here", e)
+            self.proc_failed = True
+
+    def _sync_sender(self, timeout: float | None) -> bool:
+        """Wait until the sender has sent everything written to it."""
+        proc = self.proc
+        if proc is None:
+            return True
+        self.syncs += 1
+        try:
+            proc.stdin.write(json.dumps({"sync": self.syncs}).encode() + b"\n")
+            proc.stdin.flush()
+        except OSError:
+            return False
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([proc.stdout], [], [], left)
+            if not ready:
+                return False
+            line = proc.stdout.readline()
+            if not line:
+                return False
+            if line.strip() == str(self.syncs).encode():
+                return True
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued event is sent (or spooled); False when `timeout` ran out."""
@@ -164,7 +255,9 @@ class _Emitter:
             if deadline is not None and time.monotonic() > deadline:
                 return False
             time.sleep(0.005)
-        return True
+        with self.lock:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            return self._sync_sender(left)
 
     def _handle(self, inst, signals: list) -> None:
         with self.lock:
@@ -214,8 +307,19 @@ class _Emitter:
         self.spool = None
 
     def at_exit(self) -> None:
+        """Send what waits; end the sender (it sends all it was given first). Events that come
+        later (a sink's last flush at exit) are sent from this thread, after those."""
         self.flush(timeout=60)
         self.exiting = True
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            try:
+                proc.stdin.close()
+                proc.wait(timeout=60)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                logger.warning(
+                    "the OpenLineage sender is still busy at exit (%s): left to finish", e
+                )
         if self.client is not None:
             try:
                 self.client.close(timeout=10)
@@ -316,15 +420,9 @@ class _Spool:
         if where != self.instance:
             lines.append({"format": SPOOL_FORMAT, "instance": where, "namespace": ns})
             self.instance = where
-        for kind, ref, status, at in signals:
-            lines.append(
-                {
-                    "event": kind,
-                    "run": ref if isinstance(ref, str) else list(ref),
-                    "status": status,
-                    "at": at.isoformat() if isinstance(at, datetime) else at,
-                }
-            )
+        for sig in signals:
+            kind, ref, status, at = encode_signal(sig)
+            lines.append({"event": kind, "run": ref, "status": status, "at": at})
         data = "".join(json.dumps(x) + "\n" for x in lines).encode()
         os.write(self.fd, data)
 
@@ -347,9 +445,7 @@ def _read_spool(path: Path) -> list[tuple[str, str, list]]:
         if "format" in x:
             parts.append((x["instance"], x["namespace"], []))
         elif parts:
-            at = datetime.fromisoformat(x["at"]) if x.get("at") else None
-            run = x["run"] if isinstance(x["run"], str) else tuple(x["run"])
-            parts[-1][2].append((x["event"], run, x.get("status"), at))
+            parts[-1][2].append(decode_signal([x["event"], x["run"], x.get("status"), x.get("at")]))
         else:
             raise ValueError(f"{path}:{n}: a signal before any header line")
     return parts

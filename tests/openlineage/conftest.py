@@ -33,22 +33,10 @@ def _openlineage_vars() -> list[str]:
 def _reset_emitter() -> None:
     """Forget the process's OpenLineage emitter (its client holds the transport it was made with;
     once spooling it spools for the rest of the process): tests in one process configure
-    different transports. The emitter has no public reset: its module state is cleared as
-    tests/conftest.py clears flowprov's own."""
-    try:
-        from flowprov.openlineage import emitter
-    except ImportError:
-        return
-    reset = getattr(emitter, "reset", None)
-    if reset is not None:
-        reset()
-        return
-    if emitter._emitter is not None:
-        emitter._emitter.flush(30)
-        if emitter._emitter.spool is not None:
-            emitter._emitter.spool.close(delete=False)
-    emitter._emitter = None
-    emitter._namespaces.clear()
+    different transports."""
+    from flowprov.openlineage import emitter
+
+    emitter.reset()
 
 
 @pytest.fixture(autouse=True)

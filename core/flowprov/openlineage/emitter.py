@@ -377,7 +377,7 @@ def reset() -> None:
     the next event starts afresh. What is queued is sent first."""
     global _emitter
     if _emitter is not None:
-        _emitter.flush(timeout=60)
+        _emitter.at_exit()  # sends what waits, ends the sender process
         if _emitter.spool is not None:
             _emitter.spool.close(delete=False)
     _emitter = None

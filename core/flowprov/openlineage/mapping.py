@@ -16,7 +16,7 @@ import re
 import socket
 import uuid
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from urllib.parse import urlsplit
 
 from openlineage.client.event_v2 import (
@@ -127,12 +127,22 @@ def _source_location(t: TransformFacts):
 
 
 def _job(f: RunFacts, namespace: str) -> Job:
-    t = f.transform
+    # a fresh dict each time: the client adds facets to the event's (its own tags, a
+    # sourceCodeLocation from its config)
+    return Job(
+        namespace=namespace,
+        name=job_name(f.transform),
+        facets=dict(_job_facets(f.transform, f.engine)),
+    )
+
+
+@lru_cache(maxsize=4096)  # a rule's 500 jobs are one job: its facets are made once
+def _job_facets(t: TransformFacts, engine: str | None) -> dict:
     facets: dict = {
         "jobType": job_type_job.JobTypeJobFacet(
             producer=PRODUCER,
             processingType="BATCH",
-            integration=(f.engine or "flowprov").upper(),
+            integration=(engine or "flowprov").upper(),
             jobType=t.type.upper(),
         ),
         "tags": tags_job.TagsJobFacet(
@@ -144,7 +154,7 @@ def _job(f: RunFacts, namespace: str) -> Job:
             ],
         ),
     }
-    lang = language(t, f.engine)
+    lang = language(t, engine)
     if t.source_code and lang:
         facets["sourceCode"] = source_code_job.SourceCodeJobFacet(
             producer=PRODUCER, language=lang, sourceCode=t.source_code
@@ -152,7 +162,7 @@ def _job(f: RunFacts, namespace: str) -> Job:
     loc = _source_location(t)
     if loc is not None:
         facets["sourceCodeLocation"] = loc
-    return Job(namespace=namespace, name=job_name(t), facets=facets)
+    return facets
 
 
 def _engine_facet(f: RunFacts):

@@ -160,11 +160,9 @@ def bench_prefect(base: Path, tasks: int, trials: int) -> None:
     tracked = track()(flow(name="tracked")(body))
 
     def fresh_emitter() -> None:
-        # the process's emitter keeps the client it made: a case without the transport must not
-        # reuse one (flowprov.openlineage has no public reset; this is what a new process has)
-        if emitter._emitter is not None:
-            emitter._emitter.flush(120)
-        emitter._emitter = None
+        # the process's emitter keeps the client it made (and its sender process): a case
+        # without the transport must not reuse one; each flow starts as a new process would
+        emitter.reset()
 
     def timed(case: str) -> float:
         fl = plain if case == "plain" else tracked

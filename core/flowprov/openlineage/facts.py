@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 
 from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.orm import aliased
 
 from .. import schema as S
+from ..events import utc
 
 _CHUNK = 500
 ENGINES = ("snakemake", "nextflow", "prefect")  # engines whose version a package can tell
@@ -62,12 +63,6 @@ class RunFacts:
     root_transform: TransformFacts | None = None
     inputs: list[DatasetFacts] = field(default_factory=list)
     outputs: list[DatasetFacts] = field(default_factory=list)
-
-
-def _utc(v):
-    if isinstance(v, datetime) and v.tzinfo is None:
-        return v.replace(tzinfo=UTC)
-    return v
 
 
 def _transform_cols(t, pt, prefix: str) -> list:
@@ -203,8 +198,8 @@ def run_facts(conn, ids=(), uids=()) -> dict[int, RunFacts]:
                     id=row["id"],
                     uid=row["uid"],
                     status=row["status"],
-                    started_at=_utc(row["started_at"]),
-                    finished_at=_utc(row["finished_at"]),
+                    started_at=utc(row["started_at"]),
+                    finished_at=utc(row["finished_at"]),
                     error=row["error"],
                     engine=row["engine"],
                     engine_version=None,

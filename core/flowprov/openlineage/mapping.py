@@ -40,6 +40,7 @@ from openlineage.client.facet_v2 import (
 )
 
 from .. import __version__
+from ..exports.code import language  # the same language ids as the RO-Crate's code files
 from .facts import DatasetFacts, RunFacts, TransformFacts
 
 PRODUCER = f"https://example.invalid/flowprov/{__version__}"  # pyproject's project URL
@@ -92,24 +93,6 @@ def _datasets(cls, items: list[DatasetFacts]) -> list:
         )
         out.append(cls(namespace=ns, name=name, facets={"version": facet}))
     return out
-
-
-_LANGUAGES = {".py": "python", ".r": "r", ".sh": "bash", ".jl": "julia", ".ipynb": "python"}
-
-
-def language(t: TransformFacts, engine: str | None) -> str | None:
-    """The language of a transform's recorded source code, when it can be told."""
-    if t.type == "rule" or (t.type == "pipeline" and engine == "snakemake"):
-        return "snakemake"
-    if t.type == "process" or (t.type == "pipeline" and engine == "nextflow"):
-        return "nextflow"
-    if engine == "prefect" or t.type in ("flow", "task", "function"):
-        return "python"
-    for text in (t.key, t.name):
-        ext = os.path.splitext(text or "")[1].lower()
-        if ext in _LANGUAGES:
-            return _LANGUAGES[ext]
-    return None
 
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")  # a pipeline's version that is its git commit

@@ -75,6 +75,8 @@ class FlowRec(RunRec):
     user: str = ""
     options: dict = field(default_factory=dict)
     parent: FlowRec | None = None
+    roots: list = field(default_factory=list)  # the storage roots, read when the run starts
+    task_specs: dict = field(default_factory=dict)  # (task name, code) → its TransformSpec
     run_token: object = None  # flowprov's current run while the flow body runs
     tasks: dict = field(default_factory=dict)  # task_run id → RunRec
     # files its tasks and subflows made (path → hash) and read (path → files.Seen)
@@ -97,11 +99,22 @@ def _warn(message: str) -> None:
         )
 
 
+_sources: dict = {}  # code object → its source, read once per process
+
+
 def _source(fn) -> str | None:
+    """The function's source as first read in this process (the code object is what runs:
+    reading the file again per task run costs ~1 ms and could see a later edit)."""
+    code = getattr(fn, "__code__", None)
+    if code in _sources:
+        return _sources[code]
     try:
-        return inspect.getsource(fn)
+        text = inspect.getsource(fn)
     except (OSError, TypeError):
-        return None
+        text = None
+    if code is not None:
+        _sources[code] = text
+    return text
 
 
 def _roots(instance: str | None = None) -> list:
@@ -134,9 +147,8 @@ def _known_folder(sink, roots):
     return known
 
 
-def _inputs(params, sink, run_ref, user) -> dict:
+def _inputs(params, sink, roots, run_ref, user) -> dict:
     """path → Seen for the files among a run's arguments, hashed now."""
-    roots = _roots(sink.instance)
     seen = {}
     for p in input_paths(params, _known_folder(sink, roots)):
         try:
@@ -152,14 +164,13 @@ def _inputs(params, sink, run_ref, user) -> dict:
     return seen
 
 
-def _end_files(run: RunRec, value, sink, user, theirs=None):
+def _end_files(run: RunRec, value, sink, roots, user, theirs=None):
     """The file events of a run's end — its inputs as found at its start, then what it returned,
     by the rules in files.py — and (kept inputs, outputs as path → event). `theirs(path, hash)`:
     a returned file that belongs to another run (a flow's task made or read it)."""
     from flowprov.artifacts import in_place_event
     from flowprov.events import RunRef
 
-    roots = _roots(sink.instance)
     inputs, outputs = dict(run.inputs), {}
     for p in output_paths(value):
         if stored_copy(p, roots) and p not in inputs:
@@ -268,7 +279,8 @@ def _start_flow(engine, flow_run, fid, options, parent) -> None:
     )
     if parent is None:
         keep_alive(sink, rec.uid)  # a heartbeat while it runs
-    rec.inputs = _inputs(params, sink, RunRef(uid=rec.uid), user)  # recorded at its end
+    rec.roots = _roots(sink.instance)
+    rec.inputs = _inputs(params, sink, rec.roots, RunRef(uid=rec.uid), user)  # at its end
     with _lock:
         _flows[fid] = rec
     rec.token = _active.set(rec)
@@ -358,7 +370,7 @@ def _finish_flow(engine, state, fid, rec: FlowRec) -> None:
 
     status = _final_status(state)
     value = _returned(engine) if status == "completed" else None
-    events, inputs, outputs = _end_files(rec, value, rec.sink, rec.user, _theirs(rec))
+    events, inputs, outputs = _end_files(rec, value, rec.sink, rec.roots, rec.user, _theirs(rec))
     events.append(_finished(rec.uid, status, state, rec.user))
     rec.sink.send(events)
     if rec.parent is not None:  # a subflow: its files are its own, and its members'
@@ -411,13 +423,16 @@ def _start_task(engine, task_run, tid, rec: FlowRec) -> None:
     from flowprov.uids import RUN_UID, random_uid
 
     task = engine.task
-    spec = TransformSpec(
-        name=task.name,
-        type="task",
-        key=f"prefect:{task.fn.__module__}.{task.fn.__qualname__}",
-        source_code=_source(task.fn),
-        parent=rec.spec,
-    )
+    which = (task.name, getattr(task.fn, "__code__", task.fn))
+    spec = rec.task_specs.get(which)
+    if spec is None:
+        spec = rec.task_specs[which] = TransformSpec(
+            name=task.name,
+            type="task",
+            key=f"prefect:{task.fn.__module__}.{task.fn.__qualname__}",
+            source_code=_source(task.fn),
+            parent=rec.spec,
+        )
     run = RunRec(random_uid(RUN_UID))
     params = getattr(engine, "parameters", None) or {}
     upstream = {
@@ -438,7 +453,7 @@ def _start_task(engine, task_run, tid, rec: FlowRec) -> None:
         created_by=rec.user,
     )
     rec.sink.send([started], buffered=True)
-    run.inputs = _inputs(params, rec.sink, RunRef(uid=run.uid), rec.user)  # recorded at its end
+    run.inputs = _inputs(params, rec.sink, rec.roots, RunRef(uid=run.uid), rec.user)  # recorded at its end
     # fp.Artifact(...).save() / .cache() inside the task body use the task's run
     run.token = _current_run.set(_api_run(run.uid, rec))
     rec.tasks[tid] = run
@@ -449,7 +464,7 @@ def _finish_task(engine, state, run: RunRec, rec: FlowRec) -> None:
 
     status = _final_status(state)
     value = _returned(engine) if status == "completed" else None
-    events, inputs, outputs = _end_files(run, value, rec.sink, rec.user)
+    events, inputs, outputs = _end_files(run, value, rec.sink, rec.roots, rec.user)
     _note_files(rec, inputs, outputs)
     events.append(_finished(run.uid, status, state, rec.user))
     rec.sink.send(events, buffered=True)

@@ -140,6 +140,26 @@ _END_IF_GOING = (
         updated_at=bindparam("finished_at"),
     )
 )
+# an artifact version by what names it (artifact_row), and a run's inputs (_artifact_used)
+_ARTIFACT_BY_UID = select(_A.c.id, _A.c.uid).where(_A.c.uid == bindparam("uid"))
+_ARTIFACT_AT_PLACE = select(_A.c.id, _A.c.uid).where(
+    and_(
+        _A.c.storage_id == bindparam("sid"),
+        _A.c.key == bindparam("key"),
+        _A.c.hash == bindparam("hash"),
+    )
+)
+_KEYLESS_ARTIFACT = select(_A.c.id, _A.c.uid).where(
+    and_(_A.c.key.is_(None), _A.c.hash == bindparam("hash"))
+)
+_STORAGE_ID_BY_ROOT = select(S.storages.c.id).where(S.storages.c.root == bindparam("root"))
+_RUN_INPUT_EXISTS = select(S.run_inputs.c.run_id).where(
+    and_(
+        S.run_inputs.c.run_id == bindparam("run_id"),
+        S.run_inputs.c.artifact_id == bindparam("artifact_id"),
+    )
+)
+_INSERT_RUN_INPUT = S.run_inputs.insert()
 _E = S.environments
 _ENV_ID_BY_HASH = select(_E.c.id).where(_E.c.hash == bindparam("hash"))
 _INSERT_PACKAGES = S.packages.insert()
@@ -1007,20 +1027,23 @@ class _Batch:
         """(id, uid) of the artifact version a reference names; a ValidationError if none, or if
         a bare hash names several places (never guess which)."""
         a = _A.c
+        # prebuilt statements: building a select per event was a third of this method's time
         if ref.uid:
-            cond = a.uid == ref.uid
+            row = self.conn.execute(_ARTIFACT_BY_UID, {"uid": ref.uid}).first()
         elif ref.storage_root is not None:
             sid = self.store._storage_ids.get(ref.storage_root) or self.new_storage_ids.get(
                 ref.storage_root
             )
             if sid is None:
-                sid = self.conn.execute(
-                    select(S.storages.c.id).where(S.storages.c.root == ref.storage_root)
-                ).scalar()
-            cond = and_(a.storage_id == sid, a.key == ref.key, a.hash == ref.hash)
+                sid = self.conn.execute(_STORAGE_ID_BY_ROOT, {"root": ref.storage_root}).scalar()
+            if ref.key is None:  # `key = NULL` matches nothing: as before, the expression
+                cond = and_(a.storage_id == sid, a.key == ref.key, a.hash == ref.hash)
+                row = self.conn.execute(select(a.id, a.uid).where(cond)).first()
+            else:
+                at = {"sid": sid, "key": ref.key, "hash": ref.hash}
+                row = self.conn.execute(_ARTIFACT_AT_PLACE, at).first()
         else:
-            cond = and_(a.key.is_(None), a.hash == ref.hash)
-        row = self.conn.execute(select(a.id, a.uid).where(cond)).first()
+            row = self.conn.execute(_KEYLESS_ARTIFACT, {"hash": ref.hash}).first()
         if row is None and ref.uid is None and ref.storage_root is None:
             # an older event naming content only: accept it if exactly one place holds it
             rows = self.conn.execute(select(a.id, a.uid).where(a.hash == ref.hash).limit(2)).all()
@@ -1052,14 +1075,10 @@ class _Batch:
     def _artifact_used(self, e: ArtifactUsed) -> Applied:
         row = self.artifact_row(e.artifact)
         rid = self.run_id(e.run)
-        ri = S.run_inputs.c
-        exists = self.conn.execute(
-            select(ri.run_id).where(and_(ri.run_id == rid, ri.artifact_id == row.id))
-        ).first()
+        link = {"run_id": rid, "artifact_id": row.id}
+        exists = self.conn.execute(_RUN_INPUT_EXISTS, link).first()
         if exists is None:
-            self.conn.execute(
-                S.run_inputs.insert().values(run_id=rid, artifact_id=row.id, created_at=e.at)
-            )
+            self.conn.execute(_INSERT_RUN_INPUT, {**link, "created_at": e.at})
         return Applied(kind=e.kind, uid=row.uid, existed=exists is not None)
 
 

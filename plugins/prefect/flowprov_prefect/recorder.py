@@ -164,7 +164,7 @@ def _inputs(params, sink, roots, run_ref, user) -> dict:
     return seen
 
 
-def _end_files(run: RunRec, value, sink, roots, user, theirs=None):
+def _end_files(run: RunRec, value, roots, user, theirs=None):
     """The file events of a run's end — its inputs as found at its start, then what it returned,
     by the rules in files.py — and (kept inputs, outputs as path → event). `theirs(path, hash)`:
     a returned file that belongs to another run (a flow's task made or read it)."""
@@ -370,7 +370,7 @@ def _finish_flow(engine, state, fid, rec: FlowRec) -> None:
 
     status = _final_status(state)
     value = _returned(engine) if status == "completed" else None
-    events, inputs, outputs = _end_files(rec, value, rec.sink, rec.roots, rec.user, _theirs(rec))
+    events, inputs, outputs = _end_files(rec, value, rec.roots, rec.user, _theirs(rec))
     events.append(_finished(rec.uid, status, state, rec.user))
     rec.sink.send(events)
     if rec.parent is not None:  # a subflow: its files are its own, and its members'
@@ -453,7 +453,7 @@ def _start_task(engine, task_run, tid, rec: FlowRec) -> None:
         created_by=rec.user,
     )
     rec.sink.send([started], buffered=True)
-    run.inputs = _inputs(params, rec.sink, rec.roots, RunRef(uid=run.uid), rec.user)  # recorded at its end
+    run.inputs = _inputs(params, rec.sink, rec.roots, RunRef(uid=run.uid), rec.user)  # at its end
     # fp.Artifact(...).save() / .cache() inside the task body use the task's run
     run.token = _current_run.set(_api_run(run.uid, rec))
     rec.tasks[tid] = run
@@ -464,7 +464,7 @@ def _finish_task(engine, state, run: RunRec, rec: FlowRec) -> None:
 
     status = _final_status(state)
     value = _returned(engine) if status == "completed" else None
-    events, inputs, outputs = _end_files(run, value, rec.sink, rec.roots, rec.user)
+    events, inputs, outputs = _end_files(run, value, rec.roots, rec.user)
     _note_files(rec, inputs, outputs)
     events.append(_finished(run.uid, status, state, rec.user))
     rec.sink.send(events, buffered=True)

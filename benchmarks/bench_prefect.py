@@ -5,6 +5,13 @@ runs with and without `@track()`, interleaved, in one process with Prefect's tem
 already warm and the same settings for both. The figure is the median, over trials, of the added
 milliseconds per task. Target: ≤ 2 ms per task.
 
+Each tracked flow starts as in a fresh process (its sink and store writer made anew, and ended
+with it). A third case, "in-process", keeps the store writes in the engine's process (no writer
+process, store_writer.py): what the writer buys on this machine. "machine CPU" is the whole
+machine's busy time per task (every process: Prefect's temporary server runs in its own), against
+the cores' capacity: on a machine plain Prefect already keeps busy, any CPU added anywhere adds
+wall time.
+
     python benchmarks/bench_prefect.py [--tasks 200] [--trials 5]
 """
 
@@ -64,34 +71,74 @@ def main() -> None:
                 p = step(p, i)
             return p
 
+        from flowprov import store_writer
+        from flowprov_prefect import recorder
+
         plain = flow(name="plain")(body)
         tracked = track()(flow(name="tracked")(body))
         plain(5)  # start Prefect's temporary server and warm both paths
         tracked(5)
-        t_plain, t_tracked = [], []
+        recorder.close()
+        writer_after = store_writer.WRITER_AFTER
+
+        def run(case: str) -> tuple[float, float]:
+            """(wall ms, machine CPU ms) per task of one flow, as a fresh process would run it."""
+            store_writer.WRITER_AFTER = 10**12 if case == "in-process" else writer_after
+            cpu0, t0 = machine_cpu(), time.perf_counter()
+            (plain if case == "plain" else tracked)(args.tasks)
+            recorder.close()  # what the process's exit would wait for
+            wall, cpu = time.perf_counter() - t0, machine_cpu() - cpu0
+            return wall / args.tasks * 1000, cpu / args.tasks * 1000
+
+        cases = ["plain", "tracked", "in-process"]
+        wall: dict[str, list[float]] = {c: [] for c in cases}
+        cpu: dict[str, list[float]] = {c: [] for c in cases}
         for trial in range(args.trials):
-            for _name, fl, sink in (("plain", plain, t_plain), ("tracked", tracked, t_tracked))[
-                :: 1 if trial % 2 == 0 else -1
-            ]:
-                t0 = time.perf_counter()
-                fl(args.tasks)
-                sink.append((time.perf_counter() - t0) / args.tasks * 1000)
+            for case in cases[trial % 3 :] + cases[: trial % 3]:
+                w, c = run(case)
+                wall[case].append(w)
+                cpu[case].append(c)
             print(
-                f"  trial {trial + 1}/{args.trials}: {t_plain[-1]:.2f} ms/task plain, {t_tracked[-1]:.2f} ms/task tracked"
+                f"  trial {trial + 1}/{args.trials}: "
+                + ", ".join(f"{c} {wall[c][-1]:.2f}" for c in cases)
+                + " ms/task"
             )
+        store_writer.WRITER_AFTER = writer_after
         recorded = fp.Run.filter(transform__name="step", status="completed").count()
-        expected = (args.trials * args.tasks) + 5
+        expected = 2 * args.trials * args.tasks + 5
         if recorded != expected:
             sys.exit(f"expected {expected} recorded task runs, found {recorded}")
-        added = median([t - p for t, p in zip(t_tracked, t_plain, strict=True)])
+        cores = os.cpu_count() or 1
         print(
-            f"\nms per task, median of {args.trials}: plain {median(t_plain):.2f}, tracked {median(t_tracked):.2f}"
+            f"\nms per task, median of {args.trials} (machine CPU: all processes, {cores} cores):"
         )
+        for c in cases:
+            print(
+                f"  {c:10s} wall {median(wall[c]):6.2f}  machine CPU {median(cpu[c]):6.2f}"
+                f"  (busy {median(cpu[c]) / median(wall[c]) / cores:.0%} of the cores)"
+            )
+        added = median([t - p for t, p in zip(wall["tracked"], wall["plain"], strict=True)])
+        added_in = median([t - p for t, p in zip(wall["in-process"], wall["plain"], strict=True)])
+        added_cpu = median([t - p for t, p in zip(cpu["tracked"], cpu["plain"], strict=True)])
         print(f"  recorded {recorded} task runs with their input and output files")
+        print(
+            f"  in-process store writes add {added_in:+.2f} ms/task (median of per-trial differences)"
+        )
+        print(f"  machine CPU added per task by @track(): {added_cpu:+.2f} ms")
         print(
             f"target: ≤ 2 ms added per task (median of per-trial differences): {added:+.2f} ms  "
             f"[{'ok' if added <= 2 else 'MISSED'}]"
         )
+
+
+def machine_cpu() -> float:
+    """Seconds of CPU the whole machine has been busy (Linux /proc/stat; 0 elsewhere)."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return 0.0
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # not idle, not iowait
 
 
 if __name__ == "__main__":

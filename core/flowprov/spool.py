@@ -384,8 +384,8 @@ class Journal:
         while view:
             view = view[os.write(self.fd, view) :]
 
-    def append(self, events: Sequence) -> None:
-        """One line, one write() (two only if the OS took part of it)."""
+    def append(self, events: Sequence) -> bytes:
+        """One line, one write() (two only if the OS took part of it); returns the line."""
         data = (EventBatch(events=list(events)).model_dump_json() + "\n").encode()
         try:
             self._write_all(data)
@@ -393,6 +393,7 @@ class Journal:
             os.ftruncate(self.fd, self.size)  # no half line in the middle of the journal
             raise
         self.size += len(data)
+        return data
 
     def applied(self) -> None:
         """Everything in the journal is in the store: back to the header."""
@@ -428,10 +429,18 @@ if hasattr(os, "register_at_fork"):
 _live_sinks: weakref.WeakSet = weakref.WeakSet()
 
 
-def flush_all() -> None:
-    """Write every sink's buffered events now (before reading a run that may still be buffered)."""
+def flush_all(openlineage: bool = False) -> None:
+    """Write every sink's buffered events now (before reading a run that may still be buffered);
+    with `openlineage`, also wait for the OpenLineage events their writer processes send."""
     for sink in list(_live_sinks):
-        sink.flush()
+        sink.flush(openlineage=openlineage)
+
+
+def end_writers() -> None:
+    """Apply what every sink holds and end their writer processes (the next busy sink starts a
+    new one, with the environment as it is then: an OpenLineage configuration changed since)."""
+    for sink in list(_live_sinks):
+        sink.end_writer()
 
 
 def _at_exit() -> None:
@@ -449,6 +458,9 @@ class Sink:
     applies them to the store; `send(events, buffered=True)` applies them together with others in
     one transaction about every FLUSH_SECONDS (or when 1,000 are waiting): an engine reporting
     many short tasks otherwise pays a transaction per event batch. `flush()` applies what waits.
+    Once a sink has applied more than store_writer.WRITER_AFTER events, a writer process applies
+    them (store_writer.py): the engine's process only writes its journal; `flush()` waits for
+    the writer.
 
     `spool_path` is used only when no journal can be written in the cache folder: then, if the
     store cannot be reached either, events are appended (and fsync'ed) there, as before journals.
@@ -462,6 +474,10 @@ class Sink:
         self.spooled = 0
         self._lock = threading.RLock()
         self._buffer: list = []
+        self._lines: list[bytes] = []  # the buffered events' journal lines (for a writer)
+        self._applied = 0  # events applied by this process (a writer starts past WRITER_AFTER)
+        self._writer = None  # store_writer.Writer, once busy
+        self._writer_failed = False
         self._last_flush = time.monotonic()
         self._last_try = 0.0
         self._identity: dict | None = None
@@ -482,30 +498,55 @@ class Sink:
         with self._lock:
             if events:
                 events = self._announce(events)
-                self._journal_append(events)
+                line = self._journal_append(events)
                 self._buffer.extend(events)
+                if line is not None:
+                    self._lines.append(line)
             due = len(self._buffer) >= 1000 or time.monotonic() - self._last_flush >= FLUSH_SECONDS
-            if not buffered or due:
+            if not buffered:
                 self.flush()
+            elif due:
+                self._ship()
             if self._closed:  # sent to after the exit-time close
                 self.close()
 
-    def flush(self) -> None:
+    def flush(self, openlineage: bool = False) -> None:
+        """Apply what waits, and wait for the writer to have applied it (and sent its
+        OpenLineage events, if asked)."""
         with self._lock:
-            events, self._buffer = self._buffer, []
-            self._last_flush = time.monotonic()
-            if events:
-                self._write(events)
+            self._ship()
+            if self._writer is not None:
+                try:
+                    self._writer.wait(openlineage=openlineage)
+                    self._writer_caught_up()
+                except Exception as e:  # noqa: BLE001 - WriterGone, or an answer it garbled
+                    self._writer_gone(e)
+
+    def _ship(self) -> None:
+        """Send what waits on its way: to the writer (not waiting for it), or to the store."""
+        events, self._buffer = self._buffer, []
+        lines, self._lines = self._lines, []
+        self._last_flush = time.monotonic()
+        if events:
+            self._write(events, lines)
 
     def close(self) -> None:
         """Apply what waits; close and delete the journal if everything reached the store (a
         journal still holding events stays open for what comes later: a run's end at exit)."""
         with self._lock:
             self._closed = True
-            self.flush()
+            self.end_writer()
             if self._journal is not None and not self._journal.pending:
                 self._journal.close()
                 self._journal = None
+
+    def end_writer(self) -> None:
+        """Apply what waits; end the writer process, if any."""
+        with self._lock:
+            self.flush()
+            writer, self._writer = self._writer, None
+            if writer is not None and writer.pid == os.getpid():
+                writer.close()
 
     def _announce(self, events: Sequence) -> Sequence:
         """An environment goes to the journal (and the store) in full once per process, then by
@@ -526,9 +567,9 @@ class Sink:
         return events if out is None else out
 
     # -- the journal -----------------------------------------------------------------------------
-    def _journal_append(self, events: Sequence) -> None:
+    def _journal_append(self, events: Sequence) -> bytes | None:
         if self._journal_failed:
-            return
+            return None
         try:
             if self._journal is None or self._journal.pid != os.getpid():  # new, or forked
                 if self._identity is None:
@@ -536,7 +577,7 @@ class Sink:
                 self._journal = Journal(self.source, self._identity)
                 # a sink dropped before exit closes its journal too (deleted if all applied)
                 weakref.finalize(self, self._journal.close).atexit = False
-            self._journal.append(events)
+            return self._journal.append(events)
         except Exception as e:  # noqa: BLE001 - the user's work goes on; say so once
             self._journal_failed = True
             logger.warning(
@@ -558,7 +599,9 @@ class Sink:
         j = self._journal
         return j is not None and not self._journal_failed and j.fd >= 0 and j.pid == os.getpid()
 
-    def _write(self, events: Sequence) -> None:
+    def _write(self, events: Sequence, lines: list[bytes]) -> None:
+        if not self.spooling and self._to_writer(events, lines):
+            return
         if not self.spooling:
             try:
                 from .instance import current
@@ -566,6 +609,7 @@ class Sink:
                 store = current(self._instance_ref()).store
                 self._recover()
                 store.apply(events)
+                self._applied += len(events)
                 if self._journal is not None:
                     self._journal.applied()
                 return
@@ -576,6 +620,55 @@ class Sink:
             self._retry()
         else:
             self._spool_file(events)
+
+    # -- the writer process ------------------------------------------------------------------------
+    def _to_writer(self, events: Sequence, lines: list[bytes]) -> bool:
+        """Hand the events to the writer process (started once this sink has applied more than
+        WRITER_AFTER itself); False: apply them here. Only while the journal holds every event
+        (what the writer has not acknowledged is there if it fails) and the line of each."""
+        from . import store_writer
+
+        w = self._writer
+        if w is not None and w.pid != os.getpid():  # forked: the parent's writer is not ours
+            w = self._writer = None
+        if not self._journaling or not lines:
+            return False
+        if w is None:
+            if self._writer_failed or self._applied <= store_writer.WRITER_AFTER:
+                return False
+            try:
+                w = self._writer = store_writer.Writer()
+            except OSError as e:
+                logger.debug("flowprov (%s): no store writer process (%s)", self.source, e)
+                self._writer_failed = True
+                return False
+        try:
+            w.ship(self._instance_ref(), lines)
+            self._writer_caught_up()
+        except Exception as e:  # noqa: BLE001
+            self._writer_gone(e)
+        return True
+
+    def _writer_caught_up(self) -> None:
+        """Everything in the journal is in the store once the writer is idle and nothing waits."""
+        if self._writer is not None and self._writer.idle and not self._buffer:
+            if self._journal is not None:
+                self._journal.applied()
+
+    def _writer_gone(self, error: Exception) -> None:
+        """The writer died or could not apply a batch: this process writes again, from the
+        journal (it holds everything not acknowledged; applying twice changes nothing)."""
+        writer, self._writer, self._writer_failed = self._writer, None, True
+        logger.debug("flowprov (%s): store writer stopped: %s", self.source, error)
+        if writer is not None:
+            writer.close(timeout=5)
+        try:
+            from .instance import current
+
+            _apply(current(self._instance_ref()).store, read(self._journal.path))
+            self._journal.applied()
+        except Exception as e:  # noqa: BLE001 - the store itself is away: spool
+            self._start_spooling(e)
 
     def _start_spooling(self, error: Exception) -> None:
         self.spooling = True

@@ -6,6 +6,7 @@ A Transform uid is a 12-character stem plus a 4-character version suffix; an Art
 
 import os
 import string
+import threading
 
 _ALPHABET = string.digits + string.ascii_letters  # 62 symbols
 
@@ -17,13 +18,30 @@ USER_UID = 8
 STORAGE_UID = 12
 
 
+# The OS's random bytes, drawn 4 KiB at a time, as base62 characters: one system call per ~200
+# uids rather than per uid (an engine hook's every system call lets the engine's other threads
+# take the interpreter lock). A forked child drops its parent's: never the same uids in both.
+_pool: list[str] = []
+_pool_lock = threading.Lock()
+
+
+def _drop_pool() -> None:
+    _pool.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_pool)
+
+
 def random_uid(n: int) -> str:
     """n uniformly random base62 characters from the OS's CSPRNG (bytes ≥ 248 are dropped so
-    that `b % 62` is uniform)."""
-    out: list[str] = []
-    while len(out) < n:
-        out += [_ALPHABET[b % 62] for b in os.urandom(n + 8) if b < 248]
-    return "".join(out[:n])
+    that `b % 62` is uniform); each byte is used once."""
+    with _pool_lock:
+        while len(_pool) < n:
+            _pool.extend(_ALPHABET[b % 62] for b in os.urandom(4096) if b < 248)
+        out = _pool[-n:]
+        del _pool[-n:]
+    return "".join(out)
 
 
 def version_suffix(i: int) -> str:

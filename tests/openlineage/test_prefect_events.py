@@ -141,3 +141,18 @@ def test_over_http_the_flow_starts_before_its_tasks_and_completes_after(workdir,
     assert len(tasks) == 6
     assert order.index((fr, "START")) < min(tasks), order
     assert order.index((fr, "COMPLETE")) > max(tasks), order
+
+
+def test_through_a_store_writer_the_events_are_the_same(workdir, ol_file, monkeypatch):
+    """A flow whose events a store writer process applies (any flow of more than a hundred
+    tasks): that process sends the OpenLineage events, and `flush()` waits for them too."""
+    from flowprov import store_writer
+    from flowprov_prefect import recorder
+
+    monkeypatch.setattr(store_writer, "WRITER_AFTER", 0)
+    try:
+        test_a_flows_events_are_valid_and_say_what_the_store_holds(workdir, ol_file)
+        (writer,) = [s._writer for s in recorder._sinks.values() if s._writer is not None]
+        assert writer.proc.poll() is None
+    finally:
+        recorder.close()

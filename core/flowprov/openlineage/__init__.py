@@ -36,8 +36,10 @@ def configured() -> bool:
 
 
 def flush(timeout: float | None = None) -> bool:
-    """Wait until this process's OpenLineage events are sent (or spooled); False if `timeout`
-    seconds ran out first."""
+    """Wait until this process's OpenLineage events are sent (or spooled) — those of the store
+    writer processes its sinks started too; False if `timeout` seconds ran out first."""
+    from ..spool import flush_all
     from .emitter import flush as _flush
 
+    flush_all(openlineage=True)
     return _flush(timeout)

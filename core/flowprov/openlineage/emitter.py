@@ -41,6 +41,7 @@ RETRY_SECONDS = 30.0
 # a process with more runs than this to tell (a workflow, a flow) sends through a child process
 # (sender.py), off the engine's interpreter lock; a script's one run is sent from its own thread
 SENDER_AFTER = 20
+USE_SENDER = True  # False in a process that is itself in the background (store_writer.py)
 SPOOL_FORMAT = 1
 _TERMINAL = {"completed", "failed", "aborted", "cached", "crashed", "cancelled", "unknown"}
 
@@ -191,7 +192,12 @@ class _Emitter:
         """Hand the signals to the sender process (started once this process has had more
         than SENDER_AFTER to tell), else handle them here."""
         self.n_signals += len(signals)
-        if self.proc is None and not self.proc_failed and self.n_signals > SENDER_AFTER:
+        if (
+            self.proc is None
+            and USE_SENDER
+            and not self.proc_failed
+            and self.n_signals > SENDER_AFTER
+        ):
             self._start_sender()
         if self.proc is not None:
             line = json.dumps(
@@ -376,6 +382,9 @@ def reset() -> None:
     """Forget this process's client, spool and namespaces (after the configuration changed):
     the next event starts afresh. What is queued is sent first."""
     global _emitter
+    from ..spool import end_writers
+
+    end_writers()  # their processes were started with the old configuration
     if _emitter is not None:
         _emitter.at_exit()  # sends what waits, ends the sender process
         if _emitter.spool is not None:

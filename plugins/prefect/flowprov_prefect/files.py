@@ -26,6 +26,7 @@ artifact it is (unreachable, or several hold those bytes), it is not recorded: n
 from __future__ import annotations
 
 import os
+import stat as S_
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -51,8 +52,9 @@ def _stat(path: str) -> tuple | None:
 
 
 def candidates(value, depth: int = 0):
-    """(absolute path, given as a PathLike) of every str/PathLike in value naming something that
-    exists."""
+    """(absolute path, given as a PathLike, its st_mode) of every str/PathLike in value naming
+    something that exists (one stat each: a hook's every system call gives the interpreter lock
+    away to the engine's other threads)."""
     if depth > MAX_DEPTH:
         return
     if isinstance(value, PurePath | os.PathLike) or (
@@ -60,9 +62,10 @@ def candidates(value, depth: int = 0):
     ):
         try:
             p = os.fspath(value)
-            if isinstance(p, str) and os.path.exists(p):
-                yield os.path.abspath(p), not isinstance(value, str)
-        except (OSError, ValueError, TypeError):  # NUL bytes, bytes paths, odd PathLikes
+            if isinstance(p, str):
+                mode = os.stat(p).st_mode
+                yield os.path.abspath(p), not isinstance(value, str), mode
+        except (OSError, ValueError, TypeError):  # missing, NUL bytes, bytes paths, odd PathLikes
             pass
         return
     if isinstance(value, dict):
@@ -75,8 +78,8 @@ def candidates(value, depth: int = 0):
 def input_paths(params, known_folder) -> list[str]:
     """The files (and known folders) among a run's arguments; `known_folder(path) -> bool`."""
     out = []
-    for p, _ in candidates(params):
-        if os.path.isfile(p) or (os.path.isdir(p) and known_folder(p)):
+    for p, _, mode in candidates(params):
+        if S_.S_ISREG(mode) or (S_.S_ISDIR(mode) and known_folder(p)):
             out.append(p)
     return list(dict.fromkeys(out))
 
@@ -84,7 +87,9 @@ def input_paths(params, known_folder) -> list[str]:
 def output_paths(value) -> list[str]:
     """The files, and folders returned as paths, in a run's return value."""
     out = [
-        p for p, as_path in candidates(value) if os.path.isfile(p) or (as_path and os.path.isdir(p))
+        p
+        for p, as_path, mode in candidates(value)
+        if S_.S_ISREG(mode) or (as_path and S_.S_ISDIR(mode))
     ]
     return list(dict.fromkeys(out))
 
@@ -135,18 +140,23 @@ def known_in_store(path: str, roots, instance: str | None) -> bool:
         return conn.execute(query.limit(1)).first() is not None
 
 
-def stored_copy(path: str, roots) -> str | None:
-    """The root (or "cache") whose stored objects path is one of, else None."""
+def object_folders(roots) -> dict[str, str]:
+    """The folders holding flowprov's stored copies → the root they belong to ("cache": this
+    machine's cache of remote objects). Read once per flow run, with the roots."""
     from flowprov._settings import settings
     from flowprov.storage import OBJECTS_DIR
 
-    folder = os.path.dirname(path)
-    for root in roots:
-        if root.is_local and folder == os.path.join(root.root, *OBJECTS_DIR.split("/")):
-            return root.root
-    if folder == os.path.join(os.path.abspath(settings.cache_dir), "objects"):
-        return "cache"
-    return None
+    out = {os.path.join(os.path.abspath(settings.cache_dir), "objects"): "cache"}
+    for root in reversed(roots):  # the first-declared wins
+        if root.is_local:
+            out[os.path.join(root.root, *OBJECTS_DIR.split("/"))] = root.root
+    return out
+
+
+def stored_copy(path: str, folders: dict[str, str]) -> str | None:
+    """The root (or "cache") whose stored objects path is one of, else None; `folders`: what
+    object_folders(roots) returns."""
+    return folders.get(os.path.dirname(path))
 
 
 def read_stored_copy(path: str, where: str, *, run, user, instance) -> Seen | None:

@@ -35,6 +35,7 @@ from flowprov.events import jsonable
 from .files import (
     input_paths,
     known_in_store,
+    object_folders,
     output_paths,
     read,
     read_stored_copy,
@@ -75,7 +76,12 @@ class FlowRec(RunRec):
     user: str = ""
     options: dict = field(default_factory=dict)
     parent: FlowRec | None = None
-    roots: list = field(default_factory=list)  # the storage roots, read when the run starts
+    # what a flow run reads once, when it starts, for itself and all its tasks: the storage
+    # roots, the folders of flowprov's stored copies (files.object_folders) and the interpreter's
+    # software (its package folders are not stat'ed again per task run)
+    roots: list = field(default_factory=list)
+    copies: dict = field(default_factory=dict)
+    environment: object = None
     task_specs: dict = field(default_factory=dict)  # (task name, code) → its TransformSpec
     run_token: object = None  # flowprov's current run while the flow body runs
     tasks: dict = field(default_factory=dict)  # task_run id → RunRec
@@ -147,12 +153,14 @@ def _known_folder(sink, roots):
     return known
 
 
-def _inputs(params, sink, roots, run_ref, user) -> dict:
-    """path → Seen for the files among a run's arguments, hashed now."""
+def _inputs(params, flow: FlowRec, run_ref) -> dict:
+    """path → Seen for the files among the arguments of a run of flow (itself, or a task), hashed
+    now."""
     seen = {}
+    sink, roots, user = flow.sink, flow.roots, flow.user
     for p in input_paths(params, _known_folder(sink, roots)):
         try:
-            where = stored_copy(p, roots)
+            where = stored_copy(p, flow.copies)
             if where is None:
                 seen[p] = read(p, roots=roots, run=run_ref, user=user)
             elif not getattr(sink, "spooling", False):  # else the store cannot say: record less
@@ -164,19 +172,20 @@ def _inputs(params, sink, roots, run_ref, user) -> dict:
     return seen
 
 
-def _end_files(run: RunRec, value, roots, user, theirs=None):
-    """The file events of a run's end — its inputs as found at its start, then what it returned,
-    by the rules in files.py — and (kept inputs, outputs as path → event). `theirs(path, hash)`:
-    a returned file that belongs to another run (a flow's task made or read it)."""
+def _end_files(run: RunRec, value, flow: FlowRec, theirs=None):
+    """The file events of the end of a run of flow (itself, or a task) — its inputs as found at
+    its start, then what it returned, by the rules in files.py — and (kept inputs, outputs as
+    path → event). `theirs(path, hash)`: a returned file that belongs to another run (a flow's
+    task made or read it)."""
     from flowprov.artifacts import in_place_event
     from flowprov.events import RunRef
 
     inputs, outputs = dict(run.inputs), {}
     for p in output_paths(value):
-        if stored_copy(p, roots) and p not in inputs:
+        if stored_copy(p, flow.copies) and p not in inputs:
             continue  # flowprov's own copy of an artifact: made by whoever made that artifact
         try:
-            ev = in_place_event(p, roots=roots, run=RunRef(uid=run.uid), created_by=user)
+            ev = in_place_event(p, roots=flow.roots, run=RunRef(uid=run.uid), created_by=flow.user)
         except Exception as e:  # noqa: BLE001
             _warn(f"could not hash {p}: {e}")
             continue
@@ -256,6 +265,9 @@ def _start_flow(engine, flow_run, fid, options, parent) -> None:
     rec = FlowRec(random_uid(RUN_UID), spec=spec, sink=sink, user=user, options=options)
     rec.parent = parent
     rec.instance = parent.instance if parent else _instance(sink)
+    # the interpreter's software (read once per process, its package folders checked once per
+    # flow run; the sink sends it in full once, then by digest)
+    rec.environment = environment()
     params = getattr(engine, "parameters", None) or {}
     sink.send(
         [
@@ -268,9 +280,7 @@ def _start_flow(engine, flow_run, fid, options, parent) -> None:
                 name=flow_run.name,
                 params=jsonable(params),
                 parent=RunRef(uid=parent.uid) if parent else None,
-                # the interpreter's software (read once per process; the sink sends it in full
-                # once, then by digest)
-                environment=environment(),
+                environment=rec.environment,
                 # who runs a top-level flow run, for `flowprov status` (flowprov.liveness)
                 runtime=None if parent else {"liveness": process_facts()},
                 created_by=user,
@@ -280,7 +290,8 @@ def _start_flow(engine, flow_run, fid, options, parent) -> None:
     if parent is None:
         keep_alive(sink, rec.uid)  # a heartbeat while it runs
     rec.roots = _roots(sink.instance)
-    rec.inputs = _inputs(params, sink, rec.roots, RunRef(uid=rec.uid), user)  # at its end
+    rec.copies = object_folders(rec.roots)
+    rec.inputs = _inputs(params, rec, RunRef(uid=rec.uid))  # recorded at its end
     with _lock:
         _flows[fid] = rec
     rec.token = _active.set(rec)
@@ -322,6 +333,17 @@ def _sink(options: dict):
         if key not in _sinks:
             _sinks[key] = Sink(spool, "prefect", instance=instance)
         return _sinks[key]
+
+
+def close() -> None:
+    """Apply what this process's flow runs sent, end their store writer processes and forget
+    the sinks — what exit does; the next flow run starts afresh (benchmarks use it to time a flow
+    as a fresh process would run it)."""
+    with _lock:
+        sinks = list(_sinks.values())
+        _sinks.clear()
+    for sink in sinks:
+        sink.close()
 
 
 def _instance(sink):
@@ -370,7 +392,7 @@ def _finish_flow(engine, state, fid, rec: FlowRec) -> None:
 
     status = _final_status(state)
     value = _returned(engine) if status == "completed" else None
-    events, inputs, outputs = _end_files(rec, value, rec.roots, rec.user, _theirs(rec))
+    events, inputs, outputs = _end_files(rec, value, rec, _theirs(rec))
     events.append(_finished(rec.uid, status, state, rec.user))
     rec.sink.send(events)
     if rec.parent is not None:  # a subflow: its files are its own, and its members'
@@ -418,7 +440,7 @@ def _on_task_state(engine, state) -> None:
 
 
 def _start_task(engine, task_run, tid, rec: FlowRec) -> None:
-    from flowprov.context import _current_run, environment
+    from flowprov.context import _current_run
     from flowprov.events import RunRef, RunStarted, TransformSpec
     from flowprov.uids import RUN_UID, random_uid
 
@@ -449,11 +471,11 @@ def _start_task(engine, task_run, tid, rec: FlowRec) -> None:
         reference_type="prefect task run",
         name=task_run.name,
         params={"parameters": jsonable(params), **({"upstream": upstream} if upstream else {})},
-        environment=environment(),
+        environment=rec.environment,
         created_by=rec.user,
     )
     rec.sink.send([started], buffered=True)
-    run.inputs = _inputs(params, rec.sink, rec.roots, RunRef(uid=run.uid), rec.user)  # at its end
+    run.inputs = _inputs(params, rec, RunRef(uid=run.uid))  # recorded at its end
     # fp.Artifact(...).save() / .cache() inside the task body use the task's run
     run.token = _current_run.set(_api_run(run.uid, rec))
     rec.tasks[tid] = run
@@ -464,7 +486,7 @@ def _finish_task(engine, state, run: RunRec, rec: FlowRec) -> None:
 
     status = _final_status(state)
     value = _returned(engine) if status == "completed" else None
-    events, inputs, outputs = _end_files(run, value, rec.roots, rec.user)
+    events, inputs, outputs = _end_files(run, value, rec)
     _note_files(rec, inputs, outputs)
     events.append(_finished(run.uid, status, state, rec.user))
     rec.sink.send(events, buffered=True)

@@ -84,6 +84,7 @@ def main() -> None:
         def run(case: str) -> tuple[float, float]:
             """(wall ms, machine CPU ms) per task of one flow, as a fresh process would run it."""
             store_writer.WRITER_AFTER = 10**12 if case == "in-process" else writer_after
+            os.environ["FLOWPROV_STORE_WRITER"] = "off" if case == "in-process" else "on"
             cpu0, t0 = machine_cpu(), time.perf_counter()
             (plain if case == "plain" else tracked)(args.tasks)
             recorder.close()  # what the process's exit would wait for

@@ -43,6 +43,7 @@ def completed() -> set[str]:
 def busy_sink(instance, fp_env, monkeypatch):
     """A sink that starts its writer after 4 events, having applied the first 6 itself."""
     monkeypatch.setattr(store_writer, "WRITER_AFTER", 4)
+    monkeypatch.setenv("FLOWPROV_STORE_WRITER", "on")
     sink = Sink(fp_env / "spool.jsonl", "test")
     uids = [random_uid(RUN_UID) for _ in range(3)]
     for i, uid in enumerate(uids):

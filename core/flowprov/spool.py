@@ -634,7 +634,11 @@ class Sink:
         if not self._journaling or not lines:
             return False
         if w is None:
-            if self._writer_failed or self._applied <= store_writer.WRITER_AFTER:
+            if (
+                self._writer_failed
+                or self._applied <= store_writer.WRITER_AFTER
+                or not store_writer.enabled()
+            ):
                 return False
             try:
                 w = self._writer = store_writer.Writer()

@@ -34,6 +34,13 @@ logger = logging.getLogger("flowprov")
 WRITER_AFTER = 200  # events a sink applies itself before it starts a writer
 
 
+def enabled() -> bool:
+    """Off unless FLOWPROV_STORE_WRITER=on: on a 2-core machine that the engine and Prefect's
+    server already keep busy, it has not been measured to save wall time (see the benchmarks'
+    README); on one with idle cores it takes the store's work out of the engine's process."""
+    return os.environ.get("FLOWPROV_STORE_WRITER", "").strip().lower() in ("1", "on", "true", "yes")
+
+
 class WriterGone(Exception):
     """The writer process ended or failed: what it had not acknowledged is still in the journal."""
 

@@ -150,6 +150,7 @@ def test_through_a_store_writer_the_events_are_the_same(workdir, ol_file, monkey
     from flowprov_prefect import recorder
 
     monkeypatch.setattr(store_writer, "WRITER_AFTER", 0)
+    monkeypatch.setenv("FLOWPROV_STORE_WRITER", "on")
     try:
         test_a_flows_events_are_valid_and_say_what_the_store_holds(workdir, ol_file)
         (writer,) = [s._writer for s in recorder._sinks.values() if s._writer is not None]

@@ -15,6 +15,7 @@ from tests.prefect import test_prefect_plugin as plain_tests
 @pytest.fixture
 def writer_from_the_start(monkeypatch):
     monkeypatch.setattr(store_writer, "WRITER_AFTER", 0)
+    monkeypatch.setenv("FLOWPROV_STORE_WRITER", "on")
     used = []
     start = store_writer.Writer.__init__
 

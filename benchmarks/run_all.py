@@ -23,6 +23,7 @@ BENCHMARKS = [
     "bench_snakemake.py",
     "bench_nextflow.py",
     "bench_prefect.py",
+    "bench_sink.py",
     "bench_lineage.py",
     "bench_environment.py",
     "bench_concurrency.py",

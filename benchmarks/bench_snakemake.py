@@ -108,9 +108,7 @@ def main() -> None:
         print(
             f"  per job: {m_plain / args.jobs * 1000:.1f} ms without, {m_logged / args.jobs * 1000:.1f} ms with"
         )
-        print(
-            f"  recorded: {runs} job runs, {outputs} output artifacts (one per path)"
-        )
+        print(f"  recorded: {runs} job runs, {outputs} output artifacts (one per path)")
         print(
             f"  ratio of medians {m_logged / m_plain:.3f}; median of per-trial ratios {paired:.3f}"
         )

@@ -26,7 +26,9 @@ _pool_lock = threading.Lock()
 
 
 def _drop_pool() -> None:
+    global _pool_lock
     _pool.clear()
+    _pool_lock = threading.Lock()  # another thread may have held it when the process forked
 
 
 if hasattr(os, "register_at_fork"):

@@ -20,6 +20,7 @@ from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from . import fast_sql
 from . import schema as S
 from .db import db_error, write_transaction
 from .environments import known_spec
@@ -160,6 +161,12 @@ _RUN_INPUT_EXISTS = select(S.run_inputs.c.run_id).where(
     )
 )
 _INSERT_RUN_INPUT = S.run_inputs.insert()
+# a place seen again holding a version it held (its usual change), and a stem's versions no
+# longer the latest (a new one is)
+_TOUCH_ARTIFACT = (
+    update(_A).where(_A.c.id == bindparam("aid")).values(updated_at=bindparam("updated_at"))
+)
+_NOT_LATEST = update(_A).where(_A.c.stem == bindparam("stem")).values(is_latest=False)
 _E = S.environments
 _ENV_ID_BY_HASH = select(_E.c.id).where(_E.c.hash == bindparam("hash"))
 _INSERT_PACKAGES = S.packages.insert()
@@ -375,7 +382,7 @@ class _Batch:
                 seen.add((r, a))
                 rows.append({"run_id": r, "artifact_id": a, "created_at": at})
         if rows:
-            self.conn.execute(_INSERT_RUN_OUTPUT, rows)
+            self.run(_INSERT_RUN_OUTPUT, rows)
 
     def prefetch(self, events) -> None:
         """Read, in a few statements, every version of the places the batch's artifact events
@@ -493,12 +500,12 @@ class _Batch:
             rid = self.store._run_ids.get(ref.uid) or self.new_run_ids.get(ref.uid)
             if rid is not None:
                 return rid
-            rid = self.conn.execute(_RUN_ID_BY_UID, {"uid": ref.uid}).scalar()
+            rid = self.run(_RUN_ID_BY_UID, {"uid": ref.uid}).scalar()
         if rid is None and ref.engine and ref.reference:
             key = (ref.engine, ref.reference)
             rid = self.store._ref_ids.get(key) or self.new_ref_ids.get(key)
             if rid is None:
-                rid = self.conn.execute(
+                rid = self.run(
                     _RUN_ID_BY_ENGINE_REF, {"engine": ref.engine, "reference": ref.reference}
                 ).scalar()
                 if rid is not None:
@@ -515,6 +522,10 @@ class _Batch:
     def apply(self, e) -> Applied:
         handler = getattr(self, "_" + e.kind)
         return handler(e)
+
+    def run(self, stmt, params=None):
+        """A prebuilt statement, through the DB-API cursor where it can (fast_sql.py)."""
+        return fast_sql.execute(self.conn, stmt, params)
 
     def _user_seen(self, e: UserSeen) -> Applied:
         existed = (
@@ -634,12 +645,12 @@ class _Batch:
         return uid, False
 
     def _run_started(self, e: RunStarted) -> Applied:
-        if self.conn.execute(_RUN_ID_BY_UID, {"uid": e.uid}).scalar() is not None:
+        if self.run(_RUN_ID_BY_UID, {"uid": e.uid}).scalar() is not None:
             self._environment_if_unknown(e, e.uid)
             self._ended_elsewhere([(e.uid, e)])
             return Applied(kind=e.kind, uid=e.uid, existed=True)
         if e.engine and e.reference:
-            uid = self.conn.execute(
+            uid = self.run(
                 _RUN_UID_BY_ENGINE_REF, {"engine": e.engine, "reference": e.reference}
             ).scalar()
             if uid is not None:
@@ -647,7 +658,7 @@ class _Batch:
                 self._ended_elsewhere([(uid, e)])
                 return Applied(kind=e.kind, uid=uid, existed=True)
         parent_id = self.run_id(e.parent) if e.parent else None
-        rid = self.conn.execute(_INSERT_RUN, self._run_row(e, parent_id)).inserted_primary_key[0]
+        rid = self.run(_INSERT_RUN, self._run_row(e, parent_id)).inserted_primary_key[0]
         self.new_run_ids[e.uid] = rid
         return Applied(kind=e.kind, uid=e.uid, existed=False)
 
@@ -732,7 +743,7 @@ class _Batch:
         if rows:
             self.conn.execute(_INSERT_RUNS, rows).all()
         if env_links:  # runs seen again that now say their software: one executemany
-            self.conn.execute(_SET_UNKNOWN_ENVIRONMENT, env_links)
+            self.run(_SET_UNKNOWN_ENVIRONMENT, env_links)
         self._ended_elsewhere(ended)
         return out
 
@@ -754,18 +765,18 @@ class _Batch:
             return
         eid = self.environment_id(e.environment, e.created_by, e.at)
         if eid is not None:
-            self.conn.execute(_SET_UNKNOWN_ENVIRONMENT, {"run_uid": uid, "eid": eid})
+            self.run(_SET_UNKNOWN_ENVIRONMENT, {"run_uid": uid, "eid": eid})
 
     def link_output(self, run_id: int, artifact_id: int, at) -> None:
         """Record that a run produced an artifact's bytes (idempotent)."""
         params = {"run_id": run_id, "artifact_id": artifact_id}
-        if self.conn.execute(_RUN_OUTPUT_EXISTS, params).first() is None:
-            self.conn.execute(_INSERT_RUN_OUTPUT, {**params, "created_at": at})
+        if self.run(_RUN_OUTPUT_EXISTS, params).first() is None:
+            self.run(_INSERT_RUN_OUTPUT, {**params, "created_at": at})
 
     def transform_id(self, uid: str) -> int:
         tid = self.transform_ids.get(uid)
         if tid is None:
-            tid = self.conn.execute(_TRANSFORM_ID_BY_UID, {"uid": uid}).scalar()
+            tid = self.run(_TRANSFORM_ID_BY_UID, {"uid": uid}).scalar()
             if tid is None:
                 raise ValidationError(f"unknown transform {uid!r} in {self.store.where}")
             self.transform_ids[uid] = tid
@@ -774,16 +785,16 @@ class _Batch:
     def _run_finished(self, e: RunFinished) -> Applied:
         rid = self.run_id(e.run)
         values = dict(rid=rid, status=e.status, finished_at=e.at, error=e.error, updated_at=e.at)
-        self.conn.execute(_FINISH_RUN, values)
+        self.run(_FINISH_RUN, values)
         if e.runtime is not None:
-            self.conn.execute(_SET_RUN_RUNTIME, {"rid": rid, "value": e.runtime})
+            self.run(_SET_RUN_RUNTIME, {"rid": rid, "value": e.runtime})
         if e.params:
             self._merge_params(rid, e.params)
         if e.environment is not None:
             eid = self.environment_id(e.environment, e.created_by, e.at)
             if eid is not None:
-                self.conn.execute(_SET_RUN_ENVIRONMENT, {"rid": rid, "eid": eid})
-        uid = e.run.uid or self.conn.execute(_RUN_UID_BY_ID, {"id": rid}).scalar()
+                self.run(_SET_RUN_ENVIRONMENT, {"rid": rid, "eid": eid})
+        uid = e.run.uid or self.run(_RUN_UID_BY_ID, {"id": rid}).scalar()
         return Applied(kind=e.kind, uid=uid, existed=True)
 
     def _merge_json(self, rid: int, read, write, values: dict, *, theirs_win: bool = True) -> None:
@@ -801,8 +812,8 @@ class _Batch:
     def _run_alive(self, e: RunAlive) -> Applied:
         rid = self.run_id(e.run)
         if e.began:
-            self.conn.execute(_BEGIN_RUN, {"rid": rid, "at": e.at})
-        self.conn.execute(_RUN_SEEN, {"rid": rid, "at": e.at})
+            self.run(_BEGIN_RUN, {"rid": rid, "at": e.at})
+        self.run(_RUN_SEEN, {"rid": rid, "at": e.at})
         if e.runtime:
             self._merge_json(rid, _RUN_RUNTIME, _SET_RUN_RUNTIME, e.runtime)
         return Applied(kind=e.kind, uid=e.run.uid, existed=True)
@@ -850,7 +861,7 @@ class _Batch:
         digest = env if isinstance(env, str) else env.digest()
         eid = self.store._env_ids.get(digest) or self.new_env_ids.get(digest)
         if eid is None:
-            eid = self.conn.execute(_ENV_ID_BY_HASH, {"hash": digest}).scalar()
+            eid = self.run(_ENV_ID_BY_HASH, {"hash": digest}).scalar()
         if eid is None:
             spec = env if isinstance(env, EnvironmentSpec) else known_spec(digest)
             if spec is None:
@@ -956,7 +967,10 @@ class _Batch:
                 )
                 for v in versions:
                     v["is_latest"] = v is row
-            if changes:
+            if changes.keys() == {"updated_at"}:
+                self.run(_TOUCH_ARTIFACT, {"aid": row["id"], "updated_at": e.at})
+                row.update(changes)
+            elif changes:
                 self.conn.execute(update(_A).where(a.id == row["id"]).values(**changes))
                 row.update(changes)
             if rid is not None:
@@ -972,12 +986,12 @@ class _Batch:
             if _later(latest["updated_at"], e.at):
                 values["is_latest"] = False
             else:
-                self.conn.execute(update(_A).where(a.stem == stem).values(is_latest=False))
+                self.run(_NOT_LATEST, {"stem": stem})
                 for v in versions:
                     v["is_latest"] = False
-        values["id"] = self.conn.execute(_INSERT_ARTIFACT, values).inserted_primary_key[0]
+        values["id"] = self.run(_INSERT_ARTIFACT, values).inserted_primary_key[0]
         if values["run_id"] is not None:
-            self.conn.execute(
+            self.run(
                 _INSERT_RUN_OUTPUT,
                 {"run_id": values["run_id"], "artifact_id": values["id"], "created_at": e.at},
             )
@@ -1029,21 +1043,21 @@ class _Batch:
         a = _A.c
         # prebuilt statements: building a select per event was a third of this method's time
         if ref.uid:
-            row = self.conn.execute(_ARTIFACT_BY_UID, {"uid": ref.uid}).first()
+            row = self.run(_ARTIFACT_BY_UID, {"uid": ref.uid}).first()
         elif ref.storage_root is not None:
             sid = self.store._storage_ids.get(ref.storage_root) or self.new_storage_ids.get(
                 ref.storage_root
             )
             if sid is None:
-                sid = self.conn.execute(_STORAGE_ID_BY_ROOT, {"root": ref.storage_root}).scalar()
+                sid = self.run(_STORAGE_ID_BY_ROOT, {"root": ref.storage_root}).scalar()
             if ref.key is None:  # `key = NULL` matches nothing: as before, the expression
                 cond = and_(a.storage_id == sid, a.key == ref.key, a.hash == ref.hash)
                 row = self.conn.execute(select(a.id, a.uid).where(cond)).first()
             else:
                 at = {"sid": sid, "key": ref.key, "hash": ref.hash}
-                row = self.conn.execute(_ARTIFACT_AT_PLACE, at).first()
+                row = self.run(_ARTIFACT_AT_PLACE, at).first()
         else:
-            row = self.conn.execute(_KEYLESS_ARTIFACT, {"hash": ref.hash}).first()
+            row = self.run(_KEYLESS_ARTIFACT, {"hash": ref.hash}).first()
         if row is None and ref.uid is None and ref.storage_root is None:
             # an older event naming content only: accept it if exactly one place holds it
             rows = self.conn.execute(select(a.id, a.uid).where(a.hash == ref.hash).limit(2)).all()
@@ -1076,9 +1090,9 @@ class _Batch:
         row = self.artifact_row(e.artifact)
         rid = self.run_id(e.run)
         link = {"run_id": rid, "artifact_id": row.id}
-        exists = self.conn.execute(_RUN_INPUT_EXISTS, link).first()
+        exists = self.run(_RUN_INPUT_EXISTS, link).first()
         if exists is None:
-            self.conn.execute(_INSERT_RUN_INPUT, {**link, "created_at": e.at})
+            self.run(_INSERT_RUN_INPUT, {**link, "created_at": e.at})
         return Applied(kind=e.kind, uid=row.uid, existed=exists is not None)
 
 

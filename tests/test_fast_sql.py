@@ -1,0 +1,127 @@
+"""The store's statements through the DB-API cursor (fast_sql.py) store exactly what SQLAlchemy
+stores, raise SQLAlchemy's errors, and are what the event hot path really runs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from flowprov import fast_sql
+from flowprov import schema as S
+from flowprov import store as st
+from flowprov.db import write_transaction
+from flowprov.events import RunFinished, RunRef, RunStarted, TransformSpec
+from flowprov.uids import RUN_UID, random_uid
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+
+T = TransformSpec(name="align", type="task")
+
+
+def a_run(instance) -> dict:
+    """The values of a runs row, of a transform the store knows."""
+    uid = random_uid(RUN_UID)
+    instance.store.apply([RunStarted(uid=uid, transform=T, engine="test", created_by="svc")])
+    with write_transaction(instance.engine) as conn:
+        tid, uid_id = conn.execute(
+            select(S.runs.c.transform_id, S.runs.c.created_by_id).where(S.runs.c.uid == uid)
+        ).one()
+    at = datetime(2026, 12, 2, 7, 30, 1, 123456, tzinfo=timezone(timedelta(hours=2)))
+    return dict(
+        transform_id=tid,
+        name="same",
+        started_at=at,
+        finished_at=None,
+        status="started",
+        params=None,  # SQLAlchemy's JSON stores None as JSON null, not SQL NULL
+        runtime={"argv": ["x", "ü"], "n": 1.5, "ok": True},
+        environment_id=None,
+        error=None,
+        parent_id=None,
+        engine=None,
+        reference=None,
+        reference_type=None,
+        created_by_id=uid_id,
+        created_at=at,
+        updated_at=at.astimezone(UTC),
+    )
+
+
+RAW = "SELECT name, started_at, finished_at, params, runtime, created_at, updated_at FROM runs"
+
+
+def test_a_row_is_stored_as_sqlalchemy_stores_it(instance):
+    values = a_run(instance)
+    fast, slow = random_uid(RUN_UID), random_uid(RUN_UID)
+    with write_transaction(instance.engine) as conn:
+        new_id = fast_sql.execute(conn, st._INSERT_RUN, {**values, "uid": fast})
+        new_id = new_id.inserted_primary_key[0]
+        old_id = conn.execute(st._INSERT_RUN, {**values, "uid": slow}).inserted_primary_key[0]
+        # the stored representation itself (SQLite keeps datetimes and JSON as text)
+        rows = {
+            u: tuple(conn.execute(text(RAW + " WHERE uid = :u"), {"u": u}).one())
+            for u in (fast, slow)
+        }
+        ids = dict(
+            conn.execute(select(S.runs.c.uid, S.runs.c.id).where(S.runs.c.uid.in_(rows))).all()
+        )
+    assert rows[fast] == rows[slow]
+    assert (new_id, old_id) == (ids[fast], ids[slow])
+
+
+def test_an_update_with_a_constant_and_a_lookup_by_key(instance):
+    values = a_run(instance)
+    uid = random_uid(RUN_UID)
+    end = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
+    with write_transaction(instance.engine) as conn:
+        rid = conn.execute(st._INSERT_RUN, {**values, "uid": uid}).inserted_primary_key[0]
+        assert fast_sql.execute(conn, st._RUN_ID_BY_UID, {"uid": uid}).scalar() == rid
+        assert fast_sql.execute(conn, st._RUN_ID_BY_UID, {"uid": "nosuchrun"}).scalar() is None
+        row = fast_sql.execute(conn, st._RUN_UID_BY_ID, {"id": rid}).first()
+        assert row.uid == uid and row[0] == uid
+        done = dict(rid=rid, status="completed", finished_at=end, error=None, updated_at=end)
+        fast_sql.execute(conn, st._FINISH_RUN, done)
+        got = conn.execute(select(S.runs).where(S.runs.c.id == rid)).mappings().one()
+    assert got["status"] == "completed" and got["finished_at"].replace(tzinfo=UTC) == end
+
+
+def test_a_duplicate_is_sqlalchemys_integrity_error(instance):
+    values = a_run(instance)
+    uid = random_uid(RUN_UID)
+    with pytest.raises(IntegrityError):
+        with write_transaction(instance.engine) as conn:
+            fast_sql.execute(conn, st._INSERT_RUN, {**values, "uid": uid})
+            fast_sql.execute(conn, st._INSERT_RUN, {**values, "uid": uid})
+    # all or nothing: the first insert went with the transaction
+    with write_transaction(instance.engine) as conn:
+        assert conn.execute(st._RUN_ID_BY_UID, {"uid": uid}).scalar() is None
+
+
+def test_the_event_path_takes_the_shortcut(instance):
+    """A task's events (start, input, output, end) run their statements through the cursor: none
+    of them falls back to SQLAlchemy's execute without the test saying so."""
+    from flowprov.artifacts import in_place_event, input_events
+
+    fast_sql._plans.clear()
+    from pathlib import Path
+
+    root = instance.storage
+    seed = Path(root.root) / "seed.txt"
+    seed.write_text("seed\n")
+    out = Path(root.root) / "out.txt"
+    for i in range(2):  # the second time, the places and transforms are known
+        uid = random_uid(RUN_UID)
+        run = RunRef(uid=uid)
+        out.write_text(f"out {i}\n")
+        instance.store.apply(
+            [
+                RunStarted(uid=uid, transform=T, engine="test", reference=uid, created_by="svc"),
+                *input_events(str(seed), run=run, roots=[root], created_by="svc"),
+                in_place_event(str(out), roots=[root], run=run, created_by="svc"),
+                RunFinished(run=run, status="completed", created_by="svc"),
+            ]
+        )
+    taken = {id(plan.stmt) for plan in fast_sql._plans.values() if plan is not None}
+    assert None not in fast_sql._plans.values()
+    for stmt in (st._RUN_ID_BY_UID, st._INSERT_RUN, st._FINISH_RUN, st._INSERT_ARTIFACT):
+        assert id(stmt) in taken

@@ -112,7 +112,7 @@ def execute(conn, stmt, params: dict | None = None):
     params = params or {}
     dialect = conn.dialect
     keys = tuple(sorted(params)) if isinstance(stmt, Insert) else None
-    cache_key = (id(stmt), dialect.name, keys)
+    cache_key = (id(stmt), dialect.name, dialect.driver, keys)
     try:
         plan = _plans[cache_key]
     except KeyError:

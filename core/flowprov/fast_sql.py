@@ -57,9 +57,6 @@ class _Result:
     def first(self):
         return self.rows[0] if self.rows else None
 
-    def all(self):
-        return self.rows
-
     @property
     def inserted_primary_key(self) -> tuple:
         return (self.pk,)

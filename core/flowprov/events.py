@@ -27,6 +27,8 @@ from typing import Annotated, Any, Literal, get_args
 import blake3
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from .times import utc
+
 TransformType = Literal[
     "upload", "script", "notebook", "pipeline", "flow", "task", "rule", "process", "function"
 ]
@@ -130,14 +132,6 @@ def check_handle(handle: str) -> str:
 
 
 Handle = Annotated[str, AfterValidator(check_handle)]
-
-
-def utc(t: datetime | None) -> datetime | None:
-    """Every time the store keeps is UTC: an aware time is converted, a naive one is taken as UTC
-    (SQLite keeps no zone: a local time stored as given would be read back hours off)."""
-    if t is None:
-        return None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 UTCTime = Annotated[datetime, AfterValidator(utc)]

@@ -167,6 +167,12 @@ _TOUCH_ARTIFACT = (
     update(_A).where(_A.c.id == bindparam("aid")).values(updated_at=bindparam("updated_at"))
 )
 _NOT_LATEST = update(_A).where(_A.c.stem == bindparam("stem")).values(is_latest=False)
+# one version of a place becomes its latest again (earlier bytes written back)
+_LATEST_AGAIN = (
+    update(_A)
+    .where(_A.c.stem == bindparam("stem"))
+    .values(is_latest=_A.c.id == bindparam("aid", type_=_A.c.id.type))
+)
 _E = S.environments
 _ENV_ID_BY_HASH = select(_E.c.id).where(_E.c.hash == bindparam("hash"))
 _INSERT_PACKAGES = S.packages.insert()
@@ -962,9 +968,7 @@ class _Batch:
                 changes["updated_at"] = e.at  # when the place was last seen holding them
             if e.key is not None and not row["is_latest"] and _later(e.at, latest["updated_at"]):
                 # earlier bytes written back: the place holds this version again
-                self.conn.execute(
-                    update(_A).where(a.stem == row["stem"]).values(is_latest=a.id == row["id"])
-                )
+                self.run(_LATEST_AGAIN, {"stem": row["stem"], "aid": row["id"]})
                 for v in versions:
                     v["is_latest"] = v is row
             if changes.keys() == {"updated_at"}:

@@ -18,7 +18,7 @@ from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.orm import aliased
 
 from .. import schema as S
-from ..events import utc
+from ..times import utc
 
 _CHUNK = 500
 ENGINES = ("snakemake", "nextflow", "prefect")  # engines whose version a package can tell

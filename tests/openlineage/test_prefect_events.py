@@ -157,3 +157,16 @@ def test_through_a_store_writer_the_events_are_the_same(workdir, ol_file, monkey
         assert writer.proc.poll() is None
     finally:
         recorder.close()
+
+
+def test_a_flow_starts_the_sender_process_with_its_first_run(workdir, ol_file):
+    """A flow run tells many runs: the process that sends the events starts when the flow run
+    starts (its import overlaps the first tasks), not after SENDER_AFTER signals."""
+    from flowprov.openlineage import emitter
+
+    analysis(Path("counts.tsv"))
+    flush()
+    em = emitter._emitter
+    assert em is not None and em.n_signals < emitter.SENDER_AFTER  # too few to start it late
+    assert em.proc is not None and em.proc.poll() is None
+    assert len(ol_file.events()) == 2 * 4  # everything went through it, START and final

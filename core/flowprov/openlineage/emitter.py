@@ -154,18 +154,32 @@ class _Emitter:
         self.proc_failed = False
         self.n_signals = 0
         self.syncs = 0
+        self.many = False  # an engine said many runs will come: the sender from the first
 
     def submit(self, inst, signals: list) -> None:
         if self.exiting:
             self._handle(inst, signals)
             return
+        self._ensure_worker()
+        self.queue.put((inst, signals))
+
+    def expect_many(self) -> None:
+        """Start the sender now (in the worker thread, the one that writes to it): its start —
+        importing the client, reading the instance — then overlaps the engine's first runs
+        instead of adding to the wait for its last events."""
+        if self.exiting or self.many:
+            return
+        self.many = True
+        self._ensure_worker()
+        self.queue.put((None, []))  # no signals: the worker starts the sender
+
+    def _ensure_worker(self) -> None:
         with self.thread_lock:  # not self.lock: the worker holds that while it sends
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(
                     target=self._work, name="flowprov-openlineage", daemon=True
                 )
                 self.thread.start()
-        self.queue.put((inst, signals))
 
     def _work(self) -> None:
         while True:
@@ -190,15 +204,17 @@ class _Emitter:
 
     def _dispatch(self, inst, signals: list) -> None:
         """Hand the signals to the sender process (started once this process has had more
-        than SENDER_AFTER to tell), else handle them here."""
+        than SENDER_AFTER to tell, or an engine said it will), else handle them here."""
         self.n_signals += len(signals)
         if (
             self.proc is None
             and USE_SENDER
             and not self.proc_failed
-            and self.n_signals > SENDER_AFTER
+            and (self.n_signals > SENDER_AFTER or self.many)
         ):
             self._start_sender()
+        if inst is None:  # expect_many's: nothing to send
+            return
         if self.proc is not None:
             line = json.dumps(
                 {
@@ -371,6 +387,18 @@ def submit(inst, events, applied=None) -> None:
             _the_emitter().submit(inst, signals)
     except Exception as e:  # noqa: BLE001
         logger.warning("OpenLineage events not sent: %s", _one_line(e))
+
+
+def expect_many() -> None:
+    """An engine is about to report many runs (a Prefect flow, a Snakemake workflow): with a
+    transport configured, start the sender process now rather than after SENDER_AFTER signals
+    (a script's one run is still sent from its own thread). Never raises."""
+    if not USE_SENDER or not configured():
+        return
+    try:
+        _the_emitter().expect_many()
+    except Exception as e:  # noqa: BLE001 - never the engine's problem
+        logger.debug("flowprov: OpenLineage sender not started early: %s", e)
 
 
 def submit_signals(inst, signals: list) -> None:

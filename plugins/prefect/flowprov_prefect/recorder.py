@@ -269,6 +269,10 @@ def _start_flow(engine, flow_run, fid, options, parent) -> None:
     # flow run; the sink sends it in full once, then by digest)
     rec.environment = environment()
     params = getattr(engine, "parameters", None) or {}
+    if parent is None:  # a flow run tells many runs: OpenLineage's sender starts now, if any
+        from flowprov.openlineage.emitter import expect_many
+
+        expect_many()
     sink.send(
         [
             RunStarted(

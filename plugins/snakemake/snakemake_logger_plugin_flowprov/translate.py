@@ -310,6 +310,9 @@ class Translator:
             "liveness": process_facts(),
         }
         self.started = True
+        from flowprov.openlineage.emitter import expect_many
+
+        expect_many()  # a workflow tells many runs: OpenLineage's sender starts now, if any
         self._send(
             [
                 *env_events,

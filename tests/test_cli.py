@@ -101,3 +101,17 @@ def test_ls_fast_path_matches_full_path(run_flowprov, fp_env):
     uids = [a.uid for a in fp.Artifact.filter().order_by("-id")[:50]]
     for u in uids:
         assert u in fast and u in full
+
+
+def test_ls_imports_no_other_command_module_and_the_rest_load_when_asked(run_flowprov, fp_env):
+    """The commands of cli_*.py and the engine plugins load when one of them (or the list) is
+    asked for: `flowprov ls` pays for none of them, and nothing goes missing."""
+    run_flowprov("init", "--storage", str(fp_env / "data"))
+    p = run_flowprov("ls", "artifacts", env={"PYTHONPROFILEIMPORTTIME": "1"})
+    imported = {line.split("|")[-1].strip() for line in p.stderr.splitlines() if "|" in line}
+    assert "flowprov.config" in imported and "flowprov.views" in imported  # the log is read right
+    assert not {m for m in imported if m.startswith(("flowprov.cli_diff", "flowprov.cli_lineage"))}
+    assert "Where the histories of two artifacts" in run_flowprov("diff", "--help").stdout
+    assert "nextflow" in run_flowprov("nextflow", "--help").stdout  # an engine plugin's group
+    listed = run_flowprov("--help").stdout
+    assert all(f"  {c} " in listed for c in ("diff", "envs", "lineage", "nextflow", "status"))

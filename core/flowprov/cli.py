@@ -28,6 +28,30 @@ TABLE_NAMES = {
 
 
 class _Group(click.Group):
+    """The commands of this file are here from the start; the rest (the cli_*.py modules, and
+    the engine plugins' groups found through their entry points) are added the first time a
+    command not here is asked for, or the list of commands is: `flowprov ls` imports none of
+    them (~35 ms of a 0.17 s run)."""
+
+    _complete = False
+
+    def _add_the_rest(self) -> None:
+        if not self._complete:
+            self._complete = True
+            _add_engine_commands()
+            _add_lineage_commands()
+
+    def get_command(self, ctx, cmd_name):
+        found = super().get_command(ctx, cmd_name)
+        if found is None and not self._complete:
+            self._add_the_rest()
+            found = super().get_command(ctx, cmd_name)
+        return found
+
+    def list_commands(self, ctx):
+        self._add_the_rest()
+        return super().list_commands(ctx)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -364,9 +388,6 @@ def _add_engine_commands() -> None:
         cli.add_command(command, ep.name)
 
 
-_add_engine_commands()
-
-
 def _add_lineage_commands() -> None:
     from .cli_diff import COMMANDS as DIFF_COMMANDS
     from .cli_envs import COMMANDS as ENV_COMMANDS
@@ -388,9 +409,6 @@ def _add_lineage_commands() -> None:
         + SERVE_COMMANDS
     ):
         cli.add_command(command)
-
-
-_add_lineage_commands()
 
 
 def main() -> None:

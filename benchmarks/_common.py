@@ -63,6 +63,27 @@ def verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
 
+FIGURE = "FIGURE"  # run_all.py collects the lines that start with it
+
+
+def figure(
+    path: str,
+    value: float,
+    unit: str,
+    *,
+    floor: float | None = None,
+    target: float | None = None,
+    at_least: bool = False,
+) -> None:
+    """One machine-readable line for run_all.py's table: a path's median, the machine's own floor
+    for the same work (same unit) and the target (≤, or ≥ when at_least)."""
+    fields = [FIGURE, path, f"{value:.6g}", unit, "" if floor is None else f"{floor:.6g}", "", ""]
+    if target is not None:
+        fields[5] = f"{'≥' if at_least else '≤'} {target:g}"
+        fields[6] = verdict(value >= target if at_least else value <= target)
+    print(" | ".join(fields), flush=True)
+
+
 def header(title: str, extra: str = "") -> None:
     import blake3
 

@@ -28,7 +28,7 @@ import sys
 import sysconfig
 import time
 
-from _common import check, header, median, temp_base, verdict
+from _common import check, figure, header, median, temp_base, verdict
 
 TARGET_S = 0.15  # issue 18 (the first target was 0.4 s)
 DEFAULT_LIMIT = 50
@@ -215,6 +215,7 @@ def main() -> int:
             f"target: `flowprov ls artifacts` ≤ {TARGET_S} s: median {m:.3f} s, min "
             f"{min(times[main_label]):.3f} s  [{verdict(m <= TARGET_S)}]"
         )
+        figure("`flowprov ls artifacts`, whole process", m, "s", floor=floor, target=TARGET_S)
         if not a.no_importtime:
             import_breakdown(env, cwd, top=8)
     return 0

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _prefect as bp  # noqa: E402
-from _common import header, temp_base, verdict  # noqa: E402
+from _common import figure, header, temp_base, verdict  # noqa: E402
 
 
 def main() -> None:
@@ -98,6 +98,7 @@ def main() -> None:
             f"target: @track() ≤ 0.5 ms added per task (median of per-trial slopes): "
             f"{got:+.2f} ms  [{verdict(got <= 0.5)}]"
         )
+        figure("Prefect @track(), added per task", got, "ms", target=0.5)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from flowprov.db import write_transaction
 from flowprov.events import RunFinished, RunRef, RunStarted, TransformSpec
 from flowprov.uids import RUN_UID, random_uid
 from sqlalchemy import select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, StatementError
 
 T = TransformSpec(name="align", type="task")
 
@@ -125,3 +125,67 @@ def test_the_event_path_takes_the_shortcut(instance):
     assert None not in fast_sql._plans.values()
     for stmt in (st._RUN_ID_BY_UID, st._INSERT_RUN, st._FINISH_RUN, st._INSERT_ARTIFACT):
         assert id(stmt) in taken
+
+
+def test_many_rows_are_stored_as_sqlalchemy_stores_them(instance, monkeypatch):
+    """insert_many (a trace's tasks, a batch of files): the same stored text as SQLAlchemy's
+    executemany, in chunks of rows (made small here), and the RETURNING values of every row."""
+    values = a_run(instance)
+    monkeypatch.setattr(fast_sql, "_max_params", lambda: 3 * len(values) + 5)  # 3 rows a chunk
+    fast = [{**values, "uid": random_uid(RUN_UID), "name": f"n{i}"} for i in range(7)]
+    slow = [{**values, "uid": random_uid(RUN_UID), "name": f"n{i}"} for i in range(7)]
+    with write_transaction(instance.engine) as conn:
+        got = fast_sql.insert_many(conn, S.runs, fast, ("uid", "id"))
+        conn.execute(S.runs.insert(), slow)
+        rows = {
+            r["uid"]: (r["id"], tuple(conn.execute(text(RAW + " WHERE id = :i"), {"i": r["id"]})))
+            for r in conn.execute(select(S.runs.c.uid, S.runs.c.id)).mappings()
+        }
+    assert sorted(got) == sorted((r["uid"], rows[r["uid"]][0]) for r in fast)
+    for a, b in zip(fast, slow, strict=True):
+        assert rows[a["uid"]][1] == rows[b["uid"]][1]
+    # nothing returned when nothing is asked for; rows whose keys differ: SQLAlchemy's own error
+    with write_transaction(instance.engine) as conn:
+        assert fast_sql.insert_many(conn, S.runs, [{**values, "uid": random_uid(RUN_UID)}]) == []
+    mixed = [{**values, "uid": random_uid(RUN_UID)}, {**values, "uid": random_uid(RUN_UID)}]
+    del mixed[1]["error"]
+    with pytest.raises(StatementError, match="error"):
+        with write_transaction(instance.engine) as conn:
+            fast_sql.insert_many(conn, S.runs, mixed, ("id",))
+
+
+def test_many_rows_with_a_duplicate_are_sqlalchemys_integrity_error(instance):
+    values = a_run(instance)
+    rows = [{**values, "uid": random_uid(RUN_UID)} for _ in range(3)]
+    rows.append(dict(rows[0]))
+    with pytest.raises(IntegrityError):
+        with write_transaction(instance.engine) as conn:
+            fast_sql.insert_many(conn, S.runs, rows)
+    with write_transaction(instance.engine) as conn:  # all or nothing
+        assert conn.execute(st._RUN_ID_BY_UID, {"uid": rows[1]["uid"]}).scalar() is None
+
+
+def test_a_read_with_an_in_list_gives_sqlalchemys_rows(instance):
+    """The lineage graph's reads: an expanding IN parameter, result columns SQLAlchemy converts
+    (dates, JSON): the same values by name and by position as SQLAlchemy's own rows."""
+    from flowprov.lineage import graph
+
+    values = a_run(instance)
+    rows = [{**values, "uid": random_uid(RUN_UID), "params": {"i": i}} for i in range(5)]
+    with write_transaction(instance.engine) as conn:
+        fast_sql.insert_many(conn, S.runs, rows)
+        ids = [r for (r,) in conn.execute(select(S.runs.c.id).order_by(S.runs.c.id))]
+        stmt = graph._run_query()
+        for some in (ids, ids[:2], ids[:1], ids + ids):
+            fast = fast_sql.execute(conn, stmt, {"ids": some}).mappings().all()
+            slow = conn.execute(stmt, {"ids": some}).mappings().all()
+            assert sorted(map(dict, slow), key=str) == sorted(fast, key=str)
+            assert any(isinstance(r["started_at"], datetime) for r in fast)
+            assert {r["id"] for r in fast} == set(some)
+        # an empty list: SQLAlchemy's own "empty IN" (no rows), not `IN ()`
+        assert fast_sql.execute(conn, stmt, {"ids": []}).mappings().all() == []
+        row = fast_sql.execute(conn, stmt, {"ids": ids[:1]}).first()
+        assert row.id == ids[0] and row._mapping["id"] == ids[0] and row[0] == row.id
+    plans = [p for k, p in fast_sql._plans.items() if k[0] == id(stmt)]
+    if instance.engine.dialect.name == "sqlite":  # PostgreSQL's reads with IN stay SQLAlchemy's
+        assert plans and plans[0] is not None and plans[0].sized

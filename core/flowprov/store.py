@@ -79,13 +79,8 @@ _SEEN_AGAIN = (
     .values(updated_at=bindparam("at"), removed=None, removed_at=None)
 )
 _INSERT_ARTIFACT = _A.insert()
-# RETURNING lets SQLAlchemy send many rows per INSERT ("insertmanyvalues"): on SQLite one
-# statement per row costs the search index's FTS5 triggers a flush each (+76 % on a 100,000-task
-# ingest). Unsorted (sorting makes SQLite go row by row again): the ids are matched by uid.
-_INSERT_ARTIFACTS_RETURNING = _A.insert().returning(_A.c.uid, _A.c.id)
 _BULK_ARTIFACTS = 20  # from this many consecutive ArtifactRegistered, the bulk path pays off
 _INSERT_RUN = _R.insert()
-_INSERT_RUNS = _R.insert().returning(_R.c.id)  # many at once: see _INSERT_ARTIFACTS_RETURNING
 _INSERT_RUN_OUTPUT = S.run_outputs.insert()
 _RUN_OUTPUT_EXISTS = select(S.run_outputs.c.run_id).where(
     and_(
@@ -345,7 +340,7 @@ class _Batch:
                 if e.run is not None:
                     links[i] = (self.run_id(e.run), row["id"], e.at)
         if new:
-            ids = dict(self.conn.execute(_INSERT_ARTIFACTS_RETURNING, list(new.values())).all())
+            ids = dict(fast_sql.insert_many(self.conn, _A, list(new.values()), ("uid", "id")))
             for i, v in new.items():
                 aid = v["id"] = ids[v["uid"]]
                 self._remember(v)
@@ -725,7 +720,7 @@ class _Batch:
             except ValidationError:
                 if not rows:  # not waiting in this bulk either: truly unknown
                     raise
-                self.conn.execute(_INSERT_RUNS, rows).all()  # the parent is among the pending rows
+                fast_sql.insert_many(self.conn, _R, rows)  # the parent is among the pending rows
                 rows.clear()
                 return self.run_id(ref)
 
@@ -747,7 +742,7 @@ class _Batch:
                 known[key] = e.uid
             out.append(Applied(kind=e.kind, uid=e.uid, existed=False))
         if rows:
-            self.conn.execute(_INSERT_RUNS, rows).all()
+            fast_sql.insert_many(self.conn, _R, rows)
         if env_links:  # runs seen again that now say their software: one executemany
             self.run(_SET_UNKNOWN_ENVIRONMENT, env_links)
         self._ended_elsewhere(ended)

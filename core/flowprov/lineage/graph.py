@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, literal, select, union_all
 
+from .. import fast_sql
 from .. import schema as S
 from . import walk as W
 
@@ -206,7 +207,7 @@ def _rows(conn, statement, ids) -> list:
     """Rows of a prebuilt statement with an expanding `ids` parameter, in chunks."""
     out = []
     for part in W.chunks(sorted(ids)):
-        out += conn.execute(statement, {"ids": part}).mappings().all()
+        out += fast_sql.execute(conn, statement, {"ids": part}).mappings().all()
     return out
 
 
@@ -391,7 +392,7 @@ def build(
                 continue
             stmt = W.run_walk_statement(d, kind, depth is not None)
             for part in W.chunks(sorted(start)):
-                for rid, dep in conn.execute(stmt, {"start": part, "depth": depth}):
+                for rid, dep in fast_sql.execute(conn, stmt, {"start": part, "depth": depth}):
                     if rid not in walked or (dep is not None and dep < (walked[rid] or 0)):
                         walked[rid] = dep
         runs = set(walked) | r_start
@@ -448,7 +449,7 @@ def build(
     if parents:
         anc = set()
         for part in W.chunks(sorted(parents)):
-            anc |= {r for (r,) in conn.execute(_ancestors_query(), {"ids": part})}
+            anc |= {r for (r,) in fast_sql.execute(conn, _ancestors_query(), {"ids": part})}
         for row in _rows(conn, _run_query(), parents | anc):
             n = run_node(row)
             n.kind = "group"
@@ -499,6 +500,18 @@ def _packages_query():
     ).where(p.c.environment_id.in_(ids))
 
 
+_PACKAGES: dict[str, tuple] = {}  # environment hash → its packages, sorted (most recent last)
+
+
+def _remember_packages(digest: str | None, packages: tuple) -> None:
+    if not digest:
+        return
+    _PACKAGES.pop(digest, None)
+    _PACKAGES[digest] = packages
+    while len(_PACKAGES) > 256:
+        del _PACKAGES[next(iter(_PACKAGES))]
+
+
 def _package_order(p: tuple) -> tuple:  # Package.sort_key, on (name, version, build, source, _)
     return (p[3], p[0].lower(), p[1] or "", p[2] or "")
 
@@ -534,12 +547,20 @@ def _attach_environments(conn, g: Graph, env_of: dict[str, int]) -> None:
             spec_file=spec,
         )
         uid_of[row["id"]] = row["uid"]
-    for row in _rows(conn, _packages_query(), set(uid_of)):
-        g.environments[uid_of[row["environment_id"]]].packages.append(
-            (row["name"], row["version"], row["build"], row["source"], row["channel"])
-        )
-    for env in g.environments.values():
-        env.packages.sort(key=_package_order)
+    # an environment's packages are part of what its hash is of (written once, with it): known
+    # by hash, they are not read again
+    known = {uid: _PACKAGES.get(g.environments[uid].hash) for uid in uid_of.values()}
+    unread = {eid: uid for eid, uid in uid_of.items() if known[uid] is None}
+    read: dict[str, list] = {uid: [] for uid in unread.values()}
+    for part in W.chunks(sorted(unread)):
+        for eid, *package in fast_sql.execute(conn, _packages_query(), {"ids": part}):
+            read[unread[eid]].append(tuple(package))
+    for uid, packages in read.items():
+        packages.sort(key=_package_order)
+        known[uid] = tuple(packages)
+        _remember_packages(g.environments[uid].hash, known[uid])
+    for uid, packages in known.items():
+        g.environments[uid].packages[:] = packages
     for node_id, eid in env_of.items():
         for n in (g.nodes.get(node_id), g.groups.get(node_id)):  # a box's run can be both
             if n is not None and eid in uid_of:
@@ -582,7 +603,7 @@ def _copies_query():
 def _pairs(conn, statement, ids) -> list[tuple[int, int]]:
     out = []
     for part in W.chunks(sorted(ids)):
-        out += [tuple(r) for r in conn.execute(statement, {"ids": part})]
+        out += [tuple(r) for r in fast_sql.execute(conn, statement, {"ids": part})]
     return out
 
 
@@ -618,7 +639,7 @@ def _links(conn, runs: set[int]) -> tuple[list[tuple[int, int]], list[tuple[int,
     """(artifact, run) input pairs and (run, artifact) output pairs of the given runs."""
     ins, outs = [], []
     for part in W.chunks(sorted(runs)):
-        for side, r, a in conn.execute(_links_query(), {"ids": part}):
+        for side, r, a in fast_sql.execute(conn, _links_query(), {"ids": part}):
             (ins.append((a, r)) if side == "i" else outs.append((r, a)))
     return ins, outs
 

@@ -5,13 +5,16 @@
     python benchmarks/run_all.py --save benchmarks/results   # also write <name>.txt per script
     python benchmarks/run_all.py --runs 3 --save after --before before/figures.json \\
         bench_register bench_nextflow          # 3 runs each, a table beside an earlier one
+    python benchmarks/run_all.py --runs 0 --save after --before before/figures.json
+                                               # only the table of what was saved
 
 Every benchmark prints its headline figures as `FIGURE | path | value | unit | floor | target |
 verdict` lines (_common.figure). This script gathers them over --runs runs into one table: the
 median of the runs (min–max), the machine's floor for the same work, the target; with --before
 (the figures.json an earlier --save wrote, e.g. from a checkout of the previous commit) also the
 earlier median and after/before. --save writes figures.json (every run's values) beside the
-outputs.
+outputs; with --append it adds this invocation's runs to the figures.json already there, so that
+runs of two checkouts can alternate (before, after, before, ...) on a machine whose load drifts.
 
 Exits non-zero if any benchmark failed (a missed target is not a failure).
 """
@@ -74,6 +77,22 @@ def gather(figures: list[dict]) -> dict[str, dict]:
     return out
 
 
+def merge(earlier: dict[str, dict], new: dict[str, dict]) -> dict[str, dict]:
+    """The runs of both (earlier first); a path's unit and target are the newer ones."""
+    out = {
+        p: {**g, "values": list(g["values"]), "floors": list(g["floors"])}
+        for p, g in earlier.items()
+    }
+    for path, g in new.items():
+        if path in out:
+            out[path]["values"] += g["values"]
+            out[path]["floors"] += g["floors"]
+            out[path].update(unit=g["unit"], target=g["target"])
+        else:
+            out[path] = g
+    return out
+
+
 def meets(value: float, target: str) -> bool | None:
     if not target:
         return None
@@ -120,10 +139,13 @@ def table(now: dict[str, dict], before: dict[str, dict] | None) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="pass --quick to every benchmark")
-    ap.add_argument("--runs", type=int, default=1, help="run each benchmark this many times")
+    ap.add_argument(
+        "--runs", type=int, default=1, help="run each benchmark this many times (0: table only)"
+    )
     ap.add_argument(
         "--save", metavar="DIR", help="also write each output to DIR/<name>.txt and figures.json"
     )
+    ap.add_argument("--append", action="store_true", help="add to --save's figures.json")
     ap.add_argument("--before", metavar="JSON", help="an earlier --save's figures.json to compare")
     ap.add_argument("only", nargs="*", help="run only these (e.g. bench_hash)")
     a = ap.parse_args()
@@ -138,6 +160,11 @@ def main() -> int:
     if a.before:
         with open(a.before) as f:
             before = json.load(f)
+    saved = os.path.join(a.save, "figures.json") if a.save else None
+    earlier: dict[str, dict] = {}
+    if saved and (a.append or a.runs == 0) and os.path.exists(saved):
+        with open(saved) as f:
+            earlier = json.load(f)
     if a.save:
         os.makedirs(a.save, exist_ok=True)
     summary, figures = [], []
@@ -178,12 +205,13 @@ def main() -> int:
         print(f"  {name:<20} {status:<16} {dt:6.1f} s   targets missed: {len(missed)}")
         for m in missed:
             print(f"      {m}")
-    now = gather(figures)
+    now = merge(earlier, gather(figures))
     if now:
-        print(f"\nfigures, median of {a.runs} run(s) each:\n")
+        runs = sorted({len(g["values"]) for g in now.values()})
+        print(f"\nfigures, median of {'/'.join(map(str, runs))} run(s) each:\n")
         print(table(now, before))
-    if a.save:
-        with open(os.path.join(a.save, "figures.json"), "w") as f:
+    if saved and a.runs > 0:
+        with open(saved, "w") as f:
             json.dump(now, f, indent=1, ensure_ascii=False)
     return 0 if all(s[1] == 0 for s in summary) else 1
 

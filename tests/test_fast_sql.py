@@ -122,7 +122,10 @@ def test_the_event_path_takes_the_shortcut(instance):
             ]
         )
     taken = {id(plan.stmt) for plan in fast_sql._plans.values() if plan is not None}
-    assert None not in fast_sql._plans.values()
+    fell_back = {key[0] for key, plan in fast_sql._plans.items() if plan is None}
+    if instance.engine.dialect.name != "sqlite":  # an IN list is written out for SQLite only
+        fell_back -= {id(st._VERSIONS_OF_KEYS), id(st._KEYLESS_OF_HASHES)}
+    assert not fell_back
     for stmt in (st._RUN_ID_BY_UID, st._INSERT_RUN, st._FINISH_RUN, st._INSERT_ARTIFACT):
         assert id(stmt) in taken
 

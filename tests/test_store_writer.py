@@ -127,8 +127,9 @@ def test_the_writer_answers_what_it_could_not_apply(instance, fp_env):
         bad = ArtifactUsed(
             run=RunRef(uid=uid), artifact=ArtifactRef(uid="nosuchartifact0000000"), created_by="s"
         )
-        w.ship(str(instance.config_path), [sink_line([bad])])
+        # the refusal is read by whichever call polls next: ship() itself if the answer is quick
         with pytest.raises(store_writer.WriterGone, match="nosuchartifact0000000"):
+            w.ship(str(instance.config_path), [sink_line([bad])])
             w.wait(timeout=120)
         wait_until(lambda: w.proc.poll() is not None, timeout=60, what="the writer's exit")
         assert w.proc.returncode == 1

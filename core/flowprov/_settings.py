@@ -20,12 +20,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+_dirs: dict[tuple, Path] = {}  # asked on every write: the Path of each set of variables, once
+
 
 def _env_dir(var: str, xdg: str, default: str) -> Path:
-    if os.environ.get(var):
-        return Path(os.environ[var]).expanduser()
-    base = os.environ.get(xdg) or os.path.expanduser(default)
-    return Path(base) / "flowprov"
+    env = os.environ
+    key = (var, env.get(var), env.get(xdg), env.get("HOME"), default)
+    path = _dirs.get(key)
+    if path is None:
+        if env.get(var):
+            path = Path(env[var]).expanduser()
+        else:
+            path = Path(env.get(xdg) or os.path.expanduser(default)) / "flowprov"
+        if len(_dirs) > 64:
+            _dirs.clear()
+        _dirs[key] = path
+    return path
 
 
 class StorageSettings:

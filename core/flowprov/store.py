@@ -73,6 +73,13 @@ _PLACE_VERSIONS = select(_A).where(
 )
 # a file copied in without a key is its content
 _KEYLESS_BY_HASH = select(_A).where(and_(_A.c.key.is_(None), _A.c.hash == bindparam("hash")))
+# a batch's places and keyless contents, read at once (prefetch)
+_VERSIONS_OF_KEYS = (
+    select(_A).where(_A.c.key.in_(bindparam("keys", expanding=True))).order_by(_A.c.id)
+)
+_KEYLESS_OF_HASHES = select(_A).where(
+    and_(_A.c.key.is_(None), _A.c.hash.in_(bindparam("hashes", expanding=True)))
+)
 _SEEN_AGAIN = (
     update(_A)
     .where(_A.c.id == bindparam("aid"))
@@ -392,21 +399,16 @@ class _Batch:
         self.prefetched = False
         if len(regs) < 2:
             return
-        a = _A.c
         keys = list({e.key for e in regs if e.key is not None})
         hashes = list({e.hash for e in regs if e.key is None})
         found: dict[tuple[int, str], list[dict]] = {}
         for i in range(0, len(keys), 500):
-            rows = self.conn.execute(
-                select(_A).where(a.key.in_(keys[i : i + 500])).order_by(a.id)
-            ).mappings()
+            rows = self.run(_VERSIONS_OF_KEYS, {"keys": keys[i : i + 500]}).mappings()
             for row in rows:
                 found.setdefault((row["storage_id"], row["key"]), []).append(dict(row))
         self.places.update(found)
         for i in range(0, len(hashes), 500):
-            rows = self.conn.execute(
-                select(_A).where(a.key.is_(None), a.hash.in_(hashes[i : i + 500]))
-            ).mappings()
+            rows = self.run(_KEYLESS_OF_HASHES, {"hashes": hashes[i : i + 500]}).mappings()
             for row in rows:
                 self.keyless[row["hash"]] = dict(row)
         self.prefetched_keys = set(keys)
@@ -419,7 +421,7 @@ class _Batch:
         if e.key is None:
             row = self.keyless.get(e.hash)
             if row is None and not (self.prefetched and e.hash in self.prefetched_hashes):
-                found = self.conn.execute(_KEYLESS_BY_HASH, {"hash": e.hash}).mappings().first()
+                found = self.run(_KEYLESS_BY_HASH, {"hash": e.hash}).mappings().first()
                 if found is not None:
                     row = self.keyless[e.hash] = dict(found)
             return [row] if row is not None else []
@@ -429,7 +431,7 @@ class _Batch:
             if self.prefetched and e.key in self.prefetched_keys:
                 rows = []
             else:
-                q = self.conn.execute(_PLACE_VERSIONS, {"sid": sid, "key": e.key}).mappings()
+                q = self.run(_PLACE_VERSIONS, {"sid": sid, "key": e.key}).mappings()
                 rows = sorted((dict(r) for r in q), key=lambda r: r["id"])
             self.places[place] = rows
         return rows

@@ -210,3 +210,26 @@ def test_nothing_configured_nothing_imported_in_a_fresh_process(instance, fp_env
         [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert proc.returncode == 0 and "openlineage.client" in proc.stdout, proc.stderr
+
+
+def test_configured_follows_the_variables_as_they_change(monkeypatch, tmp_path):
+    """configured() is asked on every write and reads os.environ's own keys: a transport variable
+    set or removed in this process counts at once, as the client would see it."""
+    import os
+
+    from flowprov.openlineage import configured
+
+    for k in [k for k in os.environ if k.startswith("OPENLINEAGE")]:
+        monkeypatch.delenv(k)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.openlineage/openlineage.yml
+    assert configured() is False
+    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__TYPE", "console")
+    assert configured() is True
+    monkeypatch.setenv("OPENLINEAGE_DISABLED", "true")
+    assert configured() is False
+    monkeypatch.delenv("OPENLINEAGE_DISABLED")
+    monkeypatch.delenv("OPENLINEAGE__TRANSPORT__TYPE")
+    assert configured() is False
+    (tmp_path / "openlineage.yml").write_text("transport:\n  type: console\n")
+    assert configured() is True

@@ -26,7 +26,13 @@ def configured() -> bool:
         return False
     if env.get("OPENLINEAGE_URL"):
         return True
-    if any(k.startswith("OPENLINEAGE__TRANSPORT") for k in env):
+    # asked on every write: os.environ's own (encoded) keys are read without decoding each one
+    raw = getattr(env, "_data", None)
+    if isinstance(raw, dict) and isinstance(next(iter(raw), b""), bytes):
+        found = any(k.startswith(b"OPENLINEAGE__TRANSPORT") for k in raw)
+    else:
+        found = any(k.startswith("OPENLINEAGE__TRANSPORT") for k in env)
+    if found:
         return True
     if env.get("OPENLINEAGE_CONFIG"):
         return Path(env["OPENLINEAGE_CONFIG"]).is_file()

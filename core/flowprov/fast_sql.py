@@ -56,7 +56,7 @@ class _Plan:
         self.defaults = defaults  # {key: constant} of the columns an INSERT leaves out
         self.returns_pk = returns_pk  # the INSERT's RETURNING gives the new primary key
         self.row = row  # namedtuple of the result columns, or None
-        self.convert = convert  # per result column, SQLAlchemy's result processor or None
+        self.convert = convert  # [(column index, SQLAlchemy's result processor)] or None
         # an expanding IN parameter is one `?` per value: the SQL split at each one's place
         self.expanding = {name for name, _, _, _ in binds if name in _expanding_names(sql)}
         self.sized: dict[tuple, str] = {}  # the SQL for each tuple of list lengths
@@ -145,10 +145,11 @@ def _plan(stmt, dialect, keys: tuple | None) -> _Plan | None:
             return None  # rows read by name would be ambiguous
         # SQLite's driver gives no column types: SQLAlchemy converts by the statement's types
         # alone (dates, JSON), with the same processors used here; other drivers' types matter
-        convert = [e.type._cached_result_processor(dialect, None) for e in compiled._result_columns]
-        if not any(convert):
-            convert = None
-        elif dialect.name != "sqlite":
+        processors = [
+            e.type._cached_result_processor(dialect, None) for e in compiled._result_columns
+        ]
+        convert = [(i, f) for i, f in enumerate(processors) if f is not None] or None
+        if convert and dialect.name != "sqlite":
             return None
         row = _row_class(names)
     if isinstance(stmt, Insert) and not returns_pk and dialect.name != "sqlite":
@@ -299,12 +300,13 @@ def execute(conn, stmt, params: dict | None = None):
             make, convert = plan.row, plan.convert
             if convert is None:
                 return _Result([make(*r) for r in cursor.fetchall()])
-            return _Result(
-                [
-                    make(*[f(v) if f is not None else v for f, v in zip(convert, r, strict=True)])
-                    for r in cursor.fetchall()
-                ]
-            )
+            rows = []
+            for r in cursor.fetchall():
+                r = list(r)
+                for i, f in convert:
+                    r[i] = f(r[i])
+                rows.append(make(*r))
+            return _Result(rows)
         if plan.returns_pk:
             return _Result([], cursor.fetchone()[0])
         return _Result([], getattr(cursor, "lastrowid", None))  # SQLite's new row id

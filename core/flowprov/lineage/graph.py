@@ -185,7 +185,12 @@ class Graph:
 # -- building ----------------------------------------------------------------------------------
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _json(v: Any) -> Any:
+    if type(v) in _PLAIN:  # most values (a walk builds a few hundred)
+        return v
     if isinstance(v, datetime):
         return v.isoformat(sep=" ", timespec="seconds")
     if isinstance(v, dict):

@@ -100,13 +100,20 @@ def meets(value: float, target: str) -> bool | None:
     return value >= float(bound) if op == "≥" else value <= float(bound)
 
 
+def ratio(value: float, floor: float | None, target: str) -> str:
+    """How far from the machine's floor: ×floor for a time, % of it for a rate (≥ targets)."""
+    if not floor:
+        return ""
+    return f"{value / floor:.1%}" if target.startswith("≥") else f"{value / floor:.1f}"
+
+
 def table(now: dict[str, dict], before: dict[str, dict] | None) -> str:
     """A Markdown table: one row per path, medians over the runs."""
 
     def num(x: float) -> str:
         return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
-    head = ["path", "unit", "median (min–max)", "runs", "floor", "×floor", "target", ""]
+    head = ["path", "unit", "median (min–max)", "runs", "floor", "×floor (rate: %)", "target", ""]
     if before is not None:
         head[4:4] = ["before", "after/before"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -121,8 +128,8 @@ def table(now: dict[str, dict], before: dict[str, dict] | None) -> str:
             f"{num(m)} ({num(min(v))}–{num(max(v))})",
             str(len(v)),
             num(fl) if fl is not None else "",
-            f"{m / fl:.1f}" if fl else "",
-            g["target"],
+            ratio(m, fl, g["target"]),
+            " ".join(g["target"].split()[:1] + [num(float(x)) for x in g["target"].split()[1:]]),
             "" if ok is None else ("ok" if ok else "MISSED"),
         ]
         if before is not None:

@@ -192,3 +192,35 @@ def test_a_read_with_an_in_list_gives_sqlalchemys_rows(instance):
     plans = [p for k, p in fast_sql._plans.items() if k[0] == id(stmt)]
     if instance.engine.dialect.name == "sqlite":  # PostgreSQL's reads with IN stay SQLAlchemy's
         assert plans and plans[0] is not None and plans[0].sized
+
+
+def test_a_write_that_cannot_begin_is_sqlalchemys_operational_error(instance):
+    """SQLite's BEGIN goes straight to the driver (db.py): another writer holding the lock past
+    the busy timeout is still SQLAlchemy's OperationalError (which the store retries and names),
+    and the connection works again once the lock is free."""
+    import sqlite3
+
+    from flowprov.db import make_engine
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    if instance.engine.dialect.name != "sqlite":
+        return  # PostgreSQL's BEGIN goes through SQLAlchemy as before
+    engine = make_engine(instance.engine.url)
+
+    @event.listens_for(engine, "connect")
+    def short_wait(dbapi_conn, _record):  # after flowprov's own 30 s
+        dbapi_conn.execute("PRAGMA busy_timeout=50")
+
+    other = sqlite3.connect(instance.engine.url.database, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process's writer
+    try:
+        with pytest.raises(OperationalError, match="locked"):
+            with write_transaction(engine) as conn:
+                conn.execute(text("SELECT 1"))
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    with write_transaction(engine) as conn:
+        assert conn.execute(text("SELECT count(*) FROM runs")).scalar() >= 0
+    engine.dispose()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -120,8 +121,19 @@ def _tune_sqlite(engine: Engine, read_only: bool = False) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection):
-        write = conn.get_execution_options().get(_WRITE)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        sql = "BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN"
+        raw = conn.connection.dbapi_connection
+        if not isinstance(raw, sqlite3.Connection):
+            conn.exec_driver_sql(sql)
+            return
+        # straight to the driver: SQLAlchemy's statement machinery cost more than SQLite's own
+        # BEGIN, on every write (a registered file, a task's event); its errors as SQLAlchemy's
+        try:
+            raw.execute(sql)
+        except sqlite3.Error as e:
+            from .fast_sql import raise_as_sqlalchemy
+
+            raise_as_sqlalchemy(conn, None, sql, (), e)
 
 
 @contextlib.contextmanager

@@ -171,7 +171,7 @@ def _plan(stmt, dialect, keys: tuple | None) -> _Plan | None:
     )
 
 
-def _raise(conn, cursor, sql, args, e):
+def raise_as_sqlalchemy(conn, cursor, sql, args, e):
     """A DB-API error as SQLAlchemy's own exception (IntegrityError, OperationalError, ...); a
     connection the error says is gone is invalidated, so the pool never hands it out again."""
     dialect = conn.dialect
@@ -243,7 +243,7 @@ def insert_many(conn, table, rows: list[dict], returning: tuple = ()) -> list[tu
                 if returning:
                     out.extend(cursor.fetchall())
             except dialect.loaded_dbapi.Error as e:
-                _raise(conn, cursor, sql, args, e)
+                raise_as_sqlalchemy(conn, cursor, sql, args, e)
     finally:
         cursor.close()
     return out
@@ -311,6 +311,6 @@ def execute(conn, stmt, params: dict | None = None):
             return _Result([], cursor.fetchone()[0])
         return _Result([], getattr(cursor, "lastrowid", None))  # SQLite's new row id
     except dialect.loaded_dbapi.Error as e:
-        _raise(conn, cursor, sql, args, e)
+        raise_as_sqlalchemy(conn, cursor, sql, args, e)
     finally:
         cursor.close()

@@ -457,3 +457,72 @@ def test_reading_flowprovs_own_copy_is_reading_that_artifact(instance, fp_env):
     )
     inst_mod.current().store.apply(evs)
     assert list(run.inputs) == [up] and count(instance, S.artifacts) == 1
+
+
+def _key_by_relpath(root: str, path: str) -> str | None:
+    """What StorageRoot.key_of answered before its shortcut: relpath, then refuse what leaves."""
+    rel = os.path.relpath(path, root)
+    if rel == "." or rel == ".." or rel.startswith(".." + os.sep):
+        return None
+    return rel.replace(os.sep, "/")
+
+
+def test_a_key_is_the_path_below_the_root_however_the_path_is_written(tmp_path):
+    """key_of's shortcut (the path below the root, as written) answers what relpath answers: a
+    path with `..`, `.` or a doubled separator is normalised, a sibling folder is not inside."""
+    from flowprov.storage import StorageRoot
+
+    root = str(tmp_path / "root")
+    r = StorageRoot(root)
+    paths = [
+        f"{root}/a.txt",
+        f"{root}/sub/dir/b.tsv.gz",
+        f"{root}/sub/../c.txt",
+        f"{root}/./d.txt",
+        f"{root}//e.txt",
+        f"{root}/f/",
+        f"{root}/..",
+        f"{root}/../root/g.txt",
+        f"{root}/../rootx/h.txt",
+        f"{root}x/i.txt",
+        root,
+        f"{root}/",
+        f"{root}/.hidden",
+        f"{root}/...",
+    ]
+    for p in paths:
+        assert r.key_of(p) == _key_by_relpath(root, p), p
+
+
+def test_a_suffix_is_what_pathlib_says(tmp_path):
+    """suffix_of reads the name itself (no Path per file): the same answers as PurePath's suffix
+    and suffixes, with two for compressed files."""
+    from flowprov.artifacts import suffix_of
+
+    def by_pathlib(path: str) -> str:
+        p = Path(path)
+        if p.suffix in {".gz", ".bz2", ".xz", ".zst", ".zip"} and len(p.suffixes) > 1:
+            return "".join(p.suffixes[-2:])
+        return p.suffix
+
+    names = ["a.tsv.gz", "x.parquet", "noext", ".bashrc", "..a", "a.", "a..gz", "a.b.c.gz"]
+    names += [".a.gz", "..gz", "a/b.tar.gz/", "s3://b/k/x.fastq.gz", "gs://b/x", "", "a.tar.zip"]
+    names += ["weird..tar.gz", "x.GZ", "a.b.", "/tmp/x.tsv.bz2", "a b.c d.gz", "x.tar.zst"]
+    for name in names:
+        assert suffix_of(name) == by_pathlib(name), name
+    (tmp_path / "folder.d").mkdir()
+    assert suffix_of(str(tmp_path / "folder.d")) == ""
+
+
+def test_a_batch_through_a_symlinked_folder_is_refused_file_by_file(instance, fp_env, tmp_path):
+    """The batch's resolved folders (_refuse_escape): a file whose own name is a link leading out
+    of the root is refused even when its folder was resolved for an earlier file of the batch."""
+    root = Path(instance.storage.root)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("elsewhere\n")
+    (root / "batch").mkdir()
+    write(root / "batch" / "ok.txt", "inside\n")
+    (root / "batch" / "link.txt").symlink_to(outside)
+    with pytest.raises(ValidationError, match="symlink leading outside"):
+        fp.save([fp.Artifact(str(root / "batch" / n)) for n in ("ok.txt", "link.txt")])
+    assert fp.Artifact.filter(key="batch/ok.txt").count() == 0  # all or nothing

@@ -14,7 +14,6 @@ import contextlib
 import logging
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 from sqlalchemy import select
 
@@ -31,13 +30,18 @@ _MULTI_SUFFIXES = {".gz", ".bz2", ".xz", ".zst", ".zip"}
 
 
 def suffix_of(path: str) -> str:
-    """'.tsv.gz' for matrix.tsv.gz, '.parquet' for x.parquet, '' for folders."""
+    """'.tsv.gz' for matrix.tsv.gz, '.parquet' for x.parquet, '' for folders. (PurePath's suffix
+    and suffixes, without building a Path for every file of a batch.)"""
     if os.path.isdir(path):
         return ""
-    p = Path(path)
-    if p.suffix in _MULTI_SUFFIXES and len(p.suffixes) > 1:
-        return "".join(p.suffixes[-2:])
-    return p.suffix
+    name = os.path.basename(path.rstrip(os.sep)) if path.strip(os.sep) else ""
+    i = name.rfind(".")
+    suffix = name[i:] if 0 < i < len(name) - 1 else ""
+    if suffix in _MULTI_SUFFIXES:
+        suffixes = [] if name.endswith(".") else name.lstrip(".").split(".")[1:]
+        if len(suffixes) > 1:
+            return "." + ".".join(suffixes[-2:])
+    return suffix
 
 
 def _containing_root(path: str, roots: Sequence[StorageRoot]) -> tuple[StorageRoot, str] | None:
@@ -184,6 +188,7 @@ def register(artifacts: Sequence) -> None:
     inst = instance_for_save(artifacts)  # a run's outputs go where the run lives
     default = inst.storage
     prepared = []  # (artifact, event fields)
+    folders: dict[str, str] = {}  # the batch's folders, resolved (_refuse_escape)
     for art in artifacts:
         if is_url(art._source):  # an object already in a bucket: recorded where it is
             prepared.append((art, art._source, _remote_fields(inst, art)))
@@ -196,7 +201,7 @@ def register(artifacts: Sequence) -> None:
         inside = _in_place(inst, src)
         if inside is not None:
             root, key = inside
-            _refuse_escape(src, root)
+            _refuse_escape(src, root, folders)
             if user_key is not None and user_key != key:
                 raise ValidationError(
                     f"{src} is inside storage {root.root} at key {key!r}; it is registered in place,"
@@ -285,10 +290,19 @@ def _remote_fields(inst, art) -> dict:
     )
 
 
-def _refuse_escape(src: str, root: StorageRoot) -> None:
+def _refuse_escape(src: str, root: StorageRoot, folders: dict[str, str] | None = None) -> None:
     """A path inside a root through a symlink that leads outside it is refused: its key would
-    name bytes the root does not hold. (Roots are stored resolved; src is absolute.)"""
-    real = os.path.realpath(src)
+    name bytes the root does not hold. (Roots are stored resolved; src is absolute.) `folders`
+    keeps the resolved folders of one batch: its files then cost one lstat each, not one per
+    component of their path."""
+    if folders is None:
+        real = os.path.realpath(src)
+    else:
+        folder, name = os.path.split(src)
+        real_folder = folders.get(folder)
+        if real_folder is None:
+            real_folder = folders[folder] = os.path.realpath(folder)
+        real = os.path.realpath(src) if os.path.islink(src) else os.path.join(real_folder, name)
     if real != src and root.key_of(real) is None:
         raise ValidationError(
             f"{src} is a symlink leading outside storage {root.root} (to {real}): "

@@ -194,6 +194,11 @@ class StorageRoot:
             if is_url(path) and path.startswith(self.root + "/") and len(path) > len(self.root) + 1:
                 return path[len(self.root) + 1 :]
             return None
+        prefix = self.root.rstrip(os.sep) + os.sep
+        if path.startswith(prefix):  # the usual case, without relpath's own normalising
+            rel = path[len(prefix) :]
+            if rel and not any(part in ("", ".", "..") for part in rel.split(os.sep)):
+                return rel.replace(os.sep, "/")
         try:
             rel = os.path.relpath(path, self.root)
         except ValueError:

@@ -189,6 +189,7 @@ def register(artifacts: Sequence) -> None:
     default = inst.storage
     prepared = []  # (artifact, event fields)
     folders: dict[str, str] = {}  # the batch's folders, resolved (_refuse_escape)
+    roots = list(inst.storages().values())
     for art in artifacts:
         if is_url(art._source):  # an object already in a bucket: recorded where it is
             prepared.append((art, art._source, _remote_fields(inst, art)))
@@ -198,7 +199,7 @@ def register(artifacts: Sequence) -> None:
             raise FileMissingError(f"cannot register {art._source}: no such file or folder ({src})")
         digest = hash_path(src, art._algorithm or settings.hash_algorithm)
         user_key = validate_key(art.key) if art.key is not None else None
-        inside = _in_place(inst, src)
+        inside = _in_place(roots, src)
         if inside is not None:
             root, key = inside
             _refuse_escape(src, root, folders)
@@ -338,9 +339,10 @@ def _keep_reused(root: StorageRoot, reused: dict[str, tuple[str, str]]) -> None:
             root.put(src, key)
 
 
-def _in_place(inst, src: str) -> tuple[StorageRoot, str] | None:
-    """(root, key) if src lies inside a registered storage root (outside flowprov's own folder)."""
-    found = _containing_root(src, list(inst.storages().values()))
+def _in_place(roots: list[StorageRoot], src: str) -> tuple[StorageRoot, str] | None:
+    """(root, key) if src lies inside one of the registered storage roots (outside flowprov's
+    own folder)."""
+    found = _containing_root(src, roots)
     if found is None or found[1].split("/", 1)[0] == SYSTEM_DIR:
         return None
     return found

@@ -31,6 +31,15 @@ def _utc(v):
     return v
 
 
+def _utc_row(row) -> dict:
+    """A row's values with its naive datetimes (SQLite's) marked UTC; the rest as they are."""
+    out = dict(row)
+    for k, v in out.items():
+        if isinstance(v, datetime) and v.tzinfo is None:
+            out[k] = v.replace(tzinfo=UTC)
+    return out
+
+
 class Record:
     _table: ClassVar[Table]
     _relations: ClassVar[dict[str, Rel]] = {}
@@ -50,7 +59,7 @@ class Record:
     @classmethod
     def _from_row(cls, row) -> Record:
         obj = cls.__new__(cls)
-        object.__setattr__(obj, "_row", {k: _utc(v) for k, v in dict(row).items()})
+        object.__setattr__(obj, "_row", _utc_row(dict(row)))
         return obj
 
     def __getattr__(self, name: str):
@@ -73,7 +82,7 @@ class Record:
 
     def _set_row(self, row: dict) -> None:
         self._row.clear()
-        self._row.update({k: _utc(v) for k, v in row.items()})
+        self._row.update(_utc_row(row))
 
     def _refresh_by_uid(self, uid: str, inst=None) -> None:
         from .db import read_connection
@@ -82,7 +91,7 @@ class Record:
         with read_connection((inst or current()).engine) as conn:
             row = conn.execute(select(self._table).where(self._table.c.uid == uid)).mappings().one()
         self._row.clear()
-        self._row.update({k: _utc(v) for k, v in row.items()})
+        self._row.update(_utc_row(row))
 
     def __eq__(self, other) -> bool:
         return type(self) is type(other) and self.uid is not None and self.uid == other.uid

@@ -31,7 +31,18 @@ def isolate(prefix: str, parent: str | None = None) -> str:
     os.environ["FLOWPROV_CACHE_DIR"] = os.path.join(base, "cache")
     os.environ["FLOWPROV_HASH_CACHE"] = "0"
     os.environ.pop("FLOWPROV_INSTANCE", None)  # use the instance this benchmark creates
+    bytecode_cache()
     return base
+
+
+def bytecode_cache() -> None:
+    """Python's bytecode cache on, for this process and the ones it starts, as on a user's
+    machine: a machine that sets PYTHONDONTWRITEBYTECODE (these do) would otherwise compile every
+    module of an editable install again in every process a benchmark times (~0.1 s of a
+    Snakemake run). The .pyc files go where Python puts them (__pycache__, ignored by git)."""
+    if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
+        print("(bytecode cache on: PYTHONDONTWRITEBYTECODE unset for the timed processes)")
+    sys.dont_write_bytecode = False
 
 
 @contextmanager

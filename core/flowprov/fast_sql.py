@@ -81,17 +81,27 @@ def _row_class(names: list[str]):
     def _mapping(self) -> dict:
         return dict(zip(keys, self, strict=True))
 
-    return type("Row", (base,), {"__slots__": (), "_mapping": property(_mapping)})
+    return type("Row", (base,), {"__slots__": (), "_mapping": property(_mapping), "_keys": keys})
 
 
 class _Result:
-    """The part of SQLAlchemy's Result the store uses."""
+    """The part of SQLAlchemy's Result the store uses. Rows are made when first read: as named
+    tuples, or straight from the driver's tuples as dicts (mappings())."""
 
-    __slots__ = ("rows", "pk")
+    __slots__ = ("_raw", "_make", "_rows", "pk")
 
-    def __init__(self, rows, pk=None):
-        self.rows = rows
+    def __init__(self, rows, pk=None, make=None):
+        self._raw = rows
+        self._make = make  # the row class, for rows still as the driver gave them
+        self._rows = None if make is not None else rows
         self.pk = pk
+
+    @property
+    def rows(self) -> list:
+        if self._rows is None:
+            make = self._make
+            self._rows = [make(*r) for r in self._raw]
+        return self._rows
 
     def __iter__(self):
         return iter(self.rows)
@@ -100,6 +110,9 @@ class _Result:
         return self.rows
 
     def mappings(self) -> _Mappings:
+        if self._rows is None:
+            keys = self._make._keys
+            return _Mappings([dict(zip(keys, r, strict=True)) for r in self._raw])
         return _Mappings([r._mapping for r in self.rows])
 
     def scalar(self):
@@ -297,16 +310,13 @@ def execute(conn, stmt, params: dict | None = None):
     try:
         cursor.execute(sql, args)
         if plan.row is not None:
-            make, convert = plan.row, plan.convert
-            if convert is None:
-                return _Result([make(*r) for r in cursor.fetchall()])
-            rows = []
-            for r in cursor.fetchall():
-                r = list(r)
-                for i, f in convert:
-                    r[i] = f(r[i])
-                rows.append(make(*r))
-            return _Result(rows)
+            rows, convert = cursor.fetchall(), plan.convert
+            if convert is not None:
+                for n, r in enumerate(rows):
+                    r = rows[n] = list(r)
+                    for i, f in convert:
+                        r[i] = f(r[i])
+            return _Result(rows, make=plan.row)
         if plan.returns_pk:
             return _Result([], cursor.fetchone()[0])
         return _Result([], getattr(cursor, "lastrowid", None))  # SQLite's new row id

@@ -247,28 +247,27 @@ def name_artifacts(g: Graph) -> None:
     B/C.fastq, not C.fastq twice), and the version (v2) of a place that has held several."""
     from ..uids import ARTIFACT_STEM, suffix_index
 
-    arts = [n for n in g.nodes.values() if n.kind == "artifact" and n.record.get("key")]
-    depth = dict.fromkeys((n.id for n in arts), 1)
+    parts = {
+        n.id: n.record["key"].split("/")
+        for n in g.nodes.values()
+        if n.kind == "artifact" and n.record.get("key")
+    }
+    depth = dict.fromkeys(parts, 1)
     while True:
-        by_label: dict[str, set[str]] = {}
-        for n in arts:
-            parts = n.record["key"].split("/")
-            by_label.setdefault("/".join(parts[-depth[n.id] :]), set()).add(n.record["key"])
-        grow = [
-            n
-            for n in arts
-            if len(by_label["/".join(n.record["key"].split("/")[-depth[n.id] :])]) > 1
-            and depth[n.id] < len(n.record["key"].split("/"))
-        ]
+        labels = {i: "/".join(p[-depth[i] :]) for i, p in parts.items()}
+        keys_of: dict[str, set[str]] = {}
+        for i, label in labels.items():
+            keys_of.setdefault(label, set()).add("/".join(parts[i]))
+        grow = [i for i, p in parts.items() if len(keys_of[labels[i]]) > 1 and depth[i] < len(p)]
         if not grow:
             break
-        for n in grow:
-            depth[n.id] += 1
+        for i in grow:
+            depth[i] += 1
     for n in g.nodes.values():
         if n.kind != "artifact":
             continue
         rec = n.record
-        name = "/".join(rec["key"].split("/")[-depth[n.id] :]) if rec.get("key") else None
+        name = "/".join(parts[n.id][-depth[n.id] :]) if n.id in parts else None
         name = name or rec.get("file_name")
         index = suffix_index(n.uid[ARTIFACT_STEM:])
         if index > 0 or rec.get("is_latest") is False:  # the place has held other bytes

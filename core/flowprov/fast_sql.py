@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from collections import namedtuple
 
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
 
@@ -229,6 +230,20 @@ def insert_many(conn, table, rows: list[dict], returning: tuple = ()) -> list[tu
             plan = None  # let SQLAlchemy say what is missing
             break
         getters.append((key, key in keys, plan.defaults.get(key, constant), proc))
+    if plan is None and dialect.driver == "psycopg" and (not returning or "uid" in keys):
+        # psycopg's own executemany: one INSERT, parsed once and pipelined. SQLAlchemy's batches
+        # of rows with RETURNING make a new query text per batch (100 rows × 20 columns), which
+        # psycopg parses each time: ~3 ms per batch, a third of a PostgreSQL writer's time.
+        conn.execute(stmt, rows)
+        if not returning:
+            return []
+        uid, cols = table.c["uid"], [table.c[c] for c in returning]
+        uids = [r["uid"] for r in rows]
+        out = []
+        for i in range(0, len(uids), 1000):
+            query = select(*cols).where(uid.in_(uids[i : i + 1000]))
+            out += [tuple(r) for r in conn.execute(query)]
+        return out
     if plan is None:
         # RETURNING (of the primary key if nothing else) is what lets SQLAlchemy batch the rows
         cols = returning or tuple(c.key for c in table.primary_key)

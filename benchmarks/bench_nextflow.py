@@ -88,20 +88,23 @@ def make_trace(path: Path, n: int, container: bool = False) -> None:
             )
 
 
+def child(code: str, *args) -> str:
+    """What `python -c code args...` prints (a fresh process: its peak RSS is its own)."""
+    out = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        sys.exit(f"ingest failed:\n{out.stderr[-3000:]}")
+    return out.stdout
+
+
 def trials(base: str, trace: Path, args, label: str, envs_expected: int):
     """Ingest `trace` into a fresh instance per trial; returns the times and peak RSS (and prints
     each)."""
     times, mems = [], []
     for trial in range(args.trials):
         store = Path(base) / f"store-{label}-{trial}"
-        out = subprocess.run(
-            [sys.executable, "-c", CHILD, str(trace), str(store)],
-            capture_output=True,
-            text=True,
-        )
-        if out.returncode != 0:
-            sys.exit(f"ingest failed:\n{out.stderr[-3000:]}")
-        dt, mem, runs, envs = out.stdout.split()
+        dt, mem, runs, envs = child(CHILD, trace, store).split()
         if int(runs) != args.tasks + 1:
             sys.exit(f"expected {args.tasks + 1} runs, recorded {runs}")
         if int(envs) != envs_expected:
@@ -130,14 +133,7 @@ def raw_floor(base: str, trace: Path, args) -> list[float]:
     """The stdlib split + sqlite3 insert of the same trace, one fresh file per trial."""
     floors = []
     for trial in range(args.trials):
-        db = Path(base) / f"raw-{trace.stem}-{trial}.db"
-        out = subprocess.run(
-            [sys.executable, "-c", RAW, str(trace), str(db)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        floors.append(float(out.stdout))
+        floors.append(float(child(RAW, trace, Path(base) / f"raw-{trace.stem}-{trial}.db")))
     return floors
 
 

@@ -275,6 +275,40 @@ def test_a_second_demo_replaces_the_first(store):
     assert git_status(store.clone) == ""
 
 
+def test_a_cause_is_found_in_a_traceback_another_thread_wrote_into():
+    """The step output of a CI run: Prefect's temporary server logged its own failure while the
+    flow's traceback was printed. The traceback still ends at its exception; chained tracebacks'
+    joining lines are not causes."""
+    from flowprov.demo import _causes
+
+    output = "\n".join(
+        [
+            "15:39:36.843 | ERROR   | uvicorn.error - Traceback (most recent call last):",
+            '  File "server.py", line 1, in lifespan',
+            "sqlite3.OperationalError: unable to open database file",
+            "",
+            "The above exception was the direct cause of the following exception:",
+            "",
+            "Traceback (most recent call last):",
+            '  File "aiosqlite/core.py", line 466, in connector',
+            "sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) unable to open database",
+            "15:39:59.658 | ERROR   | uvicorn.error - Application startup failed. Exiting.",
+            "Traceback (most recent call last):",
+            '  File "integrated_analysis.py", line 80, in <module>',
+            "15:39:59.700 | ERROR   | uvicorn.error - Application startup failed. Exiting.",
+            "    ret_val = run_flow_sync(**kwargs)",
+            '  File "prefect/server/api/server.py", line 1174, in start',
+            "    raise RuntimeError(error_message)",
+            "RuntimeError: Timed out while attempting to connect to ephemeral Prefect API server.",
+            "KeyboardInterrupt",
+        ]
+    )
+    assert _causes(output) == [
+        "sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) unable to open database",
+        "RuntimeError: Timed out while attempting to connect to ephemeral Prefect API server.",
+    ]
+
+
 def test_a_failing_step_says_which_and_why(fp_env, monkeypatch):
     """A real failure, the one a relative Prefect home caused: Prefect's temporary server cannot
     open its database, and the flow gives up waiting for it. The cause comes first."""

@@ -164,18 +164,27 @@ def _run_notebook(step: Step, path: Path, work: Path, env: dict, log: Path, numb
 _ERROR_LINE = re.compile(r"^(?:[\w.]*(?:Error|Exception)\b|Error in rule )")
 
 
+# the line ending a Python traceback: the exception's (dotted) name, alone or before ": message"
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?::\s|:?$)")
+
+
 def _causes(output: str) -> list[str]:
     """What went wrong, from a step's output, in order (the first is the cause, later ones its
     consequences): the exception line ending each Python traceback; else each error line with
-    the lines of its paragraph; else the last lines of the output."""
+    the lines of its paragraph; else the last lines of the output.
+
+    Another thread may write in the middle of a traceback (Prefect's temporary server logs its
+    own failure while the flow's traceback is printed): an unindented line that is not an
+    exception's does not end the traceback."""
     lines = output.splitlines()
     found, in_traceback = [], False
     for line in lines:
         if line.startswith("Traceback (most recent call last):"):
             in_traceback = True
         elif in_traceback and line.strip() and not line[0].isspace():
-            found.append(line.strip())
-            in_traceback = False
+            if _EXCEPTION_LINE.match(line):
+                found.append(line.strip())
+                in_traceback = False
     if found:
         return found
     for i, line in enumerate(lines):

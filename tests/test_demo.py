@@ -279,7 +279,7 @@ def test_a_cause_is_found_in_a_traceback_another_thread_wrote_into():
     """The step output of a CI run: Prefect's temporary server logged its own failure while the
     flow's traceback was printed. The traceback still ends at its exception; chained tracebacks'
     joining lines are not causes."""
-    from flowprov.demo import _causes
+    from flowprov.demo import STEPS, _causes, _failure
 
     output = "\n".join(
         [
@@ -303,10 +303,14 @@ def test_a_cause_is_found_in_a_traceback_another_thread_wrote_into():
             "KeyboardInterrupt",
         ]
     )
-    assert _causes(output) == [
+    causes = _causes(output)
+    assert causes == [
         "sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) unable to open database",
         "RuntimeError: Timed out while attempting to connect to ephemeral Prefect API server.",
     ]
+    # the server's last retry, logged after the flow gave up: the cause again, not the "then"
+    report = _failure(STEPS[5], 6, "exit code 1", [*causes, causes[0]], Path("x.log"))
+    assert report.splitlines()[2] == f"  then:  {causes[1]}"
 
 
 def test_a_failing_step_says_which_and_why(fp_env, monkeypatch):

@@ -18,7 +18,7 @@ trace's tasks, a batch of files): one multi-row INSERT … VALUES (…), (…) p
 SQLAlchemy's "insertmanyvalues" sends them — on SQLite, one statement per row would cost the
 search index's FTS5 triggers a flush each (+76 % on a 100,000-task ingest) — but with the
 parameters built in one pass here: SQLAlchemy's own per-row work was ~40 % of a trace ingest.
-On SQLite only: PostgreSQL keeps SQLAlchemy's executemany (psycopg batches it itself).
+On PostgreSQL the rows go through psycopg's own executemany (one query text, pipelined).
 """
 
 from __future__ import annotations
@@ -59,15 +59,11 @@ class _Plan:
         self.row = row  # namedtuple of the result columns, or None
         self.convert = convert  # [(column index, SQLAlchemy's result processor)] or None
         # an expanding IN parameter is one `?` per value: the SQL split at each one's place
-        self.expanding = {name for name, _, _, _ in binds if name in _expanding_names(sql)}
+        self.expanding = set(_POSTCOMPILE.findall(sql)) & {name for name, _, _, _ in binds}
         self.sized: dict[tuple, str] = {}  # the SQL for each tuple of list lengths
 
 
 _POSTCOMPILE = re.compile(r"__\[POSTCOMPILE_(\w+)\]")
-
-
-def _expanding_names(sql: str) -> set:
-    return set(_POSTCOMPILE.findall(sql))
 
 
 _REQUIRED = object()

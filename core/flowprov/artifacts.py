@@ -291,19 +291,16 @@ def _remote_fields(inst, art) -> dict:
     )
 
 
-def _refuse_escape(src: str, root: StorageRoot, folders: dict[str, str] | None = None) -> None:
+def _refuse_escape(src: str, root: StorageRoot, folders: dict[str, str]) -> None:
     """A path inside a root through a symlink that leads outside it is refused: its key would
     name bytes the root does not hold. (Roots are stored resolved; src is absolute.) `folders`
     keeps the resolved folders of one batch: its files then cost one lstat each, not one per
     component of their path."""
-    if folders is None:
-        real = os.path.realpath(src)
-    else:
-        folder, name = os.path.split(src)
-        real_folder = folders.get(folder)
-        if real_folder is None:
-            real_folder = folders[folder] = os.path.realpath(folder)
-        real = os.path.realpath(src) if os.path.islink(src) else os.path.join(real_folder, name)
+    folder, name = os.path.split(src)
+    real_folder = folders.get(folder)
+    if real_folder is None:
+        real_folder = folders[folder] = os.path.realpath(folder)
+    real = os.path.realpath(src) if os.path.islink(src) else os.path.join(real_folder, name)
     if real != src and root.key_of(real) is None:
         raise ValidationError(
             f"{src} is a symlink leading outside storage {root.root} (to {real}): "

@@ -389,3 +389,65 @@ def test_an_index_this_sqlite_cannot_open_is_not_used(lab, indexed):
     for q in ["GWS CRIPSRa analysis", "CRIPSRa"]:
         assert found(fp.Transform, q) == old_scan(fp.Transform, q)
     assert search.search_hits("GWS CRIPSRa analysis")[0].uid == lab["nb"].uid
+
+
+def _trigger_sql(conn, name: str):
+    return conn.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,)
+    ).scalar()
+
+
+def _index_matches_its_table(conn) -> None:
+    """FTS5's own check, with the index compared to the table's rows (rank 1)."""
+    conn.exec_driver_sql("INSERT INTO search_runs(search_runs, rank) VALUES ('integrity-check', 1)")
+
+
+def test_a_batch_is_indexed_after_its_rows_as_its_trigger_would(instance, monkeypatch, indexed):
+    """A large batch (a trace's tasks, a batch of files) is indexed by one statement after its
+    rows, its insert trigger away meanwhile (fast_sql.insert_many): every row is found, the
+    trigger is back as it was written, and a batch that fails part way — the whole transaction
+    rolled back, or only a savepoint — leaves the index in step with the table."""
+    from flowprov import fast_sql
+    from flowprov import schema as S
+    from flowprov.uids import RUN_UID, random_uid
+    from sqlalchemy.exc import IntegrityError
+
+    from tests.test_fast_sql import a_run
+
+    if instance.engine.dialect.name != "sqlite":
+        pytest.skip("the FTS5 index and its triggers are SQLite's (PostgreSQL: pg_trgm indexes)")
+    values = a_run(instance)
+    monkeypatch.setattr(fast_sql, "_max_params", lambda: 50 * len(values))  # 50 rows a chunk
+    batch = [
+        {**values, "uid": random_uid(RUN_UID), "name": f"zebrabatch_{i:03d}", "reference": None}
+        for i in range(fast_sql._INDEX_AFTER + 20)
+    ]
+    with write_transaction(instance.engine) as conn:
+        trigger = _trigger_sql(conn, "search_runs_insert")
+        assert trigger
+        fast_sql.insert_many(conn, S.runs, batch)
+    R = fp.Run
+    assert R.filter(contains_clause(R, "name", "zebrabatch_")).count() == len(batch)
+    assert R.search("zebrabatch_117").first().uid == batch[117]["uid"]
+    with write_transaction(instance.engine) as conn:
+        assert _trigger_sql(conn, "search_runs_insert") == trigger
+        _index_matches_its_table(conn)
+
+    def failing():  # a duplicate in the third chunk
+        rows = [{**r, "uid": random_uid(RUN_UID), "name": "lionbatch"} for r in batch]
+        rows[110]["uid"] = rows[3]["uid"]
+        return rows
+
+    with pytest.raises(IntegrityError):
+        with write_transaction(instance.engine) as conn:
+            fast_sql.insert_many(conn, S.runs, failing())
+    with write_transaction(instance.engine) as conn:  # caught inside the transaction
+        with pytest.raises(IntegrityError):
+            with conn.begin_nested():
+                fast_sql.insert_many(conn, S.runs, failing())
+        fast_sql.insert_many(conn, S.runs, [{**values, "uid": random_uid(RUN_UID), "name": "owl"}])
+    assert R.filter(contains_clause(R, "name", "lionbatch")).count() == 0
+    assert R.filter(contains_clause(R, "name", "owl")).count() == 1  # the trigger indexed it
+    with write_transaction(instance.engine) as conn:
+        assert _trigger_sql(conn, "search_runs_insert") == trigger
+        _index_matches_its_table(conn)

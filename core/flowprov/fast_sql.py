@@ -25,10 +25,13 @@ from __future__ import annotations
 
 import re
 from collections import namedtuple
+from contextlib import nullcontext
 
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
+
+from . import search_index
 
 _plans: dict[tuple, _Plan | None] = {}
 
@@ -252,28 +255,36 @@ def insert_many(conn, table, rows: list[dict], returning: tuple = ()) -> list[tu
     per = max(1, min(1000, _max_params() // max(1, len(getters))))
     out: list[tuple] = []
     cursor = conn.connection.dbapi_connection.cursor()
+    indexed = (
+        search_index.sqlite_indexed_after(cursor, table.name)
+        if len(rows) >= _INDEX_AFTER
+        else nullcontext()
+    )
     try:
-        for start in range(0, len(rows), per):
-            chunk = rows[start : start + per]
-            args = []
-            add = args.append
-            for row in chunk:
-                for key, given, fixed, proc in getters:
-                    v = row[key] if given else fixed
-                    add(proc(v) if proc is not None else v)
-            sql = f"{head} VALUES {', '.join([group] * len(chunk))}{tail}"
-            try:
-                cursor.execute(sql, args)
-                if returning:
-                    out.extend(cursor.fetchall())
-            except dialect.loaded_dbapi.Error as e:
-                raise_as_sqlalchemy(conn, cursor, sql, args, e)
+        with indexed:
+            for start in range(0, len(rows), per):
+                chunk = rows[start : start + per]
+                args = []
+                add = args.append
+                for row in chunk:
+                    for key, given, fixed, proc in getters:
+                        v = row[key] if given else fixed
+                        add(proc(v) if proc is not None else v)
+                sql = f"{head} VALUES {', '.join([group] * len(chunk))}{tail}"
+                try:
+                    cursor.execute(sql, args)
+                    if returning:
+                        out.extend(cursor.fetchall())
+                except dialect.loaded_dbapi.Error as e:
+                    raise_as_sqlalchemy(conn, cursor, sql, args, e)
     finally:
         cursor.close()
     return out
 
 
 _inserts: dict[int, object] = {}
+# from this many rows on, a batch is indexed for search after its rows, not by row triggers
+_INDEX_AFTER = 100
 
 
 def execute(conn, stmt, params: dict | None = None):

@@ -285,6 +285,7 @@ class _Batch:
         self.new_env_ids: dict[str, int] = {}
         self.merged_away: list[tuple[str, tuple[str, str]]] = []  # runs RunMerged deleted
         self.transform_ids: dict[str, int] = {}  # uid → id, within this transaction
+        self.spec_by_id: dict[int, tuple[TransformSpec, str]] = {}  # id(spec) → (spec, its uid)
         # artifact versions known in this transaction: every version of a place by (storage id,
         # key), oldest first; keyless artifacts (files copied in without a key) by hash
         self.places: dict[tuple[int, str], list[dict]] = {}
@@ -572,8 +573,12 @@ class _Batch:
     def transform(self, spec: TransformSpec, created_by: str | None, at) -> tuple[str, bool]:
         """(uid, existed) of the Transform a spec describes; engines send the same spec with every
         task, so specs already resolved (and committed) are answered from a cache."""
+        seen = self.spec_by_id.get(id(spec))  # the same object again (a trace's every task):
+        if seen is not None and seen[0] is spec:  # no hash of the whole spec, source and all
+            return seen[1], True
         cached = self.store._transform_uids.get(spec) or self.new_transform_uids.get(spec)
         if cached is not None:
+            self.spec_by_id[id(spec)] = (spec, cached)
             return cached, True
         uid, existed = self._transform(spec, created_by, at)
         self.new_transform_uids[spec] = uid

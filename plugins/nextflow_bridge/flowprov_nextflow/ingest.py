@@ -386,7 +386,7 @@ def ingest_trace(
                     report.skipped.append(f"{where}: no work directory")
                     continue
             report.tasks += 1
-            process, tag = row.process, row.tag
+            process, tag = row.process_and_tag()
             full = W.full_hash(v.get("workdir")) or (W.full_hash(task.path) if task else None)
             task_id = v.get("task_id")
             if task_id is not None and task_id in pl.tasks_by_id:
@@ -418,7 +418,9 @@ def ingest_trace(
             if end is not None and (last_end is None or end > last_end):
                 last_end = end
             name = v.get("name") or (f"{process} ({tag})" if tag else process)
-            attempts.see(name, status, v, row.line, to_utc(v.get("submit"), tz) or start, end)
+            # without a start column, start is the submit time already read in the zone
+            submit = to_utc(v.get("submit"), tz) if v.get("start") else start
+            attempts.see(name, status, v, row.line, submit or start, end)
             # built from values the parser already checked: skip pydantic's re-validation (hot loop)
             yield RunStarted.model_construct(
                 uid=random_uid(RUN_UID),

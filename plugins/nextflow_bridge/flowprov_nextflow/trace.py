@@ -193,17 +193,26 @@ class TraceRow:
 
     @property
     def process(self) -> str:
-        return self.values.get("process") or split_name(self.values.get("name") or "")[0]
+        return self.process_and_tag()[0]
 
     @property
     def tag(self) -> str | None:
-        return self.values.get("tag") or split_name(self.values.get("name") or "")[1]
+        return self.process_and_tag()[1]
+
+    def process_and_tag(self) -> tuple[str, str | None]:
+        """(process, tag): their own columns, else read from the name (split once)."""
+        v = self.values
+        process, tag = v.get("process"), v.get("tag")
+        if process and tag:
+            return process, tag
+        p, t = split_name(v.get("name") or "")
+        return process or p, tag or t
 
 
 def _converter(field: str):
     """The parser of one column (chosen once per file, not per cell)."""
     if field in STR_FIELDS:
-        return str
+        return None  # kept as written
     if field in DATE_FIELDS:
         return parse_date
     if field in TIME_FIELDS:
@@ -307,6 +316,9 @@ def read_trace(
                 cell = cell.strip()
                 if cell == "-" or not cell:
                     values[field] = None
+                    continue
+                if conv is None:
+                    values[field] = cell
                     continue
                 try:
                     values[field] = conv(cell)

@@ -526,3 +526,26 @@ def test_a_batch_through_a_symlinked_folder_is_refused_file_by_file(instance, fp
     with pytest.raises(ValidationError, match="symlink leading outside"):
         fp.save([fp.Artifact(str(root / "batch" / n)) for n in ("ok.txt", "link.txt")])
     assert fp.Artifact.filter(key="batch/ok.txt").count() == 0  # all or nothing
+
+
+def test_one_stat_per_file_tells_what_register_needs(instance, fp_env, tmp_path):
+    """register() stats each file once (lstat, and stat only for a link): a missing file and a
+    dangling link are the same 'no such file or folder' error as before; a link inside the root
+    is hashed as the file it leads to; a folder's suffix is '' whatever its name."""
+    from flowprov.errors import FileMissingError
+
+    root = Path(instance.storage.root)
+    (root / "dangling.txt").symlink_to(root / "gone.txt")
+    for name in ("dangling.txt", "never-there.txt"):
+        with pytest.raises(FileMissingError, match="cannot register .*no such file or folder"):
+            fp.save([fp.Artifact(str(root / name))])
+    target = write(root / "data" / "t.tsv.gz", "inside\n")
+    (root / "alias.tsv.gz").symlink_to(target)
+    folder = root / "sample.d"
+    write(folder / "a.txt", "a\n")
+    linked, real, tree = fp.save(
+        [fp.Artifact(str(p)) for p in (root / "alias.tsv.gz", target, folder)]
+    )
+    assert linked.hash == real.hash and linked.size == real.size == len("inside\n")
+    assert (linked.key, linked.suffix, real.suffix) == ("alias.tsv.gz", ".tsv.gz", ".tsv.gz")
+    assert tree.suffix == "" and tree.hash_type.endswith("-dir") and tree.n_objects == 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import stat
 from collections.abc import Sequence
 
 from sqlalchemy import select
@@ -29,10 +30,11 @@ logger = logging.getLogger("flowprov")
 _MULTI_SUFFIXES = {".gz", ".bz2", ".xz", ".zst", ".zip"}
 
 
-def suffix_of(path: str) -> str:
-    """'.tsv.gz' for matrix.tsv.gz, '.parquet' for x.parquet, '' for folders. (PurePath's suffix
-    and suffixes, without building a Path for every file of a batch.)"""
-    if os.path.isdir(path):
+def suffix_of(path: str, is_dir: bool | None = None) -> str:
+    """'.tsv.gz' for matrix.tsv.gz, '.parquet' for x.parquet, '' for folders (`is_dir`, when the
+    caller knows). (PurePath's suffix and suffixes, without building a Path for every file of a
+    batch.)"""
+    if os.path.isdir(path) if is_dir is None else is_dir:
         return ""
     name = os.path.basename(path.rstrip(os.sep)) if path.strip(os.sep) else ""
     i = name.rfind(".")
@@ -195,14 +197,21 @@ def register(artifacts: Sequence) -> None:
             prepared.append((art, art._source, _remote_fields(inst, art)))
             continue
         src = os.path.abspath(art._source)
-        if not os.path.exists(src):
-            raise FileMissingError(f"cannot register {art._source}: no such file or folder ({src})")
-        digest = hash_path(src, art._algorithm or settings.hash_algorithm)
+        try:  # one stat per file: what it is, whether it is a link (and then where it leads)
+            st = os.lstat(src)
+            is_link = stat.S_ISLNK(st.st_mode)
+            if is_link:
+                st = os.stat(src)
+        except OSError:  # as os.path.exists says: a dangling link, a folder that cannot be read
+            raise FileMissingError(
+                f"cannot register {art._source}: no such file or folder ({src})"
+            ) from None
+        digest = hash_path(src, art._algorithm or settings.hash_algorithm, st=st)
         user_key = validate_key(art.key) if art.key is not None else None
         inside = _in_place(roots, src)
         if inside is not None:
             root, key = inside
-            _refuse_escape(src, root, folders)
+            _refuse_escape(src, root, folders, is_link)
             if user_key is not None and user_key != key:
                 raise ValidationError(
                     f"{src} is inside storage {root.root} at key {key!r}; it is registered in place,"
@@ -224,7 +233,7 @@ def register(artifacts: Sequence) -> None:
         fields.update(
             stem=random_uid(ARTIFACT_STEM),
             description=art.description,
-            suffix=suffix_of(src),
+            suffix=suffix_of(src, stat.S_ISDIR(st.st_mode)),
             size=digest.size,
             hash=digest.hash,
             hash_type=digest.hash_type,
@@ -291,16 +300,17 @@ def _remote_fields(inst, art) -> dict:
     )
 
 
-def _refuse_escape(src: str, root: StorageRoot, folders: dict[str, str]) -> None:
+def _refuse_escape(src: str, root: StorageRoot, folders: dict[str, str], is_link: bool) -> None:
     """A path inside a root through a symlink that leads outside it is refused: its key would
-    name bytes the root does not hold. (Roots are stored resolved; src is absolute.) `folders`
-    keeps the resolved folders of one batch: its files then cost one lstat each, not one per
-    component of their path."""
+    name bytes the root does not hold. (Roots are stored resolved; src is absolute; `is_link`:
+    src itself is a symlink, from the caller's lstat.) `folders` keeps the resolved folders of
+    one batch: its files then cost nothing more here, not one lstat per component of their
+    path."""
     folder, name = os.path.split(src)
     real_folder = folders.get(folder)
     if real_folder is None:
         real_folder = folders[folder] = os.path.realpath(folder)
-    real = os.path.realpath(src) if os.path.islink(src) else os.path.join(real_folder, name)
+    real = os.path.realpath(src) if is_link else os.path.join(real_folder, name)
     if real != src and root.key_of(real) is None:
         raise ValidationError(
             f"{src} is a symlink leading outside storage {root.root} (to {real}): "

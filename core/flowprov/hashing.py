@@ -130,14 +130,18 @@ def default_cache() -> HashCache | None:
 
 
 def hash_file(
-    path: str | os.PathLike, algorithm: str = DEFAULT_ALGORITHM, use_cache: bool = True
+    path: str | os.PathLike,
+    algorithm: str = DEFAULT_ALGORITHM,
+    use_cache: bool = True,
+    st: os.stat_result | None = None,
 ) -> Digest:
     """Hash one regular file, reading every byte (or reuse the cached hash of an unchanged file,
-    unless use_cache is False: `verify` re-reads)."""
+    unless use_cache is False: `verify` re-reads). `st`: the file's os.stat, taken just before by
+    a caller that needed it anyway (one stat per file of a batch, not three)."""
     _check_algorithm(algorithm)
     p = os.path.abspath(os.fspath(path))
     try:
-        st = os.stat(p)
+        st = st or os.stat(p)
     except FileNotFoundError:
         raise FileMissingError(f"file not found: {p}") from None
     if not stat.S_ISREG(st.st_mode):
@@ -215,16 +219,17 @@ def hash_path(
     algorithm: str = DEFAULT_ALGORITHM,
     ignore: frozenset[str] = frozenset(),
     use_cache: bool = True,
+    st: os.stat_result | None = None,
 ) -> Digest:
-    """A file or a folder."""
+    """A file or a folder (`st`: its os.stat, if the caller has just taken it)."""
     p = os.fspath(path)
     try:
-        is_dir = stat.S_ISDIR(os.stat(p).st_mode)
+        st = st or os.stat(p)
     except FileNotFoundError:
         raise FileMissingError(f"no such file or folder: {os.path.abspath(p)}") from None
-    if is_dir:
+    if stat.S_ISDIR(st.st_mode):
         return hash_folder(p, algorithm, ignore, use_cache)
-    return hash_file(p, algorithm, use_cache)
+    return hash_file(p, algorithm, use_cache, st)
 
 
 def hash_stream(chunks, algorithm: str = DEFAULT_ALGORITHM) -> tuple[str, int]:

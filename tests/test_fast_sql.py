@@ -224,3 +224,39 @@ def test_a_write_that_cannot_begin_is_sqlalchemys_operational_error(instance):
     with write_transaction(engine) as conn:
         assert conn.execute(text("SELECT count(*) FROM runs")).scalar() >= 0
     engine.dispose()
+
+
+def test_sqlites_dates_are_written_as_sqlalchemy_writes_them():
+    """fast_sql's SQLite DATETIME processor (isoformat, not a %-format): the same text as
+    SQLAlchemy's for every kind of value, and SQLAlchemy's own for what is not a plain datetime."""
+    from datetime import date
+
+    from sqlalchemy import DateTime
+    from sqlalchemy.dialects import sqlite
+
+    dialect = sqlite.dialect()
+    slow = DateTime(timezone=True).dialect_impl(dialect).bind_processor(dialect)
+    fast = fast_sql._faster(DateTime(timezone=True), dialect, slow)
+    assert fast is not slow
+
+    class Sub(datetime):  # pendulum's DateTime and the like
+        pass
+
+    values = [
+        datetime(2026, 12, 2, 7, 30, 1, 123456),
+        datetime(2026, 12, 2, 7, 30, 1),  # no microseconds: isoformat would drop them
+        datetime(1, 1, 1),
+        datetime(999, 3, 4, 5, 6, 7, 8),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2026, 3, 29, 2, 30, tzinfo=timezone(timedelta(hours=2))),  # offset left out
+        Sub(2026, 1, 2, 3, 4, 5, 6),
+        date(2026, 12, 2),
+        None,
+    ]
+    for v in values:
+        assert fast(v) == slow(v), v
+    with pytest.raises(TypeError):
+        fast("2026-12-02")
+    from sqlalchemy.dialects import postgresql
+
+    assert fast_sql._faster(DateTime(), postgresql.dialect(), slow) is slow

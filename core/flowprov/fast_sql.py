@@ -178,10 +178,37 @@ def _plan(stmt, dialect, keys: tuple | None) -> _Plan | None:
         if bp.literal_execute or (bp.expanding and processors.get(name) is not None):
             return None
         constant = _REQUIRED if bp.required or bp.callable is not None else bp.effective_value
-        binds.append((name, bp.key, constant, processors.get(name)))
+        binds.append((name, bp.key, constant, _faster(bp.type, dialect, processors.get(name))))
     return _Plan(
         stmt, compiled.string, binds, dialect.positional, defaults, returns_pk, row, convert
     )
+
+
+_SQLITE_DATETIME = (
+    "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
+)
+
+
+def _faster(type_, dialect, proc):
+    """SQLAlchemy's bind processor, or one that gives the same text faster. SQLite's DATETIME
+    formats each field with a %-format: a plain datetime's isoformat (without its offset, which
+    SQLite's format leaves out too) is the same text in 2/3 of the time; four dates a task row."""
+    if proc is None or dialect.name != "sqlite":
+        return proc
+    from datetime import datetime
+
+    from sqlalchemy.dialects.sqlite import DATETIME
+
+    impl = type_.dialect_impl(dialect)
+    if not isinstance(impl, DATETIME) or impl._storage_format != _SQLITE_DATETIME:
+        return proc
+
+    def process(value):
+        if value.__class__ is datetime:  # not a subclass (pendulum's): SQLAlchemy's own then
+            return value.isoformat(" ", "microseconds")[:26]
+        return proc(value)
+
+    return process
 
 
 def raise_as_sqlalchemy(conn, cursor, sql, args, e):

@@ -11,6 +11,7 @@ import logging
 import os
 import traceback
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,6 +41,11 @@ def _utc_row(row) -> dict:
     return out
 
 
+@cache
+def _column_keys(table: Table) -> frozenset[str]:
+    return frozenset(table.c.keys())
+
+
 class Record:
     _table: ClassVar[Table]
     _relations: ClassVar[dict[str, Rel]] = {}
@@ -48,7 +54,7 @@ class Record:
     _repr_fields: ClassVar[tuple[str, ...]] = ("uid",)
 
     def __init__(self, **fields: Any):
-        unknown = set(fields) - set(self._table.c.keys())
+        unknown = fields.keys() - _column_keys(self._table)
         if unknown:
             raise ValidationError(
                 f"{type(self).__name__} has no field(s) {', '.join(sorted(unknown))}"

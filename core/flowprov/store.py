@@ -333,10 +333,11 @@ class _Batch:
             by = self.user_id(e.created_by, e.at)
             sid = self.storage_id(e.storage_root, e.at, by)
             versions = self.versions(sid, e)
+            if not versions:  # a new place (or new keyless content)
+                new[i] = self._new_artifact_row(e, e.stem, 0, sid, by)
+                continue
             row = next((v for v in versions if v["hash"] == e.hash), None)
             if row is None:
-                if not versions:  # a new place (or new keyless content)
-                    new[i] = self._new_artifact_row(e, e.stem, 0, sid, by)
                 continue
             if (
                 row["is_latest"]

@@ -489,6 +489,17 @@ def test_a_key_is_the_path_below_the_root_however_the_path_is_written(tmp_path):
         f"{root}/",
         f"{root}/.hidden",
         f"{root}/...",
+        # outside it, written plainly (answered without relpath) or not
+        str(tmp_path / "work" / "j.txt"),
+        str(tmp_path / "roo"),
+        str(tmp_path),
+        "/",
+        "/j.txt",
+        f"{tmp_path}/work/../root/k.txt",
+        f"{tmp_path}//root/l.txt",
+        f"{tmp_path}/./root/m.txt",
+        f"{tmp_path}/work/./n.txt",
+        f"/{root}/o.txt",
     ]
     for p in paths:
         assert r.key_of(p) == _key_by_relpath(root, p), p

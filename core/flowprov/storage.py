@@ -195,10 +195,16 @@ class StorageRoot:
                 return path[len(self.root) + 1 :]
             return None
         prefix = self.root.rstrip(os.sep) + os.sep
-        if path.startswith(prefix):  # the usual case, without relpath's own normalising
+        # the usual cases, without relpath's own normalising: a plain absolute path (no empty,
+        # `.` or `..` component) is inside the (resolved) root exactly when it starts with it
+        if path.startswith(prefix):
             rel = path[len(prefix) :]
             if rel and not any(part in ("", ".", "..") for part in rel.split(os.sep)):
                 return rel.replace(os.sep, "/")
+        elif path.startswith(os.sep) and not any(
+            part in ("", ".", "..") for part in path[1:].split(os.sep)
+        ):
+            return None
         try:
             rel = os.path.relpath(path, self.root)
         except ValueError:

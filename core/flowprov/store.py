@@ -99,6 +99,11 @@ _RUN_UID_BY_ENGINE_REF = select(_R.c.uid).where(
     and_(_R.c.engine == bindparam("engine"), _R.c.reference == bindparam("reference"))
 )
 _RUN_UID_BY_ID = select(_R.c.uid).where(_R.c.id == bindparam("id"))
+# which of a bulk's runs are recorded already: by uid, and by engine and reference
+_RUN_UIDS_IN = select(_R.c.uid).where(_R.c.uid.in_(bindparam("uids", expanding=True)))
+_RUN_REFS_IN = select(_R.c.reference, _R.c.uid).where(
+    and_(_R.c.engine == bindparam("engine"), _R.c.reference.in_(bindparam("refs", expanding=True)))
+)
 _TRANSFORM_ID_BY_UID = select(S.transforms.c.id).where(S.transforms.c.uid == bindparam("uid"))
 _FINISH_VALUES = dict(
     status=bindparam("status"),
@@ -701,11 +706,10 @@ class _Batch:
     def _runs_started_bulk(self, events: list[RunStarted]) -> list[Applied]:
         """Many RunStarted at once: existing runs found in two statements, new ones inserted in
         one executemany. Same results as applying them one by one."""
-        r = _R.c
         known: dict[str, str] = {}  # event uid or engine/reference → existing run uid
         uids = [e.uid for e in events]
         for i in range(0, len(uids), 500):
-            for (u,) in self.conn.execute(select(r.uid).where(r.uid.in_(uids[i : i + 500]))):
+            for (u,) in fast_sql.execute(self.conn, _RUN_UIDS_IN, {"uids": uids[i : i + 500]}):
                 known[u] = u
         by_engine: dict[str, list[str]] = {}
         for e in events:
@@ -713,12 +717,8 @@ class _Batch:
                 by_engine.setdefault(e.engine, []).append(e.reference)
         for engine, refs in by_engine.items():
             for i in range(0, len(refs), 500):
-                rows = self.conn.execute(
-                    select(r.reference, r.uid).where(
-                        and_(r.engine == engine, r.reference.in_(refs[i : i + 500]))
-                    )
-                )
-                for ref, u in rows:
+                part = {"engine": engine, "refs": refs[i : i + 500]}
+                for ref, u in fast_sql.execute(self.conn, _RUN_REFS_IN, part):
                     known[f"{engine}\0{ref}"] = u
         out, rows, env_links, ended = [], [], [], []
 

@@ -208,7 +208,8 @@ def _failure(step: Step, number: int, how: str, causes: list[str], log: Path) ->
         f"  cause: {short(causes[0])}" if causes else "  no error message in its output",
     ]
     # the last consequence that is not the cause again (a server retrying may repeat it last)
-    lines += [f"  then:  {short(c)}" for c in [c for c in causes[1:] if c != causes[0]][-1:]]
+    then = [c for c in causes[1:] if c != causes[0]]
+    lines += [f"  then:  {short(c)}" for c in then[-1:]]
     lines.append(f"  full log: {log}")
     return "\n".join(lines)
 

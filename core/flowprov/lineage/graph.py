@@ -204,7 +204,7 @@ def _json(v: Any) -> Any:
 
 def _short_time(v) -> str:
     if isinstance(v, datetime):
-        return v.strftime("%Y-%m-%d %H:%M")
+        return v.isoformat(sep=" ", timespec="minutes")[:16]  # strftime's %Y-%m-%d %H:%M, faster
     return str(v or "")[:16]
 
 
@@ -216,27 +216,39 @@ def _rows(conn, statement, ids) -> list:
     return out
 
 
+_ARTIFACT_FIELDS = (
+    "uid",
+    "key",
+    "file_name",
+    "description",
+    "suffix",
+    "size",
+    "hash",
+    "hash_type",
+    "n_objects",
+    "is_latest",
+    "created_at",
+)
+_TRANSFORM_FIELDS = (
+    "uid",
+    "name",
+    "key",
+    "type",
+    "version",
+    "reference",
+    "is_latest",
+    "created_at",
+)
+
+
 def artifact_node(row) -> Node:
     tail = (row["key"] or "").rsplit("/", 1)[-1] or row["file_name"]
     name = row["description"] or tail or row["uid"]
     if tail and row["description"]:
         name = f"{row['description']}\n{tail}"
-    record = {
-        k: _json(row[k])
-        for k in (
-            "uid",
-            "key",
-            "file_name",
-            "description",
-            "suffix",
-            "size",
-            "hash",
-            "hash_type",
-            "n_objects",
-            "is_latest",
-            "created_at",
-        )
-    }
+    # columns of plain values (strings, numbers, booleans) but for the one date
+    record = {k: row[k] for k in _ARTIFACT_FIELDS}
+    record["created_at"] = _json(record["created_at"])
     record["created_by"] = row["handle"]
     record["storage"] = row["root"]
     return Node(f"a{row['id']}", "artifact", row["uid"], name, record)
@@ -287,7 +299,7 @@ def run_node(row) -> Node:
         "created_by": row["handle"],
         "started_at": _json(row["started_at"]),
         "finished_at": _json(row["finished_at"]),
-        "params": _json(row["params"]),
+        "params": row["params"],  # decoded JSON: plain values already
         "engine": row["engine"],
         "reference": row["reference"],
         "error": (row["error"] or "")[-2000:] or None,
@@ -300,10 +312,8 @@ def run_node(row) -> Node:
 
 def transform_node(row) -> Node:
     version = f" {row['version']}" if row["version"] else ""
-    record = {
-        k: _json(row[k])
-        for k in ("uid", "name", "key", "type", "version", "reference", "is_latest", "created_at")
-    }
+    record = {k: row[k] for k in _TRANSFORM_FIELDS}
+    record["created_at"] = _json(record["created_at"])
     record["created_by"] = row["handle"]
     group = f"t{row['parent_id']}" if row["parent_id"] is not None else None
     return Node(

@@ -55,6 +55,52 @@ def test_env_var_selects_the_instance(fp_env, monkeypatch):
         fp.Artifact.filter().count()
 
 
+def test_the_current_instance_is_found_again_only_when_its_files_or_variables_change(
+    fp_env, monkeypatch
+):
+    """current() is asked on every write: it reads the config files again only when one of them
+    (or a variable naming them) changed — and then always."""
+    a, _ = inst_mod.init(fp_env / "lab-a")
+    b, _ = inst_mod.init(fp_env / "lab-b")
+    reads = []
+    real = C.locate_instance_config
+    monkeypatch.setattr(
+        C, "locate_instance_config", lambda name=None: reads.append(1) or real(name)
+    )
+    assert inst_mod.current().name == "lab-b"
+    assert len(reads) == 1
+    for _ in range(3):
+        assert inst_mod.current().name == "lab-b"
+    assert len(reads) == 1  # unchanged files: not read again
+
+    pointer = C.current_instance_file()
+    with open(pointer, "w") as f:  # edited in place (same inode), as an editor or a shell would
+        f.write("lab-a\n")
+    os.utime(pointer, ns=(1, 1))  # even with a time that went backwards
+    assert inst_mod.current().name == "lab-a"
+    assert len(reads) == 2
+
+    monkeypatch.setenv("FLOWPROV_INSTANCE", "lab-b")
+    assert inst_mod.current().name == "lab-b"
+    monkeypatch.delenv("FLOWPROV_INSTANCE")
+    assert inst_mod.current().name == "lab-a"
+
+    yaml_a = C.instance_file("lab-a")
+    cfg = yaml.safe_load(yaml_a.read_text())
+    yaml_a.write_text(yaml.safe_dump({**cfg, "storage": str(fp_env / "lab-b")}))  # rewritten
+    assert inst_mod.current().storage.root == str(fp_env / "lab-b")
+
+    yaml_a.unlink()
+    with pytest.raises(C.CurrentInstanceMissing, match="lab-a"):
+        inst_mod.current()
+    pointer.unlink()
+    with pytest.raises(NoInstanceError, match="flowprov init"):
+        inst_mod.current()
+    monkeypatch.setenv("FLOWPROV_CONFIG_DIR", str(fp_env / "other-config"))
+    with pytest.raises(NoInstanceError):
+        inst_mod.current()
+
+
 def test_corrupt_database_file(sqlite_instance):
     instance = sqlite_instance
     db = Path(instance.storage.root) / ".flowprov" / "flowprov.sqlite"

@@ -258,11 +258,39 @@ _cache: dict[tuple, Instance] = {}
 
 def _cache_key(path: Path) -> tuple:
     st = path.stat()
-    return (str(path), st.st_mtime_ns, st.st_size)
+    return (str(path), (st.st_mtime_ns, st.st_size, st.st_ino))
+
+
+# The current instance is asked for on every write. It is found again from its files only when
+# the variables that name them or one of the files changed: the answer is kept with the
+# (mtime, size, inode) of each file it was read from (current_user_config does the same).
+_ENV = ("FLOWPROV_INSTANCE", "FLOWPROV_CONFIG_DIR", "XDG_CONFIG_HOME", "HOME")
+_found: tuple | None = None  # (the variables' values, ((file, its stamp), ...), the instance)
+
+
+def _stamp(path: str) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 def current(name: str | None = None) -> Instance:
     """The configured instance (or the one named); a NoInstanceError says how to set one up."""
+    found = _found
+    if name is None and found is not None:
+        env = os.environ
+        if tuple(map(env.get, _ENV)) == found[0] and all(_stamp(f) == s for f, s in found[1]):
+            return found[2]
+    return _locate(name)
+
+
+def _locate(name: str | None) -> Instance:
+    global _found
+    env = tuple(map(os.environ.get, _ENV))
+    pointer = None if name or env[0] else str(C.current_instance_file())
+    pointer_stamp = _stamp(pointer) if pointer else None  # taken before the file is read
     path = C.locate_instance_config(name)
     key = _cache_key(path)
     inst = _cache.get(key)
@@ -271,10 +299,15 @@ def current(name: str | None = None) -> Instance:
         if name is None:
             _cache.clear()
         _cache[key] = inst
+    if name is None:
+        files = ((str(path), key[1]),) + (((pointer, pointer_stamp),) if pointer else ())
+        _found = (env, files, inst)
     return inst
 
 
 def reset_cache() -> None:
+    global _found
+    _found = None
     for inst in _cache.values():
         inst.close()
     _cache.clear()

@@ -15,7 +15,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, select
+from sqlalchemy.exc import NoResultFound
 
 from . import schema as S
 from .errors import ContentChanged, FileMissingError, NotSaved, ValidationError
@@ -30,6 +31,9 @@ def _utc(v):
     if isinstance(v, datetime) and v.tzinfo is None:
         return v.replace(tzinfo=UTC)
     return v
+
+
+_BY_UID: dict[str, object] = {}  # table name → SELECT of one row by uid
 
 
 def _utc_row(row) -> dict:
@@ -91,11 +95,20 @@ class Record:
         self._row.update(_utc_row(row))
 
     def _refresh_by_uid(self, uid: str, inst=None) -> None:
+        from . import fast_sql
         from .db import read_connection
         from .instance import current
 
+        stmt = _BY_UID.get(self._table.name)
+        if stmt is None:  # built once: a run's finish() reads its row back every time
+            stmt = _BY_UID[self._table.name] = select(self._table).where(
+                self._table.c.uid == bindparam("uid")
+            )
         with read_connection((inst or current()).engine) as conn:
-            row = conn.execute(select(self._table).where(self._table.c.uid == uid)).mappings().one()
+            rows = fast_sql.execute(conn, stmt, {"uid": uid}).mappings().all()
+        if len(rows) != 1:
+            raise NoResultFound(f"{len(rows)} {self._table.name} rows have uid {uid!r}")
+        row = rows[0]
         self._row.clear()
         self._row.update(_utc_row(row))
 

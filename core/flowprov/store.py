@@ -7,6 +7,7 @@ retried and then finds that record instead of duplicating it.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import re
@@ -330,6 +331,7 @@ class _Batch:
         out: list[Applied | None] = [None] * len(events)
         new: dict[int, dict] = {}
         links: dict[int, tuple[int, int, object]] = {}  # event index → (run id, artifact id, at)
+        fresh: list[tuple[int, int, object]] = []  # the same, of the artifacts inserted here
         seen: dict[int, dict] = {}  # event index → the existing row it found
         for i, e in enumerate(events):
             place = (e.storage_root, e.key) if e.key is not None else e.hash
@@ -359,10 +361,10 @@ class _Batch:
                 aid = v["id"] = ids[v["uid"]]
                 self._remember(v)
                 if v["run_id"] is not None:
-                    links[i] = (v["run_id"], aid, v["created_at"])
+                    fresh.append((v["run_id"], aid, v["created_at"]))
                 out[i] = Applied(kind=events[i].kind, uid=v["uid"], existed=False, row=v)
-        if links:
-            self._link_outputs(links.values())
+        if links or fresh:
+            self._link_outputs(links.values(), fresh)
         again = []
         for i, row in seen.items():
             if _later(events[i].at, row["updated_at"]):
@@ -376,8 +378,9 @@ class _Batch:
                 out[i] = self._artifact_registered(e)
         return out
 
-    def _link_outputs(self, links) -> None:
-        """link_output for many (run, artifact, at) at once: one read, one executemany."""
+    def _link_outputs(self, links, fresh=()) -> None:
+        """link_output for many (run, artifact, at) at once: one read, one executemany. `fresh`:
+        links of artifacts inserted in this transaction, which no link can name yet (not read)."""
         links = list(links)
         ro = S.run_outputs.c
         runs = list({r for r, _, _ in links})
@@ -392,12 +395,11 @@ class _Batch:
                 ).tuples()
             )
         rows, seen = [], set()
-        for r, a, at in links:
+        for r, a, at in itertools.chain(links, fresh):
             if (r, a) not in have and (r, a) not in seen:
                 seen.add((r, a))
                 rows.append({"run_id": r, "artifact_id": a, "created_at": at})
-        if rows:
-            self.run(_INSERT_RUN_OUTPUT, rows)
+        fast_sql.insert_many(self.conn, S.run_outputs, rows)
 
     def prefetch(self, events) -> None:
         """Read, in a few statements, every version of the places the batch's artifact events

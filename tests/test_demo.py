@@ -389,10 +389,8 @@ def test_browse_the_demo_with_flowprov_serve(store, browser):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    from tests.web.serving import serving
+    from tests.web.serving import navigate, serving
 
     assert "Browse it: flowprov serve, then open http://127.0.0.1:8700/" in store.out
     TEST_ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -401,20 +399,10 @@ def test_browse_the_demo_with_flowprov_serve(store, browser):
     def shot(name: str) -> None:
         assert browser.save_screenshot(str(TEST_ARTIFACTS / f"serve-demo-{next(shots)}-{name}.png"))
 
-    def arrived(before: str) -> None:
-        # a form sent by a keystroke navigates after send_keys returns (CI caught it mid-way):
-        # wait for the new page rather than read the old one
-        WebDriverWait(browser, 30).until(EC.url_changes(before))
-        WebDriverWait(browser, 30).until(
-            lambda b: b.execute_script("return document.readyState") == "complete"
-        )
-
     def follow(xpath: str) -> None:
         links = browser.find_elements(By.XPATH, xpath)
         assert links, f"no link {xpath} on {browser.current_url}"
-        before = browser.current_url
-        links[0].click()
-        arrived(before)
+        navigate(browser, links[0].click)
 
     typed = _port_free(8700)  # as the demo says, unless something here holds 8700 already
     env = {k: v for k, v in store.env.items() if k != "FLOWPROV_INSTANCE"}
@@ -426,9 +414,7 @@ def test_browse_the_demo_with_flowprov_serve(store, browser):
         shot("home")
 
         box = browser.find_element(By.ID, "search-box")
-        home = browser.current_url
-        box.send_keys("CRIPSRa" + Keys.ENTER)
-        arrived(home)
+        navigate(browser, lambda: box.send_keys("CRIPSRa" + Keys.ENTER))
         assert "/search?q=CRIPSRa" in browser.current_url
         shot("search")
         follow("//a[contains(@class, 'hit') and starts-with(@href, '/transform/')"
@@ -448,9 +434,7 @@ def test_browse_the_demo_with_flowprov_serve(store, browser):
         assert "matrixplot_fig2" in browser.find_element(By.ID, "artifact-key").text
         shot("figure")
 
-        figure = browser.current_url
-        browser.find_element(By.ID, "lineage-link").click()
-        arrived(figure)
+        navigate(browser, browser.find_element(By.ID, "lineage-link").click)
         boxes = [
             g for g in browser.find_elements(By.CSS_SELECTOR, "#graph g.node")
             if "Cell Ranger 7.2.0" in (g.get_attribute("textContent") or "")
@@ -461,9 +445,7 @@ def test_browse_the_demo_with_flowprov_serve(store, browser):
         assert "7.2.0" in panel.text and "chemistry" in panel.text and "SC3Pv3" in panel.text
         shot("lineage")
 
-        lineage = browser.current_url
-        panel.find_element(By.CSS_SELECTOR, "a.open-page").click()
-        arrived(lineage)
+        navigate(browser, panel.find_element(By.CSS_SELECTOR, "a.open-page").click)
         assert "7.2.0" in browser.find_element(By.ID, "transform-version").text
         params = browser.find_element(By.ID, "params").text
         assert "chemistry" in params and "SC3Pv3" in params and "3000" in params

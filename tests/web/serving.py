@@ -55,3 +55,17 @@ def get(url: str, headers: dict | None = None, method: str = "GET") -> tuple[int
             return r.status, dict(r.headers), r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), e.read().decode()
+
+
+def navigate(browser, act) -> None:
+    """Do `act()` (a click, a keystroke that sends a form) and wait until the browser is on the
+    new page and has loaded it: the navigation may finish after the click or keystroke returns,
+    and reading the page before then reads the old one (CI saw it)."""
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    before = browser.current_url
+    act()
+    wait = WebDriverWait(browser, 30)
+    wait.until(EC.url_changes(before))
+    wait.until(lambda b: b.execute_script("return document.readyState") == "complete")

@@ -254,10 +254,8 @@ def test_in_a_real_browser_the_script_runs_and_nodes_open_their_pages(chain, fp_
     leads to the record's page."""
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    from tests.web.serving import serving
+    from tests.web.serving import navigate, serving
 
     count = chain["count"]
     with serving(cwd=fp_env) as url:
@@ -274,9 +272,8 @@ def test_in_a_real_browser_the_script_runs_and_nodes_open_their_pages(chain, fp_
         assert panel.get_attribute("data-shown") == f"r{count.id}"
         TEST_ARTIFACTS.mkdir(parents=True, exist_ok=True)
         assert browser.save_screenshot(str(TEST_ARTIFACTS / "serve-lineage.png"))
-        panel.find_element(By.CSS_SELECTOR, "a.open-page").click()
-        # the click's navigation may finish after click() returns: wait for it, don't race it
-        WebDriverWait(browser, 30).until(EC.url_to_be(f"{url}/run/{count.uid}"))
+        navigate(browser, panel.find_element(By.CSS_SELECTOR, "a.open-page").click)
+        assert browser.current_url == f"{url}/run/{count.uid}"
         version = browser.find_element(By.ID, "transform-version")
         assert version.text == "count" and version.get_attribute("href").endswith(
             f"/transform/{count.transform.uid}"

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 import run_all  # noqa: E402
@@ -21,18 +23,27 @@ def figures(*argv: str) -> dict[str, dict]:
     return {f["path"]: f for f in found if f is not None}
 
 
-def test_register_prints_its_sql_alone_on_flowprovs_schema():
-    got = figures("bench_register.py", "--files", "150", "--trials", "1")
-    schema = got["register 1 KB in place, one by one: its SQL alone on flowprov's schema"]
-    whole = got["register 1 KB in place, one by one"]
-    assert schema["unit"] == whole["unit"] == "ms/file" and not schema["target"]
+@pytest.mark.parametrize(
+    ("argv", "figure", "unit"),
+    [
+        (
+            ("bench_register.py", "--files", "150", "--trials", "1"),
+            "register 1 KB in place, one by one",
+            "ms/file",
+        ),
+        (
+            ("bench_nextflow.py", "--tasks", "3000", "--trials", "1"),
+            "100,000-task trace ingest{} (scaled)",
+            "s",
+        ),
+    ],
+    ids=["register", "ingest"],
+)
+def test_a_hot_path_prints_its_sql_alone_on_flowprovs_schema(argv, figure, unit):
+    got = figures(*argv)
+    whole = got[figure.format("")]
+    alone = ": its SQL alone on flowprov's schema"
+    schema = got[figure.format(alone) if "{}" in figure else figure + alone]
+    assert schema["unit"] == whole["unit"] == unit and not schema["target"]
     # the bare table's insert is the floor beside it; flowprov does the same SQL and more
-    assert 0 < schema["floor"] < schema["value"] < whole["value"]
-
-
-def test_ingest_prints_its_sql_alone_on_flowprovs_schema():
-    got = figures("bench_nextflow.py", "--tasks", "3000", "--trials", "1")
-    schema = got["100,000-task trace ingest: its SQL alone on flowprov's schema (scaled)"]
-    whole = got["100,000-task trace ingest (scaled)"]
-    assert schema["unit"] == whole["unit"] == "s" and not schema["target"]
     assert 0 < schema["floor"] < schema["value"] < whole["value"]
